@@ -1,0 +1,88 @@
+//! `cairn plan`.
+
+use super::validate::{describe, snapshot};
+use super::{ColorChoice, RepoArgs, term_color};
+use crate::diagnostics;
+use crate::loader;
+use crate::plan::{self, StateView};
+use anyhow::Result;
+use clap::ValueEnum;
+use codespan_reporting::term::termcolor::StandardStream;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct Args {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// The revision the change starts from (e.g. `main` or `origin/main`).
+    #[arg(long)]
+    from: String,
+    /// The revision with the change.
+    #[arg(long, default_value = "HEAD", conflicts_with_all = ["staged", "worktree"])]
+    to: String,
+    /// Plan the staged changes instead of `--to`.
+    #[arg(long, conflicts_with = "worktree")]
+    staged: bool,
+    /// Plan the files on disk instead of `--to`.
+    #[arg(long)]
+    worktree: bool,
+    /// Output format: `markdown` is ready to paste into a pull-request comment.
+    #[arg(long, short, value_enum, default_value_t = PlanFormat::Text)]
+    format: PlanFormat,
+    /// Also list unchanged resources.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum PlanFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
+    let source = args.repo.open()?;
+    let old_snapshot = source.snapshot(&args.from)?;
+    let new_snapshot = snapshot(&source, &args.to, args.staged, args.worktree)?;
+    let (old, new) = rayon::join(
+        || loader::load(&old_snapshot),
+        || loader::load(&new_snapshot),
+    );
+    let plan = plan::plan(&StateView::of(&new), &new.guard, &StateView::of(&old));
+    let from = describe(&old_snapshot, &args.from);
+    let to = describe(&new_snapshot, &args.to);
+    match args.format {
+        PlanFormat::Text => print!("{}", plan::render_text(&plan, &from, &to, args.verbose)),
+        PlanFormat::Markdown => {
+            let mut md = plan::render_markdown(&plan, &from, &to);
+            if new.has_errors() {
+                md.push_str(&format!(
+                    "\n> **{} error{} in the specs at `{to}`**: run `cairn validate --rev {}` for details.\n",
+                    new.report.errors(),
+                    if new.report.errors() == 1 { "" } else { "s" },
+                    args.to
+                ));
+            }
+            print!("{md}");
+        }
+        PlanFormat::Json => {
+            let mut value = plan::to_json(&plan, &from, &to);
+            value["diagnostics"] = diagnostics::to_json(&new.report)["diagnostics"].clone();
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+    }
+    if new.has_errors() {
+        if args.format != PlanFormat::Json {
+            let mut stderr = StandardStream::stderr(term_color(color));
+            diagnostics::render_human(&new.report, &mut stderr)?;
+            eprintln!(
+                "error: the specs at {to} have {} error{}; deletions of what they describe are held",
+                new.report.errors(),
+                if new.report.errors() == 1 { "" } else { "s" }
+            );
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,158 @@
+//! The spec API, `apiVersion: cairn/v1`: one Rust type per kind, with serde
+//! for YAML and schemars for the JSON Schemas under `specs/`.
+//!
+//! Every document has `apiVersion`, `kind`, `metadata` and `spec`. Kinds are
+//! dispatched by hand (see [`crate::loader`]) rather than with a serde tag, so
+//! that errors keep their exact position.
+
+mod kinds;
+pub mod values;
+
+pub use kinds::*;
+pub use values::{Cpu, CronExpr, Duration, Memory, Name, RepoPath, Sha256, TimeZone};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The only API version this release reads.
+pub const API_VERSION: &str = "cairn/v1";
+
+/// The kinds of the spec API, in the order their resources are created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// A team's namespace, owners and quotas.
+    Project,
+    /// Where work runs: local devices or a Kubernetes node pool.
+    ComputePool,
+    /// A table or file set, for lineage.
+    Dataset,
+    /// A WebAssembly component.
+    Plugin,
+    /// Batch work, pipelines and schedules.
+    Job,
+    /// A REST endpoint serving a model.
+    Model,
+    /// An interactive web application.
+    Application,
+}
+
+impl Kind {
+    /// Every kind, in creation order.
+    pub const ALL: [Kind; 7] = [
+        Kind::Project,
+        Kind::ComputePool,
+        Kind::Dataset,
+        Kind::Plugin,
+        Kind::Job,
+        Kind::Model,
+        Kind::Application,
+    ];
+
+    /// The kind's name as written in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Project => "Project",
+            Kind::ComputePool => "ComputePool",
+            Kind::Dataset => "Dataset",
+            Kind::Plugin => "Plugin",
+            Kind::Job => "Job",
+            Kind::Model => "Model",
+            Kind::Application => "Application",
+        }
+    }
+
+    /// Parses a `kind:` value.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Whether resources of this kind live outside any project (projects
+    /// themselves, and pools, which are shared infrastructure).
+    pub fn is_global(self) -> bool {
+        matches!(self, Kind::Project | Kind::ComputePool)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `metadata` of every document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    /// The resource's name, unique per kind and project.
+    pub name: Name,
+    /// The project the resource belongs to. May be left out when the
+    /// repository declares exactly one project, or sets `project` in
+    /// `cairn.yaml`. Projects and compute pools have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Name>,
+    /// Labels, copied to everything that runs for this resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form notes for people and tools.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The `spec` of a document, by kind.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Spec {
+    /// A `Project`.
+    Project(ProjectSpec),
+    /// A `ComputePool`.
+    ComputePool(ComputePoolSpec),
+    /// A `Dataset`.
+    Dataset(DatasetSpec),
+    /// A `Plugin`.
+    Plugin(PluginSpec),
+    /// A `Job`.
+    Job(JobSpec),
+    /// A `Model`.
+    Model(Box<ModelSpec>),
+    /// An `Application`.
+    Application(ApplicationSpec),
+}
+
+impl Spec {
+    /// The kind of this spec.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::Project(_) => Kind::Project,
+            Spec::ComputePool(_) => Kind::ComputePool,
+            Spec::Dataset(_) => Kind::Dataset,
+            Spec::Plugin(_) => Kind::Plugin,
+            Spec::Job(_) => Kind::Job,
+            Spec::Model(_) => Kind::Model,
+            Spec::Application(_) => Kind::Application,
+        }
+    }
+}
+
+/// A whole document, for the JSON Schema of one kind.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[allow(dead_code)]
+pub(crate) struct DocumentSchema<S: JsonSchema> {
+    /// Always `cairn/v1`.
+    api_version: ApiVersion,
+    /// The kind of resource.
+    kind: String,
+    /// Name, project, labels and annotations.
+    metadata: Metadata,
+    /// The kind's specification.
+    spec: S,
+}
+
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+enum ApiVersion {
+    #[serde(rename = "cairn/v1")]
+    V1,
+}
