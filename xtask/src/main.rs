@@ -1,1 +1,91 @@
-fn main() {}
+//! Project automation: `cargo xtask <task>`.
+//!
+//! - `schemas [--check]`: regenerate the JSON Schemas under `specs/`, or fail
+//!   when they are stale (CI);
+//! - `bench validate`: time `cairn validate` and `cairn plan` over a generated
+//!   repository of 10,000 specs.
+
+mod bench;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Regenerate the JSON Schemas in specs/ from the Rust spec types.
+    Schemas {
+        /// Fail if the files in specs/ differ from the generated ones.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run a benchmark and print its results as Markdown.
+    Bench {
+        #[command(subcommand)]
+        which: bench::Which,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Schemas { check } => schemas(check),
+        Task::Bench { which } => bench::run(which),
+    }
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
+}
+
+fn schemas(check: bool) -> Result<()> {
+    let dir = root().join("specs");
+    std::fs::create_dir_all(&dir)?;
+    let mut stale = Vec::new();
+    let generated = cairn::spec::schema::generate();
+    for (name, schema) in &generated {
+        let text = serde_json::to_string_pretty(schema)? + "\n";
+        let path = dir.join(name);
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
+        if current != text {
+            if check {
+                stale.push(name.clone());
+            } else {
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("wrote specs/{name}");
+            }
+        }
+    }
+    for entry in std::fs::read_dir(&dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".schema.json") && !generated.iter().any(|(n, _)| *n == name) {
+            if check {
+                stale.push(format!("{name} (no longer generated)"));
+            } else {
+                std::fs::remove_file(dir.join(&name))?;
+                println!("removed specs/{name}");
+            }
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "JSON Schemas in specs/ are stale: {}\nrun `cargo xtask schemas` and commit the result",
+            stale.join(", ")
+        );
+    }
+    if check {
+        println!("specs/ is up to date ({} schemas)", generated.len());
+    }
+    Ok(())
+}

@@ -135,24 +135,95 @@ impl Spec {
     }
 }
 
-/// A whole document, for the JSON Schema of one kind.
-#[derive(JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code)]
-pub(crate) struct DocumentSchema<S: JsonSchema> {
-    /// Always `cairn/v1`.
-    api_version: ApiVersion,
-    /// The kind of resource.
-    kind: String,
-    /// Name, project, labels and annotations.
-    metadata: Metadata,
-    /// The kind's specification.
-    spec: S,
-}
+/// JSON Schemas of the spec API, generated from the types above.
+pub mod schema {
+    use super::*;
+    use schemars::generate::SchemaSettings;
+    use serde_json::{Value, json};
 
-#[derive(JsonSchema)]
-#[allow(dead_code)]
-enum ApiVersion {
-    #[serde(rename = "cairn/v1")]
-    V1,
+    /// A whole document of one kind.
+    #[derive(JsonSchema)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Document<S: JsonSchema> {
+        /// Always `cairn/v1`.
+        api_version: String,
+        /// The kind of resource.
+        kind: String,
+        /// Name, project, labels and annotations.
+        metadata: Metadata,
+        /// The kind's specification.
+        spec: S,
+    }
+
+    fn document<S: JsonSchema>(kind: Kind) -> Value {
+        let generator = SchemaSettings::draft07().into_generator();
+        let mut schema = serde_json::to_value(generator.into_root_schema_for::<Document<S>>())
+            .expect("schema serializes");
+        schema["title"] = json!(format!("Cairn {kind}"));
+        schema["description"] = json!(format!(
+            "A `{kind}` document of the Cairn spec API ({API_VERSION})."
+        ));
+        schema["properties"]["apiVersion"] =
+            json!({"const": API_VERSION, "description": "Always `cairn/v1`."});
+        schema["properties"]["kind"] = json!({"const": kind.as_str()});
+        schema
+    }
+
+    /// File name of the schema of one kind.
+    pub fn file_name(kind: Kind) -> String {
+        format!("{}.schema.json", kind.as_str().to_ascii_lowercase())
+    }
+
+    /// Every schema file: one per kind, `cairn.schema.json` for a document
+    /// of any kind (dispatching on `kind`), and `cairn-config.schema.json`
+    /// for `cairn.yaml`.
+    pub fn generate() -> Vec<(String, Value)> {
+        let mut files: Vec<(String, Value)> = Kind::ALL
+            .iter()
+            .map(|&kind| {
+                let schema = match kind {
+                    Kind::Project => document::<ProjectSpec>(kind),
+                    Kind::ComputePool => document::<ComputePoolSpec>(kind),
+                    Kind::Dataset => document::<DatasetSpec>(kind),
+                    Kind::Plugin => document::<PluginSpec>(kind),
+                    Kind::Job => document::<JobSpec>(kind),
+                    Kind::Model => document::<ModelSpec>(kind),
+                    Kind::Application => document::<ApplicationSpec>(kind),
+                };
+                (file_name(kind), schema)
+            })
+            .collect();
+        let dispatch: Vec<Value> = Kind::ALL
+            .iter()
+            .map(|&kind| {
+                json!({
+                    "if": {"properties": {"kind": {"const": kind.as_str()}}, "required": ["kind"]},
+                    "then": {"$ref": file_name(kind)}
+                })
+            })
+            .collect();
+        files.push((
+            "cairn.schema.json".into(),
+            json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "title": "Cairn spec",
+                "description": format!("Any document of the Cairn spec API ({API_VERSION})."),
+                "type": "object",
+                "required": ["apiVersion", "kind", "metadata"],
+                "properties": {
+                    "apiVersion": {"const": API_VERSION},
+                    "kind": {"enum": Kind::ALL.map(Kind::as_str)}
+                },
+                "allOf": dispatch
+            }),
+        ));
+        let generator = SchemaSettings::draft07().into_generator();
+        let mut config =
+            serde_json::to_value(generator.into_root_schema_for::<crate::loader::RepoConfig>())
+                .expect("schema serializes");
+        config["title"] = json!("cairn.yaml");
+        files.push(("cairn-config.schema.json".into(), config));
+        files
+    }
 }

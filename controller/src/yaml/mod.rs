@@ -184,7 +184,12 @@ pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
     for item in parser {
         let (event, span) = item.map_err(|e| {
             let mut err = SyntaxError::from_scan(&e);
-            let at = byte(e.marker().index());
+            let mut at = byte(e.marker().index());
+            // An error at the end of input is about the last thing written.
+            let content_end = src.trim_end().len();
+            if at >= content_end && content_end > 0 {
+                at = content_end - 1;
+            }
             err.span = Span::new(at, (at + 1).min(src.len().max(at)));
             err
         })?;

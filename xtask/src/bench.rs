@@ -1,0 +1,313 @@
+//! Benchmarks. Each prints Markdown ready for docs/benchmarks.md, with the
+//! machine and date.
+
+use anyhow::{Context, Result, bail};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Subcommand)]
+pub enum Which {
+    /// `cairn validate` and `cairn plan` over a generated repository.
+    Validate {
+        /// Number of files (10 specs each).
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        /// Runs per command (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+}
+
+pub fn run(which: Which) -> Result<()> {
+    match which {
+        Which::Validate { files, runs } => validate(files, runs),
+    }
+}
+
+/// Builds the release binary and returns its path.
+fn release_binary() -> Result<std::path::PathBuf> {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "cairn",
+            "--bin",
+            "cairn",
+        ])
+        .current_dir(crate::root())
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release failed");
+    }
+    Ok(crate::root().join("target/release/cairn"))
+}
+
+/// Wall time and peak resident memory of one run.
+struct Measure {
+    wall: Duration,
+    max_rss_kib: i64,
+    exit: i32,
+}
+
+fn measure(cmd: &mut Command) -> Result<Measure> {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `usage` is a valid out-pointer.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    if pid < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(Measure {
+        wall: start.elapsed(),
+        max_rss_kib: usage.ru_maxrss,
+        exit: libc::WEXITSTATUS(status),
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Writes a spec repository of `files` files with 10 specs each, commits it,
+/// then commits a change (edits, removals, additions) for `cairn plan`.
+fn generate(dir: &Path, files: usize) -> Result<(usize, usize)> {
+    let repo = git2::Repository::init(dir)?;
+    std::fs::create_dir_all(dir.join("jobs"))?;
+    std::fs::write(dir.join("jobs/run.py"), "print('hello')\n")?;
+    std::fs::create_dir_all(dir.join("apps/web"))?;
+    std::fs::write(dir.join("apps/web/app.py"), "print('app')\n")?;
+    let teams = 10;
+    let mut projects = String::new();
+    for t in 0..teams {
+        let _ = write!(
+            projects,
+            "apiVersion: cairn/v1\nkind: Project\nmetadata:\n  name: team-{t}\nspec:\n  owners: [team-{t}@example.com]\n  defaultPool: cpu\n---\n"
+        );
+    }
+    projects.push_str(
+        "apiVersion: cairn/v1\nkind: ComputePool\nmetadata:\n  name: cpu\nspec:\n  local: {}\n",
+    );
+    std::fs::write(dir.join("projects.yaml"), projects)?;
+    for i in 0..files {
+        write_service(dir, i, teams, "1.0")?;
+    }
+    commit(&repo, "generated specs")?;
+    // The change: 10 % of files edited, 1 % removed, 1 % added.
+    let mut changed = 0;
+    for i in (0..files).step_by(10) {
+        write_service(dir, i, teams, "2.0")?;
+        changed += 1;
+    }
+    for i in (5..files).step_by(100) {
+        std::fs::remove_file(service_path(dir, i, teams))?;
+    }
+    for i in files..files + files / 100 {
+        write_service(dir, i, teams, "1.0")?;
+    }
+    commit(&repo, "change")?;
+    Ok((files * 10 + teams + 1, changed))
+}
+
+fn service_path(dir: &Path, i: usize, teams: usize) -> std::path::PathBuf {
+    dir.join(format!("team-{}/svc-{i}.yaml", i % teams))
+}
+
+fn write_service(dir: &Path, i: usize, teams: usize, c: &str) -> Result<()> {
+    let t = i % teams;
+    let path = service_path(dir, i, teams);
+    std::fs::create_dir_all(path.parent().expect("has parent"))?;
+    let text = format!(
+        r#"# Service {i}
+apiVersion: cairn/v1
+kind: Dataset
+metadata: {{name: data-{i}, project: team-{t}}}
+spec: {{source: warehouse.team{t}.table{i}, format: table, owner: team-{t}@example.com}}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {{name: prep-{i}, project: team-{t}}}
+spec:
+  command: [python3, run.py, prep]
+  workdir: jobs
+  resources: {{cpu: 500m, memory: 512Mi}}
+  outputs: [{{name: features, path: features.csv}}]
+  lineage: {{reads: [data-{i}]}}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {{name: train-{i}, project: team-{t}}}
+spec:
+  command: [python3, run.py, train]
+  workdir: jobs
+  dependsOn: [prep-{i}]
+  params: {{C: {c}}}
+  retries: 2
+  timeout: 30m
+  schedule: {{cron: "0 3 * * *", timezone: Europe/Paris}}
+  outputs: [{{name: model, path: model.onnx}}]
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {{name: eval-{i}, project: team-{t}}}
+spec:
+  command: python3 run.py eval
+  workdir: jobs
+  dependsOn: [train-{i}]
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {{name: report-{i}, project: team-{t}}}
+spec:
+  command: [python3, run.py, report]
+  workdir: jobs
+  dependsOn: [eval-{i}, prep-{i}]
+---
+apiVersion: cairn/v1
+kind: Plugin
+metadata: {{name: psi-{i}, project: team-{t}}}
+spec: {{builtin: drift-psi, world: drift-detector, config: {{bins: 10}}}}
+---
+apiVersion: cairn/v1
+kind: Model
+metadata: {{name: model-{i}, project: team-{t}, labels: {{service: svc-{i}}}}}
+spec:
+  runtime: onnx
+  from: {{job: train-{i}, output: model}}
+  replicas: 2
+  resources: {{cpu: 250m, memory: 256Mi}}
+  monitoring:
+    drift: {{plugin: psi-{i}, reference: jobs/run.py, window: 1h, threshold: 0.2, onDrift: {{retrain: train-{i}}}}}
+---
+apiVersion: cairn/v1
+kind: Model
+metadata: {{name: shadow-{i}, project: team-{t}}}
+spec:
+  runtime: process
+  function: predict.py:predict
+  workdir: jobs
+---
+apiVersion: cairn/v1
+kind: Model
+metadata: {{name: canary-{i}, project: team-{t}}}
+spec:
+  runtime: onnx
+  from: {{job: train-{i}, output: model}}
+  rollout: {{strategy: canary, steps: [10, 50, 100], interval: 5m}}
+---
+apiVersion: cairn/v1
+kind: Application
+metadata: {{name: app-{i}, project: team-{t}}}
+spec: {{framework: streamlit, path: apps/web, resources: {{cpu: 250m, memory: 256Mi}}}}
+"#
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+fn commit(repo: &git2::Repository, message: &str) -> Result<()> {
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now("bench", "bench@example.com")?;
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    Ok(())
+}
+
+fn validate(files: usize, runs: usize) -> Result<()> {
+    let cairn = release_binary()?;
+    let dir = tempfile::tempdir()?;
+    let (specs, changed) = generate(dir.path(), files)?;
+    let repo = dir.path().to_str().context("utf-8 temp path")?;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### `cairn validate` and `cairn plan`: {specs} specs in {} files\n",
+        files + 1
+    );
+    let _ = writeln!(out, "{}\n", machine());
+    let _ = writeln!(
+        out,
+        "| command | median wall time ({runs} runs) | peak memory |"
+    );
+    let _ = writeln!(out, "|---|---|---|");
+    let from = "HEAD~1".to_string();
+    let cases: [(&str, Vec<&str>); 2] = [
+        ("cairn validate", vec!["validate", repo]),
+        (
+            "cairn plan --from HEAD~1 --to HEAD",
+            vec!["plan", repo, "--from", &from, "--to", "HEAD"],
+        ),
+    ];
+    for (label, args) in cases {
+        let mut walls = Vec::new();
+        let mut rss = 0;
+        for _ in 0..runs {
+            let m = measure(Command::new(&cairn).args(&args))?;
+            if m.exit != 0 {
+                bail!("{label} exited {}", m.exit);
+            }
+            walls.push(m.wall);
+            rss = rss.max(m.max_rss_kib);
+        }
+        let _ = writeln!(
+            out,
+            "| `{label}` | {:.0} ms | {:.1} MiB |",
+            median(walls).as_secs_f64() * 1000.0,
+            rss as f64 / 1024.0
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nThe change planned: {changed} files edited (a job parameter), {} removed, {} added.",
+        files.div_ceil(100),
+        files / 100
+    );
+    print!("{out}");
+    Ok(())
+}
+
+/// The machine and date, for benchmark records.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!("Machine: {cpu}, {cores} cores, {mem} GiB; {date}.")
+}
