@@ -29,6 +29,12 @@ pub fn check(state: &DesiredState, snapshot: &Snapshot) -> Vec<Diagnostic> {
     out
 }
 
+/// Reports a problem: code, field path, message, hint.
+type ErrorSink<'a> = dyn FnMut(&'static str, &[&str], String, &str) + 'a;
+
+/// Jobs by (project, name), with their dependencies.
+type JobGraph<'a> = BTreeMap<(&'a Option<Name>, &'a Name), (&'a Resource, Vec<&'a Name>)>;
+
 struct Context<'a> {
     state: &'a DesiredState,
 }
@@ -367,7 +373,7 @@ impl Context<'_> {
                     r,
                     j.pool.as_ref(),
                     j.resources.as_ref().and_then(|x| x.gpus),
-                    out_ref(&mut err),
+                    &mut err,
                 );
             }
             Spec::Model(m) => {
@@ -456,7 +462,7 @@ impl Context<'_> {
                     r,
                     m.pool.as_ref(),
                     m.resources.as_ref().and_then(|x| x.gpus),
-                    out_ref(&mut err),
+                    &mut err,
                 );
             }
             Spec::Application(a) => {
@@ -480,7 +486,7 @@ impl Context<'_> {
                     r,
                     a.pool.as_ref(),
                     a.resources.as_ref().and_then(|x| x.gpus),
-                    out_ref(&mut err),
+                    &mut err,
                 );
             }
             Spec::Project(p) => {
@@ -536,13 +542,7 @@ impl Context<'_> {
     }
 
     /// A workload asking for GPUs must run in a pool that has enough.
-    fn gpus(
-        &self,
-        r: &Resource,
-        pool: Option<&Name>,
-        gpus: Option<u32>,
-        err: &mut dyn FnMut(&'static str, &[&str], String, &str),
-    ) {
+    fn gpus(&self, r: &Resource, pool: Option<&Name>, gpus: Option<u32>, err: &mut ErrorSink<'_>) {
         let Some(wanted) = gpus.filter(|g| *g > 0) else {
             return;
         };
@@ -593,7 +593,7 @@ impl Context<'_> {
 
     /// Names the cycles in job dependencies.
     fn cycles(&self, out: &mut Vec<Diagnostic>) {
-        let mut graph: BTreeMap<(&Option<Name>, &Name), (&Resource, Vec<&Name>)> = BTreeMap::new();
+        let mut graph: JobGraph<'_> = BTreeMap::new();
         for r in self.state.of_kind(Kind::Job) {
             if let Spec::Job(j) = &r.spec {
                 graph.insert(
@@ -775,12 +775,6 @@ impl Context<'_> {
             }
         }
     }
-}
-
-fn out_ref<'a, F: FnMut(&'static str, &[&str], String, &str)>(
-    f: &'a mut F,
-) -> &'a mut dyn FnMut(&'static str, &[&str], String, &str) {
-    f
 }
 
 fn from_index(r: &Resource, dep: &Name) -> String {

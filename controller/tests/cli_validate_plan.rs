@@ -262,7 +262,7 @@ fn plan_lists_ordered_actions_with_field_diffs() {
     repo.commit("v1");
     repo.write(
         "specs/model.yaml",
-        &common::MODEL.replace("replicas: 2", "replicas: 3"),
+        common::MODEL.replace("replicas: 2", "replicas: 3"),
     );
     repo.remove("specs/old.yaml");
     repo.write(
@@ -359,7 +359,7 @@ fn a_broken_file_never_plans_the_deletion_of_what_it_described() {
     );
     repo.write(
         "specs/jobs.yaml",
-        &common::JOBS.replace("prep.py]", "prep.py, --fast]"),
+        common::JOBS.replace("prep.py]", "prep.py, --fast]"),
     );
     repo.commit("oops");
     let out = cairn()
@@ -381,7 +381,7 @@ fn a_broken_file_never_plans_the_deletion_of_what_it_described() {
     // A type error in the model's own document also holds it, by name.
     repo.write(
         "specs/model.yaml",
-        &common::MODEL.replace("replicas: 2", "replicas: two"),
+        common::MODEL.replace("replicas: 2", "replicas: two"),
     );
     repo.commit("type error");
     let out = cairn()
@@ -411,7 +411,7 @@ fn plan_of_the_staged_change() {
     repo.commit("v1");
     repo.write(
         "specs/model.yaml",
-        &common::MODEL.replace("replicas: 2", "replicas: 4"),
+        common::MODEL.replace("replicas: 2", "replicas: 4"),
     );
     repo.stage();
     cairn()

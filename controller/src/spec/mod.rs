@@ -103,6 +103,7 @@ pub struct Metadata {
 /// The `spec` of a document, by kind.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // built once per document; boxing would only add noise
 pub enum Spec {
     /// A `Project`.
     Project(ProjectSpec),
