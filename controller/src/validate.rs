@@ -369,10 +369,27 @@ impl Context<'_> {
                         );
                     }
                 }
+                for name in j.params.keys() {
+                    if name.is_empty()
+                        || !name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    {
+                        err(
+                            "invalid-value",
+                            &["spec", "params", name],
+                            format!(
+                                "parameter name `{name}` cannot become an environment variable"
+                            ),
+                            "use letters, digits, `_` and `-`: a run sees CAIRN_PARAM_<NAME>, upper-cased, `-` as `_`",
+                        );
+                    }
+                }
                 self.gpus(
                     r,
                     j.pool.as_ref(),
                     j.resources.as_ref().and_then(|x| x.gpus),
+                    1,
                     &mut err,
                 );
             }
@@ -404,6 +421,15 @@ impl Context<'_> {
                         }
                     }
                     ModelRuntime::Process => {
+                        if m.artifact.is_some() || m.from.is_some() {
+                            err(
+                                "conflicting-fields",
+                                &["spec", if m.artifact.is_some() { "artifact" } else { "from" }],
+                                "`process` models load their own files; `artifact` and `from` are for `onnx` models"
+                                    .into(),
+                                "remove it, or pass the path in `env`",
+                            );
+                        }
                         if m.command.is_empty() == m.function.is_none() {
                             err(
                                 "missing-field",
@@ -462,6 +488,7 @@ impl Context<'_> {
                     r,
                     m.pool.as_ref(),
                     m.resources.as_ref().and_then(|x| x.gpus),
+                    m.replicas,
                     &mut err,
                 );
             }
@@ -482,10 +509,21 @@ impl Context<'_> {
                         "",
                     );
                 }
+                if let Some(h) = &a.health_path
+                    && !h.starts_with('/')
+                {
+                    err(
+                        "invalid-value",
+                        &["spec", "healthPath"],
+                        format!("health path `{h}` must start with `/`"),
+                        "",
+                    );
+                }
                 self.gpus(
                     r,
                     a.pool.as_ref(),
                     a.resources.as_ref().and_then(|x| x.gpus),
+                    a.replicas,
                     &mut err,
                 );
             }
@@ -542,10 +580,19 @@ impl Context<'_> {
     }
 
     /// A workload asking for GPUs must run in a pool that has enough.
-    fn gpus(&self, r: &Resource, pool: Option<&Name>, gpus: Option<u32>, err: &mut ErrorSink<'_>) {
-        let Some(wanted) = gpus.filter(|g| *g > 0) else {
+    fn gpus(
+        &self,
+        r: &Resource,
+        pool: Option<&Name>,
+        gpus: Option<u32>,
+        replicas: u32,
+        err: &mut ErrorSink<'_>,
+    ) {
+        let Some(per_replica) = gpus.filter(|g| *g > 0) else {
             return;
         };
+        // On this machine every replica needs its own devices.
+        let wanted = per_replica * replicas.max(1);
         let pool_name = pool.cloned().or_else(|| {
             let project = self
                 .state
@@ -582,10 +629,15 @@ impl Context<'_> {
                 Some(GpuSelection::Devices(d)) => d.len(),
                 _ => 0,
             };
+            let asked = if replicas > 1 {
+                format!("{replicas} replicas × {per_replica} GPU(s)")
+            } else {
+                format!("{wanted} GPU(s)")
+            };
             err(
                 "insufficient-gpus",
                 &["spec", "resources", "gpus"],
-                format!("asks for {wanted} GPU(s) but pool `{pool_name}` has {has}"),
+                format!("asks for {asked} but pool `{pool_name}` has {has}"),
                 "give the pool more devices (`local: {gpus: all}`) or ask for fewer",
             );
         }

@@ -103,18 +103,18 @@ fn each_invalid_example_reports_exactly_its_mistake() {
                 ));
             }
         }
-        rendered.push((name, render(report)));
+        let description: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+        rendered.push((name, description.join("\n"), render(report)));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
-    let mut settings = insta::Settings::clone_current();
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_snapshot_path("snapshots/invalid_examples");
-    settings.bind(|| {
-        for (name, text) in rendered {
-            insta::assert_snapshot!(name, text);
-        }
-    });
+    for (name, description, text) in rendered {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_snapshot_path("snapshots/invalid_examples");
+        settings.set_description(description);
+        settings.bind(|| insta::assert_snapshot!(name, text));
+    }
 }
 
 #[test]

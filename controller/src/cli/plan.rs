@@ -58,10 +58,16 @@ pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
             let mut md = plan::render_markdown(&plan, &from, &to);
             if new.has_errors() {
                 md.push_str(&format!(
-                    "\n> **{} error{} in the specs at `{to}`**: run `cairn validate --rev {}` for details.\n",
+                    "\n> **{} error{} in the specs at `{to}`**: run `cairn validate {}` for details.\n",
                     new.report.errors(),
                     if new.report.errors() == 1 { "" } else { "s" },
-                    args.to
+                    if args.staged {
+                        "--staged".to_string()
+                    } else if args.worktree {
+                        "--worktree".to_string()
+                    } else {
+                        format!("--rev {}", args.to)
+                    }
                 ));
             }
             print!("{md}");

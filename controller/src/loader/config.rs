@@ -131,5 +131,21 @@ pub(super) fn read(snapshot: &Snapshot, report: &mut Report) -> RepoConfig {
         }
     }
     config.ignore_set = builder.build().ok();
+    if let Some(root) = &config.spec_root
+        && root.as_str() != "."
+        && !matches!(
+            snapshot.resolve(root.as_str()),
+            crate::source::Resolved::Dir(_)
+        )
+    {
+        report.diagnostics.push(
+            Diagnostic::error_in(
+                "path-missing",
+                Some(CONFIG_FILE.into()),
+                format!("specRoot `{root}` is not a directory of the repository"),
+            )
+            .with_hint("specRoot is relative to the repository root"),
+        );
+    }
     config
 }

@@ -69,6 +69,10 @@ pub(crate) fn parse_file(path: &str, text: &str) -> FileResult {
             }
             Ok(_) => result.broken.extend(identity),
             Err(mut diagnostics) => {
+                // Duplicate keys are already reported, at the second key.
+                if result.diagnostics.len() > before {
+                    diagnostics.retain(|d| d.code != "duplicate-field");
+                }
                 result.diagnostics.append(&mut diagnostics);
                 match identity {
                     Some(id) => result.broken.push(id),
@@ -145,6 +149,18 @@ fn parse_document(path: &str, node: &Node) -> Result<(Metadata, Spec), Vec<Diagn
                     path,
                     first_line(node),
                     "missing field `kind`",
+                )
+                .with_hint(format!("one of {}", list(&Kind::ALL.map(Kind::as_str)))),
+            );
+            None
+        }
+        Some(k) if k.as_str().is_none() => {
+            errors.push(
+                Diagnostic::error(
+                    "invalid-type",
+                    path,
+                    k.span,
+                    "`kind` must be a name such as `Job`",
                 )
                 .with_hint(format!("one of {}", list(&Kind::ALL.map(Kind::as_str)))),
             );
@@ -328,7 +344,11 @@ fn contains(outer: Span, inner: Span) -> bool {
 
 /// Turns a deserialization error into a diagnostic with a hint.
 pub(crate) fn de_diagnostic(path: &str, e: DeError, fallback: Span, section: &str) -> Diagnostic {
-    let span = e.span.unwrap_or(fallback);
+    let mut span = e.span.unwrap_or(fallback);
+    if matches!(e.kind, DeErrorKind::MissingField(_)) {
+        // Point at where the mapping starts, not at all of it.
+        span = Span::new(span.start as usize, span.start as usize + 1);
+    }
     let (code, hint) = match &e.kind {
         DeErrorKind::UnknownField { field, expected } => (
             "unknown-field",
@@ -349,9 +369,45 @@ pub(crate) fn de_diagnostic(path: &str, e: DeError, fallback: Span, section: &st
         }
         DeErrorKind::InvalidType => ("invalid-type", None),
         DeErrorKind::InvalidValue => ("invalid-value", None),
-        DeErrorKind::DuplicateField(_) => ("duplicate-key", Some("remove one of the two".into())),
+        DeErrorKind::DuplicateField(_) => ("duplicate-field", Some("remove one of the two".into())),
     };
-    Diagnostic::error(code, path, span, e.message).with_hint_opt(hint)
+    let message = match e.kind {
+        DeErrorKind::InvalidType => humanize(&e.message),
+        _ => e.message,
+    };
+    Diagnostic::error(code, path, span, message).with_hint_opt(hint)
+}
+
+/// Rewrites serde's Rust-flavoured type names for people writing YAML.
+fn humanize(message: &str) -> String {
+    let mut m = message.to_string();
+    for (from, to) in [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected `true` or `false`"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected a mapping"),
+        ("invalid type: map", "invalid type: mapping"),
+        ("invalid type: sequence", "invalid type: list"),
+        ("invalid type: unit value", "invalid type: empty value"),
+    ] {
+        m = m.replace(from, to);
+    }
+    if let Some(i) = m.find("expected struct ") {
+        m.truncate(i);
+        m.push_str("expected a mapping");
+    }
+    if let Some(i) = m.find("expected enum ") {
+        m.truncate(i);
+        m.push_str("expected one of the allowed values");
+    }
+    m
 }
 
 fn first_line(node: &Node) -> Span {

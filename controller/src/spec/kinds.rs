@@ -9,20 +9,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
 fn one() -> u32 {
     1
-}
-
-fn is_one(n: &u32) -> bool {
-    *n == 1
 }
 
 // ---------------------------------------------------------------- Project --
@@ -411,7 +399,7 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Name>,
     /// How many times a failed run is retried.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub retries: u32,
     /// A run taking longer is killed (with its whole process group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -509,19 +497,15 @@ pub struct Schedule {
     /// The cron expression.
     pub cron: CronExpr,
     /// The time zone the expression is read in (default `UTC`).
-    #[serde(default, skip_serializing_if = "is_utc")]
+    #[serde(default)]
     pub timezone: TimeZone,
     /// Skip a run when the previous one is still going (default true).
-    #[serde(default = "yes", skip_serializing_if = "Clone::clone")]
+    #[serde(default = "yes")]
     pub forbid_concurrent: bool,
 }
 
 fn yes() -> bool {
     true
-}
-
-fn is_utc(tz: &TimeZone) -> bool {
-    *tz == TimeZone::default()
 }
 
 impl<'de> Deserialize<'de> for ScheduleShorthand {
@@ -647,7 +631,7 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Workers (in-process) or processes serving the model.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "one")]
     pub replicas: u32,
     /// What one replica needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -668,7 +652,7 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ServingLimits>,
     /// `sync` (default): a response is sent once its event is durable.
-    #[serde(default, skip_serializing_if = "Durability::is_sync")]
+    #[serde(default)]
     pub durability: Durability,
     /// How new versions replace old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -777,12 +761,6 @@ pub enum Durability {
     Async,
 }
 
-impl Durability {
-    fn is_sync(&self) -> bool {
-        *self == Durability::Sync
-    }
-}
-
 /// How a new version replaces the old one.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -865,7 +843,7 @@ pub struct OnDrift {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retrain: Option<Name>,
     /// Deploy the retrained model as a new version.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub redeploy: bool,
     /// How a new version is promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -922,7 +900,7 @@ pub struct ApplicationSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// Processes serving the application.
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "one")]
     pub replicas: u32,
     /// What one replica needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -934,7 +912,7 @@ pub struct ApplicationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_path: Option<String>,
     /// When a stopped application is started again.
-    #[serde(default, skip_serializing_if = "RestartPolicy::is_always")]
+    #[serde(default)]
     pub restart: RestartPolicy,
 }
 
@@ -949,12 +927,6 @@ pub enum RestartPolicy {
     OnFailure,
     /// Never.
     Never,
-}
-
-impl RestartPolicy {
-    fn is_always(&self) -> bool {
-        *self == RestartPolicy::Always
-    }
 }
 
 /// Plugins shipped with Cairn, usable with `builtin:`.

@@ -168,6 +168,10 @@ pub mod schema {
         schema["properties"]["apiVersion"] =
             json!({"const": API_VERSION, "description": "Always `cairn/v1`."});
         schema["properties"]["kind"] = json!({"const": kind.as_str()});
+        // `spec` may be left out when all of its fields are optional.
+        if let Some(required) = schema["required"].as_array_mut() {
+            required.retain(|r| r != "spec");
+        }
         schema
     }
 

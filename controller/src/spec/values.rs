@@ -165,8 +165,7 @@ string_value!(
     "a duration such as `90s`, `5m` or `1h30m`",
     json_schema!({
         "type": "string",
-        "pattern": "^([0-9]+(ns|us|ms|s|m|h|d|w)\\s*)+$",
-        "description": "A duration such as '90s', '5m' or '1h30m'."
+        "description": "A duration such as '90s', '5m' or '1h30m' (units: ns us ms s m h d w)."
     })
 );
 

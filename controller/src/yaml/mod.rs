@@ -164,6 +164,44 @@ impl SyntaxError {
 /// Empty documents (a lone `---`, or only comments) are skipped. Anchors and
 /// aliases are expanded; an alias keeps the span of the anchored node.
 pub fn parse_documents(src: &str) -> Result<Vec<Node>, SyntaxError> {
+    // A byte-order mark is not content; spans stay relative to the file.
+    let (base, src_body) = match src.strip_prefix('\u{feff}') {
+        Some(rest) => (src.len() - rest.len(), rest),
+        None => (0, src),
+    };
+    let shift = |span: &mut Span| {
+        span.start += base as u32;
+        span.end += base as u32;
+    };
+    let mut docs = parse_body(src_body).map_err(|mut e| {
+        shift(&mut e.span);
+        e
+    })?;
+    if base > 0 {
+        fn walk(node: &mut Node, shift: &dyn Fn(&mut Span)) {
+            shift(&mut node.span);
+            match &mut node.value {
+                Value::Scalar(_) => {}
+                Value::Seq(items) => items.iter_mut().for_each(|n| walk(n, shift)),
+                Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                    walk(k, shift);
+                    walk(v, shift);
+                }),
+            }
+        }
+        docs.iter_mut().for_each(|d| walk(d, &shift));
+    }
+    Ok(docs)
+}
+
+/// Collections nested deeper than this are refused (the tree, serde and
+/// every walk over it recurse).
+pub const MAX_DEPTH: usize = 128;
+
+/// Most nodes one file may expand to, aliases included ("billion laughs").
+pub const MAX_NODES: usize = 2_000_000;
+
+fn parse_body(src: &str) -> Result<Vec<Node>, SyntaxError> {
     // The parser counts positions in characters; spans are in bytes.
     let offsets: Option<Vec<u32>> = (!src.is_ascii()).then(|| {
         let mut v: Vec<u32> = src.char_indices().map(|(i, _)| i as u32).collect();
@@ -209,10 +247,40 @@ struct TreeBuilder<'s> {
     /// pending mapping key.
     stack: Vec<(Node, usize, Option<Node>)>,
     anchors: HashMap<usize, Node>,
+    /// Nodes created so far, aliases counted at their expanded size.
+    nodes: usize,
+}
+
+fn node_count(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar(_) => 1,
+        Value::Seq(items) => 1 + items.iter().map(node_count).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| node_count(k) + node_count(v))
+                .sum::<usize>()
+        }
+    }
 }
 
 impl TreeBuilder<'_> {
     fn on_event(&mut self, event: Event<'_>, span: Span) -> Result<(), SyntaxError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err(SyntaxError {
+                message: format!("document expands to more than {MAX_NODES} nodes"),
+                span,
+            });
+        }
+        if matches!(event, Event::SequenceStart(..) | Event::MappingStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            return Err(SyntaxError {
+                message: format!("collections nested deeper than {MAX_DEPTH} levels"),
+                span,
+            });
+        }
         match event {
             Event::Nothing
             | Event::StreamStart
@@ -233,10 +301,20 @@ impl TreeBuilder<'_> {
                 self.push(node);
             }
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().ok_or_else(|| SyntaxError {
+                let node = self.anchors.get(&id).ok_or_else(|| SyntaxError {
                     message: "alias to an unknown anchor".into(),
                     span,
                 })?;
+                // Count before cloning: an alias of an alias of ... must not
+                // exhaust memory.
+                self.nodes += node_count(node);
+                if self.nodes > MAX_NODES {
+                    return Err(SyntaxError {
+                        message: format!("aliases expand to more than {MAX_NODES} nodes"),
+                        span,
+                    });
+                }
+                let node = node.clone();
                 self.push(node);
             }
             Event::SequenceStart(anchor, _) => self.stack.push((
@@ -358,6 +436,38 @@ mod tests {
         let src = "a: 1\nb: [1, 2\nc: 3\n";
         let err = parse_documents(src).unwrap_err();
         assert!(err.span.start as usize <= src.len());
+    }
+
+    #[test]
+    fn limits_depth_and_alias_expansion() {
+        let deep = "- ".repeat(3000) + "x\n";
+        assert!(
+            parse_documents(&deep)
+                .unwrap_err()
+                .message
+                .contains("nested deeper")
+        );
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![format!("*a{}", i - 1); 10].join(", ")
+            ));
+        }
+        assert!(
+            parse_documents(&bomb)
+                .unwrap_err()
+                .message
+                .contains("expand")
+        );
+    }
+
+    #[test]
+    fn skips_a_byte_order_mark() {
+        let src = "\u{feff}kind: Job\n";
+        let docs = parse_documents(src).unwrap();
+        let kind = docs[0].get("kind").unwrap();
+        assert_eq!(&src[kind.span.range()], "Job");
     }
 
     #[test]
