@@ -13,10 +13,14 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod controller;
 pub mod diagnostics;
 pub mod loader;
 pub mod plan;
+pub mod runtime;
+pub mod server;
 pub mod source;
 pub mod spec;
+pub mod store;
 pub mod validate;
 pub mod yaml;

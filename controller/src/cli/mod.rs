@@ -1,6 +1,8 @@
 //! The `cairn` command line.
 
+mod client;
 mod plan;
+mod up;
 mod validate;
 
 use crate::source::{Credentials, GitSource, RepoLocation};
@@ -40,6 +42,16 @@ enum Command {
     Validate(validate::Args),
     /// Show what a change will do: the actions between two revisions.
     Plan(plan::Args),
+    /// Run the controller, the embedded runtime and the HTTP server.
+    Up(up::Args),
+    /// Show the sync status of every resource.
+    Status(client::StatusArgs),
+    /// Start a job now (its upstream jobs first).
+    Run(client::RunArgs),
+    /// List job runs.
+    Runs(client::RunsArgs),
+    /// Print a job run's log.
+    Logs(client::LogsArgs),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -81,6 +93,15 @@ impl RepoArgs {
     }
 }
 
+/// The user data directory for state of remote repositories.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("cairn")
+}
+
 fn default_cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
@@ -115,6 +136,11 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, cli.color),
         Command::Plan(args) => plan::run(args, cli.color),
+        Command::Up(args) => up::run(args),
+        Command::Status(args) => client::status(args),
+        Command::Run(args) => client::run(args),
+        Command::Runs(args) => client::runs(args),
+        Command::Logs(args) => client::logs(args),
     };
     match result {
         Ok(code) => code,

@@ -44,6 +44,35 @@ impl ResourceKey {
     }
 }
 
+impl ResourceKey {
+    /// A stable text form for storage and URLs: `Kind/project/name`
+    /// (`Kind//name` for global kinds).
+    pub fn id(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.kind,
+            self.project.as_ref().map_or("", Name::as_str),
+            self.name
+        )
+    }
+
+    /// Parses [`ResourceKey::id`].
+    pub fn from_id(id: &str) -> Option<Self> {
+        let mut parts = id.splitn(3, '/');
+        let kind = Kind::parse(parts.next()?)?;
+        let project = match parts.next()? {
+            "" => None,
+            p => Some(p.parse().ok()?),
+        };
+        let name = parts.next()?.parse().ok()?;
+        Some(ResourceKey {
+            kind,
+            project,
+            name,
+        })
+    }
+}
+
 impl fmt::Display for ResourceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind, self.qualified_name())

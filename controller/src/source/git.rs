@@ -301,6 +301,7 @@ impl GitSource {
             })?;
         }
         let mut entries = BTreeMap::new();
+        let mut executables = std::collections::BTreeSet::new();
         let mut symlinks = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |root, entry| {
             let name = String::from_utf8_lossy(entry.name_bytes());
@@ -312,7 +313,12 @@ impl GitSource {
                     symlinks.push((path.clone(), entry.id()));
                     (EntryKind::Symlink(String::new()), Handle::None)
                 }
-                _ => (EntryKind::File, Handle::Blob(entry.id())),
+                (_, mode) => {
+                    if mode == 0o100755 {
+                        executables.insert(path.clone());
+                    }
+                    (EntryKind::File, Handle::Blob(entry.id()))
+                }
             };
             entries.insert(path, Entry { kind, handle });
             TreeWalkResult::Ok
@@ -326,6 +332,7 @@ impl GitSource {
         Ok(Snapshot {
             origin: Origin::Commit(info),
             entries,
+            executables,
             repo: Some(std::sync::Mutex::new(Repository::open(self.repo.path())?)),
         })
     }
@@ -339,6 +346,7 @@ impl GitSource {
             format!("{}/", self.prefix)
         };
         let mut entries = BTreeMap::new();
+        let mut executables = std::collections::BTreeSet::new();
         for e in index.iter() {
             let full = String::from_utf8_lossy(&e.path).into_owned();
             let Some(path) = full.strip_prefix(&prefix) else {
@@ -352,6 +360,9 @@ impl GitSource {
                 _ => EntryKind::File,
             };
             add_parents(&mut entries, path);
+            if e.mode == 0o100755 {
+                executables.insert(path.to_string());
+            }
             entries.insert(
                 path.to_string(),
                 Entry {
@@ -367,6 +378,7 @@ impl GitSource {
         Ok(Snapshot {
             origin: Origin::Index,
             entries,
+            executables,
             repo: Some(std::sync::Mutex::new(Repository::open(self.repo.path())?)),
         })
     }
@@ -382,6 +394,7 @@ impl GitSource {
             })?;
         let root = workdir.join(&self.prefix);
         let mut entries = BTreeMap::new();
+        let mut executables = std::collections::BTreeSet::new();
         let walker = ignore::WalkBuilder::new(&root)
             .hidden(false)
             .git_ignore(true)
@@ -408,6 +421,15 @@ impl GitSource {
                 ),
                 _ => EntryKind::File,
             };
+            if kind == EntryKind::File {
+                use std::os::unix::fs::PermissionsExt;
+                if item
+                    .metadata()
+                    .is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
+                {
+                    executables.insert(rel.clone());
+                }
+            }
             let handle = if kind == EntryKind::File {
                 Handle::Path(item.path().to_path_buf())
             } else {
@@ -418,8 +440,17 @@ impl GitSource {
         Ok(Snapshot {
             origin: Origin::Worktree,
             entries,
+            executables,
             repo: None,
         })
+    }
+
+    /// The checked-out branch of a local repository (or the default branch
+    /// of a clone), if HEAD is on one.
+    pub fn current_branch(&self) -> Option<String> {
+        let head = self.repo.find_reference("HEAD").ok()?;
+        let target = head.symbolic_target()?;
+        target.strip_prefix("refs/heads/").map(str::to_string)
     }
 
     /// The commit id a branch or other revision points at now, if any.

@@ -123,6 +123,7 @@ pub enum Resolved {
 pub struct Snapshot {
     origin: Origin,
     entries: BTreeMap<String, Entry>,
+    executables: std::collections::BTreeSet<String>,
     repo: Option<std::sync::Mutex<::git2::Repository>>,
 }
 
@@ -152,6 +153,7 @@ impl Snapshot {
         Snapshot {
             origin: Origin::Worktree,
             entries,
+            executables: Default::default(),
             repo: None,
         }
     }
@@ -219,6 +221,46 @@ impl Snapshot {
             }
             Handle::None => Err(ReadError::NotFound),
         }
+    }
+
+    /// Whether the file at `path` has its executable bit set.
+    pub fn is_executable(&self, path: &str) -> bool {
+        self.executables.contains(path)
+    }
+
+    /// Writes every file and in-tree symlink under `dest` (a checkout for
+    /// workloads). Symlinks that leave the snapshot are not written.
+    pub fn materialize(&self, dest: &std::path::Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dest)?;
+        for (path, entry) in &self.entries {
+            let target = dest.join(path);
+            match &entry.kind {
+                EntryKind::Dir | EntryKind::Submodule => std::fs::create_dir_all(&target)?,
+                EntryKind::File => {
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    let bytes = self
+                        .read(path, u64::MAX)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                    std::fs::write(&target, bytes)?;
+                    if self.is_executable(path) {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+                    }
+                }
+                EntryKind::Symlink(link) => {
+                    if matches!(self.resolve(path), Resolved::File(_) | Resolved::Dir(_)) {
+                        if let Some(parent) = target.parent() {
+                            std::fs::create_dir_all(parent)?;
+                        }
+                        let _ = std::fs::remove_file(&target);
+                        std::os::unix::fs::symlink(link, &target)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Follows `path` through symlinks inside the snapshot.

@@ -590,6 +590,10 @@ impl Lineage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Trigger {
+    /// Run only when asked (`cairn run`, a pipeline, a schedule or another
+    /// trigger), not when the job is created or changed by a commit.
+    #[serde(default)]
+    pub manual: bool,
     /// Run when a commit changes files matching these globs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub on_commit: Vec<String>,

@@ -1,0 +1,393 @@
+//! Commands that talk to a running `cairn up`: `status`, `run`, `runs`, `logs`.
+
+use super::OutputFormat;
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+/// Where the server is.
+#[derive(Debug, Clone, clap::Args)]
+pub(super) struct Server {
+    /// URL of `cairn up`.
+    #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+}
+
+impl Server {
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(None)
+            .build()
+            .into()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.trim_end_matches('/'))
+    }
+
+    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+        anyhow::anyhow!(
+            "cannot reach cairn at {} ({e}); is `cairn up` running? (--server sets the URL)",
+            self.server
+        )
+    }
+
+    /// GETs JSON; 4xx/5xx become errors with the server's message.
+    fn get(&self, path: &str) -> Result<Value> {
+        let mut response = self
+            .agent()
+            .get(&self.url(path))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
+        json_or_error(&mut response)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        let mut response = self
+            .agent()
+            .post(&self.url(path))
+            .send_json(body)
+            .map_err(|e| self.unreachable(e))?;
+        json_or_error(&mut response)
+    }
+}
+
+fn json_or_error(response: &mut ureq::http::Response<ureq::Body>) -> Result<Value> {
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .context("reading the response")?;
+    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if !status.is_success() {
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        bail!("{message} (HTTP {})", status.as_u16());
+    }
+    Ok(value)
+}
+
+fn query(project: &Option<String>) -> String {
+    project
+        .as_ref()
+        .map(|p| format!("?project={p}"))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct StatusArgs {
+    #[command(flatten)]
+    server: Server,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+}
+
+/// `cairn status`.
+pub(super) fn status(args: StatusArgs) -> Result<ExitCode> {
+    let v = args.server.get("/api/v1/status")?;
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let commit = v["lastSync"]["commit"].as_str().unwrap_or("-");
+    println!(
+        "{} @ {}  synced {}  ({} ms after the change was noticed)",
+        v["repository"].as_str().unwrap_or("?"),
+        v["revision"].as_str().unwrap_or("?"),
+        &commit[..commit.len().min(12)],
+        v["lastSync"]["durationMs"].as_i64().unwrap_or(0)
+    );
+    if let Some(diags) = v["diagnostics"].as_array().filter(|d| !d.is_empty()) {
+        println!("\n{} problem(s) in the specs:", diags.len());
+        for d in diags {
+            println!(
+                "  {}:{}:{}: {} [{}]",
+                d["file"].as_str().unwrap_or("?"),
+                d["line"].as_u64().unwrap_or(0),
+                d["column"].as_u64().unwrap_or(0),
+                d["message"].as_str().unwrap_or(""),
+                d["code"].as_str().unwrap_or("")
+            );
+        }
+    }
+    println!();
+    let rows: Vec<[String; 5]> = v["resources"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let name = match r["project"].as_str() {
+                        Some(p) => format!("{p}/{}", r["name"].as_str().unwrap_or("")),
+                        None => r["name"].as_str().unwrap_or("").to_string(),
+                    };
+                    let commit = r["syncedCommit"].as_str().unwrap_or("-");
+                    [
+                        r["kind"].as_str().unwrap_or("").to_string(),
+                        name,
+                        r["phase"].as_str().unwrap_or("").to_string(),
+                        commit[..commit.len().min(8)].to_string(),
+                        r["message"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print_table(&["KIND", "NAME", "PHASE", "COMMIT", "MESSAGE"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(N - 1) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == N {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// The job to run (its upstream jobs run first).
+    job: String,
+    /// The job's project, when several projects have a job of that name.
+    #[arg(long)]
+    project: Option<String>,
+    /// Override a parameter: `--param C=0.5` (repeatable; values are JSON when they parse as JSON).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Run only this job, using its upstream jobs' latest outputs.
+    #[arg(long)]
+    no_upstream: bool,
+    /// Follow the run's log and exit with its outcome.
+    #[arg(long, short)]
+    follow: bool,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `cairn run`.
+pub(super) fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut params = serde_json::Map::new();
+    for p in &args.params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("`{p}` is not NAME=VALUE"))?;
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        params.insert(k.to_string(), value);
+    }
+    let body = serde_json::json!({
+        "params": if params.is_empty() { Value::Null } else { Value::Object(params) },
+        "project": args.project,
+        "upstream": !args.no_upstream,
+    });
+    let v = args
+        .server
+        .post(&format!("/api/v1/jobs/{}/runs", args.job), &body)?;
+    let pipeline = v["pipeline"].as_array().cloned().unwrap_or_default();
+    for r in &pipeline {
+        eprintln!(
+            "started {} run #{}{}",
+            r["jobName"].as_str().unwrap_or("?"),
+            r["number"],
+            if r["trigger"] == "pipeline" {
+                " (upstream)"
+            } else {
+                ""
+            }
+        );
+    }
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last = ExitCode::SUCCESS;
+    for r in &pipeline {
+        let job = r["jobName"].as_str().unwrap_or_default();
+        let number = r["number"].as_i64().unwrap_or_default();
+        let project = r["project"].as_str().map(str::to_string);
+        follow_logs(&args.server, job, number, &project)?;
+        let done = wait_final(&args.server, job, number, &project)?;
+        eprintln!(
+            "{job} run #{number}: {} — {}",
+            done["state"].as_str().unwrap_or("?"),
+            done["message"].as_str().unwrap_or("")
+        );
+        if done["state"] != "succeeded" {
+            last = ExitCode::from(1);
+        }
+    }
+    Ok(last)
+}
+
+fn wait_final(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<Value> {
+    loop {
+        let r = server.get(&format!(
+            "/api/v1/jobs/{job}/runs/{number}{}",
+            query(project)
+        ))?;
+        if matches!(
+            r["state"].as_str(),
+            Some("succeeded" | "failed" | "skipped")
+        ) {
+            return Ok(r);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn follow_logs(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<()> {
+    let sep = if project.is_some() { "&" } else { "?" };
+    let url = server.url(&format!(
+        "/api/v1/jobs/{job}/runs/{number}/logs{}{sep}follow=true",
+        query(project)
+    ));
+    let mut response = server
+        .agent()
+        .get(&url)
+        .call()
+        .map_err(|e| server.unreachable(e))?;
+    if !response.status().is_success() {
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        bail!("{text}");
+    }
+    let mut reader = response.body_mut().as_reader();
+    let mut buf = [0u8; 8192];
+    let mut out = std::io::stdout();
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct LogsArgs {
+    /// The job.
+    job: String,
+    /// The run number (default: the latest).
+    #[arg(long)]
+    run: Option<i64>,
+    /// Keep printing until the run ends.
+    #[arg(long, short)]
+    follow: bool,
+    /// The job's project.
+    #[arg(long)]
+    project: Option<String>,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `cairn logs`.
+pub(super) fn logs(args: LogsArgs) -> Result<ExitCode> {
+    let number = match args.run {
+        Some(n) => n,
+        None => {
+            let v = args.server.get(&format!(
+                "/api/v1/jobs/{}/runs{}",
+                args.job,
+                query(&args.project)
+            ))?;
+            v["runs"][0]["number"]
+                .as_i64()
+                .with_context(|| format!("job `{}` has no runs yet", args.job))?
+        }
+    };
+    if args.follow {
+        follow_logs(&args.server, &args.job, number, &args.project)?;
+    } else {
+        let url = args.server.url(&format!(
+            "/api/v1/jobs/{}/runs/{number}/logs{}",
+            args.job,
+            query(&args.project)
+        ));
+        let mut response = args
+            .server
+            .agent()
+            .get(&url)
+            .call()
+            .map_err(|e| args.server.unreachable(e))?;
+        let ok = response.status().is_success();
+        let text = response.body_mut().read_to_string()?;
+        if !ok {
+            bail!("{text}");
+        }
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunsArgs {
+    /// The job (default: recent runs of every job).
+    job: Option<String>,
+    /// The job's project.
+    #[arg(long)]
+    project: Option<String>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `cairn runs`.
+pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
+    let v = match &args.job {
+        Some(job) => args
+            .server
+            .get(&format!("/api/v1/jobs/{job}/runs{}", query(&args.project)))?,
+        None => args.server.get("/api/v1/runs")?,
+    };
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 6]> = v["runs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    [
+                        r["jobName"].as_str().unwrap_or("").to_string(),
+                        format!("#{}", r["number"]),
+                        r["state"].as_str().unwrap_or("").to_string(),
+                        r["trigger"].as_str().unwrap_or("").to_string(),
+                        r["durationSeconds"]
+                            .as_f64()
+                            .map_or("-".into(), |d| format!("{d:.1}s")),
+                        r["message"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    print_table(
+        &["JOB", "RUN", "STATE", "TRIGGER", "DURATION", "MESSAGE"],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
+}

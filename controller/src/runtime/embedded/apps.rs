@@ -1,0 +1,400 @@
+//! Applications on the embedded runtime: replicas on free ports, restarted
+//! by their policy, health-checked, replaced without downtime when the spec
+//! changes, and adopted after a controller restart.
+
+use super::{Admission, Inner};
+use crate::loader::ResourceKey;
+use crate::runtime::RuntimeError;
+use crate::runtime::frameworks;
+use crate::runtime::process::{self, ProcessHandle, ProcessSpec};
+use crate::spec::{ApplicationSpec, RestartPolicy};
+use crate::store::{Phase, ProcessRecord};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// An application as applied.
+pub(super) struct AppDef {
+    generation: u64,
+    replicas: Vec<Replica>,
+    /// Replicas of the previous generation, serving until the new ones are ready.
+    draining: Vec<Replica>,
+}
+
+#[derive(Clone)]
+struct Replica {
+    port: u16,
+    ready: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    done: Arc<tokio::sync::Notify>,
+    finished: Arc<AtomicBool>,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// How long new replicas get to become ready before old ones are stopped anyway.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Inner {
+    /// Starts (or replaces) an application's replicas.
+    pub(super) fn start_app(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ApplicationSpec,
+        commit: &str,
+        checkout: &Path,
+        _file: &str,
+    ) -> Result<String, RuntimeError> {
+        let dir = checkout.join(spec.path.as_str());
+        let prefix = format!("/apps/{}", key.name);
+        // Resolve once up front so that a bad framework is reported now.
+        frameworks::launch(spec, &dir, &prefix, 0).map_err(RuntimeError::Start)?;
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let adoptable: Vec<ProcessRecord> = self
+            .store
+            .processes()?
+            .into_iter()
+            .filter(|p| p.key == *key && p.commit == commit)
+            .collect();
+        let mut replicas = Vec::new();
+        for index in 0..spec.replicas as i64 {
+            let adopted = adoptable.iter().find(|p| p.replica == index).and_then(|p| {
+                process::adopt(p.pid as u32, p.start_ticks as u64, None).map(|h| (h, p.port as u16))
+            });
+            let port = match &adopted {
+                Some((_, port)) => *port,
+                None => free_port()?,
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let replica = Replica {
+                port,
+                ready: Arc::new(AtomicBool::new(false)),
+                stop,
+                done: Arc::new(tokio::sync::Notify::new()),
+                finished: Arc::new(AtomicBool::new(false)),
+            };
+            let inner = self.clone();
+            let task = ReplicaTask {
+                key: key.clone(),
+                spec: spec.clone(),
+                commit: commit.to_string(),
+                dir: dir.clone(),
+                index,
+                replica: replica.clone(),
+                adopted: adopted.map(|(h, _)| h),
+            };
+            self.handle
+                .spawn(async move { inner.supervise(task, stop_rx).await });
+            replicas.push(replica);
+        }
+        let mut state = self.state();
+        let previous = state.apps.remove(key);
+        let mut draining = Vec::new();
+        if let Some(old) = previous {
+            draining.extend(old.replicas);
+            draining.extend(old.draining);
+        }
+        let has_draining = !draining.is_empty();
+        state.apps.insert(
+            key.clone(),
+            AppDef {
+                generation,
+                replicas: replicas.clone(),
+                draining,
+            },
+        );
+        drop(state);
+        self.set_status(
+            key,
+            Phase::Progressing,
+            &format!("starting {} replica(s)", spec.replicas),
+        );
+        // Watch readiness; retire the previous generation once the new one serves.
+        let inner = self.clone();
+        let key2 = key.clone();
+        let total = spec.replicas;
+        self.handle.spawn(async move {
+            let started = tokio::time::Instant::now();
+            loop {
+                let ready = replicas
+                    .iter()
+                    .filter(|r| r.ready.load(Ordering::Relaxed))
+                    .count();
+                if ready == replicas.len() || started.elapsed() > READY_TIMEOUT {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let current = inner.state().apps.get(&key2).map(|a| a.generation);
+            if current != Some(generation) {
+                return; // replaced meanwhile
+            }
+            let old = inner
+                .state()
+                .apps
+                .get_mut(&key2)
+                .map(|a| std::mem::take(&mut a.draining))
+                .unwrap_or_default();
+            for r in &old {
+                let _ = r.stop.send(true);
+            }
+            let ready = replicas
+                .iter()
+                .filter(|r| r.ready.load(Ordering::Relaxed))
+                .count();
+            if ready as u32 == total {
+                inner.set_status(
+                    &key2,
+                    Phase::Ready,
+                    &format!("{ready}/{total} replica(s) ready at /apps/{}/", key2.name),
+                );
+            }
+        });
+        Ok(if has_draining {
+            format!("rolling out {} new replica(s)", spec.replicas)
+        } else {
+            format!("starting {} replica(s)", spec.replicas)
+        })
+    }
+
+    /// Stops every replica of an application.
+    pub(super) async fn stop_app(&self, key: &ResourceKey, kill: bool) {
+        let Some(app) = self.state().apps.remove(key) else {
+            return;
+        };
+        let all: Vec<Replica> = app.replicas.into_iter().chain(app.draining).collect();
+        if !kill {
+            return; // leave them running for the next controller to adopt
+        }
+        for r in &all {
+            let _ = r.stop.send(true);
+        }
+        for r in &all {
+            if !r.finished.load(Ordering::Relaxed) {
+                let _ = tokio::time::timeout(Duration::from_secs(10), r.done.notified()).await;
+            }
+        }
+        let _ = self.store.remove_processes(key, None);
+    }
+
+    /// A ready replica of the application called `name`, round-robin.
+    pub(super) fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
+        let mut state = self.state();
+        let ready: Vec<u16> = state
+            .apps
+            .iter()
+            .filter(|(k, _)| k.name.as_str() == name)
+            .flat_map(|(_, a)| a.replicas.iter().chain(a.draining.iter()))
+            .filter(|r| r.ready.load(Ordering::Relaxed))
+            .map(|r| r.port)
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        state.next_replica = state.next_replica.wrapping_add(1);
+        let port = ready[state.next_replica % ready.len()];
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    pub(super) fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
+        self.resource_dir("logs", key)
+            .join(format!("replica-{replica}.log"))
+    }
+
+    /// Keeps one replica running until told to stop.
+    async fn supervise(self: Arc<Self>, task: ReplicaTask, mut stop: watch::Receiver<bool>) {
+        let ReplicaTask {
+            key,
+            spec,
+            commit,
+            dir,
+            index,
+            replica,
+            mut adopted,
+        } = task;
+        let holder = format!("app:{}:{index}:{}", key.id(), replica.port);
+        let prefix = format!("/apps/{}", key.name);
+        let log = self.replica_log(&key, index);
+        let mut failures = 0u32;
+        'life: loop {
+            let mut handle = match adopted.take() {
+                Some(h) => {
+                    tracing::info!(
+                        "{key} replica {index}: adopted process {} on port {}",
+                        h.pid(),
+                        replica.port
+                    );
+                    h
+                }
+                None => {
+                    match self.admit(
+                        &holder,
+                        key.project.as_ref(),
+                        spec.pool.as_ref(),
+                        spec.resources.as_ref(),
+                    ) {
+                        Admission::Granted(gpus) => match self.spawn_replica(
+                            &key, &spec, &commit, &dir, index, &replica, &prefix, &log, &gpus,
+                        ) {
+                            Ok(h) => h,
+                            Err(e) => {
+                                self.release(&holder);
+                                self.set_status(&key, Phase::Failed, &e);
+                                break 'life;
+                            }
+                        },
+                        Admission::Never(reason) => {
+                            self.set_status(&key, Phase::Failed, &reason);
+                            break 'life;
+                        }
+                        Admission::Wait(reason) => {
+                            self.set_status(
+                                &key,
+                                Phase::Progressing,
+                                &format!("replica {index}: {reason}"),
+                            );
+                            tokio::select! {
+                                _ = self.released.notified() => {}
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = stop.changed() => break 'life,
+                            }
+                            continue 'life;
+                        }
+                    }
+                }
+            };
+            let health = frameworks::launch(&spec, &dir, &prefix, replica.port)
+                .map(|l| l.health_path)
+                .unwrap_or_else(|_| "/".into());
+            let exited = loop {
+                tokio::select! {
+                    outcome = handle.wait() => break Some(outcome),
+                    _ = stop.changed() => {
+                        handle.terminate(Duration::from_secs(5)).await;
+                        break None;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                        if !replica.ready.load(Ordering::Relaxed) && self.healthy(replica.port, &health).await {
+                            replica.ready.store(true, Ordering::Relaxed);
+                            failures = 0;
+                            tracing::info!("{key} replica {index} ready on port {}", replica.port);
+                        }
+                    }
+                }
+            };
+            replica.ready.store(false, Ordering::Relaxed);
+            self.release(&holder);
+            let Some(outcome) = exited else {
+                break 'life;
+            };
+            let restart = match spec.restart {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !outcome.success(),
+                RestartPolicy::Never => false,
+            };
+            if !restart {
+                self.set_status(
+                    &key,
+                    Phase::Failed,
+                    &format!("replica {index} exited ({outcome}); restart policy says no"),
+                );
+                break 'life;
+            }
+            failures += 1;
+            let delay = Duration::from_millis((250u64 << failures.min(7)).min(30_000));
+            self.set_status(
+                &key,
+                Phase::Progressing,
+                &format!(
+                    "replica {index} exited ({outcome}); restarting in {:.1}s",
+                    delay.as_secs_f64()
+                ),
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => break 'life,
+            }
+        }
+        let _ = self.store.remove_processes(&key, Some(index));
+        replica.finished.store(true, Ordering::Relaxed);
+        replica.done.notify_waiters();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_replica(
+        &self,
+        key: &ResourceKey,
+        spec: &ApplicationSpec,
+        commit: &str,
+        dir: &Path,
+        index: i64,
+        replica: &Replica,
+        prefix: &str,
+        log: &Path,
+        gpus: &[u32],
+    ) -> Result<ProcessHandle, String> {
+        let launch = frameworks::launch(spec, dir, prefix, replica.port)?;
+        let mut env = self.project_env(key.project.as_ref())?;
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        env.extend(launch.env);
+        env.push(("PORT".into(), replica.port.to_string()));
+        env.push(("CAIRN_APP".into(), key.name.to_string()));
+        env.push(("CAIRN_APP_PREFIX".into(), prefix.to_string()));
+        env.push(("CAIRN_REPLICA".into(), index.to_string()));
+        env.push(("CAIRN_COMMIT".into(), commit.to_string()));
+        env.extend(crate::runtime::gpu::cuda_env(gpus));
+        let handle = process::spawn(&ProcessSpec {
+            program: launch.argv[0].clone(),
+            args: crate::runtime::expand_args(&launch.argv[1..], &env),
+            cwd: dir.to_path_buf(),
+            env,
+            clear_env: false,
+            log_path: log.to_path_buf(),
+            exit_file: None,
+        })
+        .map_err(|e| format!("replica {index} could not start `{}`: {e}", launch.argv[0]))?;
+        let _ = self.store.set_process(&ProcessRecord {
+            key: key.clone(),
+            replica: index,
+            pid: handle.pid() as i64,
+            start_ticks: handle.start_ticks() as i64,
+            port: replica.port as i64,
+            commit: commit.to_string(),
+        });
+        Ok(handle)
+    }
+
+    /// Whether `GET http://127.0.0.1:PORT/PATH` answers 2xx.
+    async fn healthy(&self, port: u16, path: &str) -> bool {
+        let Ok(uri) = format!("http://127.0.0.1:{port}{path}").parse::<hyper::Uri>() else {
+            return false;
+        };
+        let request = hyper::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .expect("valid request");
+        match tokio::time::timeout(Duration::from_secs(2), self.http.request(request)).await {
+            Ok(Ok(response)) => response.status().is_success(),
+            _ => false,
+        }
+    }
+}
+
+struct ReplicaTask {
+    key: ResourceKey,
+    spec: ApplicationSpec,
+    commit: String,
+    dir: PathBuf,
+    index: i64,
+    replica: Replica,
+    adopted: Option<ProcessHandle>,
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,509 @@
+//! The embedded runtime: everything on this machine.
+//!
+//! Jobs run as supervised processes in their own process groups, with logs
+//! in files, retries, timeouts, cron schedules and `dependsOn` pipelines
+//! ([`jobs`]); applications run as restarted replicas on free ports behind
+//! the gateway's `/apps/NAME/` proxy ([`apps`]). Compute pools hand out GPUs
+//! through `CUDA_VISIBLE_DEVICES`, and project quotas are enforced when runs
+//! and replicas are admitted.
+
+mod apps;
+mod jobs;
+
+use super::gpu::{GpuAllocator, GpuInventory};
+use super::{ApplyContext, LogSource, LogTarget, Runtime, RuntimeError, spec_of};
+use crate::loader::{Resource, ResourceKey};
+use crate::plan::{Action, Change, ResourceView, StateView};
+use crate::spec::{
+    ApplicationSpec, ComputePoolSpec, Cpu, GpuSelection, JobSpec, Kind, Memory, Name, ProjectSpec,
+    Resources, Spec,
+};
+use crate::store::{Applied, Phase, Store};
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+
+pub use jobs::RunRequest;
+
+/// The embedded runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct EmbeddedRuntime {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    store: Arc<Store>,
+    data_dir: PathBuf,
+    handle: Handle,
+    gpus: GpuInventory,
+    state: Mutex<State>,
+    /// Woken whenever resources are released.
+    released: Notify,
+    http: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
+}
+
+#[derive(Default)]
+struct State {
+    projects: HashMap<Name, ProjectSpec>,
+    pools: HashMap<Name, ComputePoolSpec>,
+    allocator: GpuAllocator,
+    jobs: HashMap<ResourceKey, jobs::JobDef>,
+    apps: HashMap<ResourceKey, apps::AppDef>,
+    /// Jobs created or changed by the current sync, run when it finishes.
+    sync_runs: BTreeSet<ResourceKey>,
+    /// Resources held by running workloads, for quotas.
+    usage: HashMap<String, Usage>,
+    /// Cancel switches of active runs, by run id.
+    cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
+    /// Round-robin counter for application replicas.
+    next_replica: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Usage {
+    project: Option<Name>,
+    cpu: u64,
+    memory: u64,
+    gpus: u32,
+}
+
+/// The outcome of asking for resources.
+pub(crate) enum Admission {
+    /// Granted, with these GPUs.
+    Granted(Vec<u32>),
+    /// Not now; why.
+    Wait(String),
+    /// Never here; why.
+    Never(String),
+}
+
+impl EmbeddedRuntime {
+    /// A runtime keeping its files under `data_dir` and its records in `store`.
+    /// Must be created inside a tokio runtime.
+    pub fn new(store: Arc<Store>, data_dir: &Path, gpus: GpuInventory) -> Self {
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        EmbeddedRuntime {
+            inner: Arc::new(Inner {
+                store,
+                data_dir: data_dir.to_path_buf(),
+                handle: Handle::current(),
+                gpus,
+                state: Mutex::new(State::default()),
+                released: Notify::new(),
+                http,
+            }),
+        }
+    }
+
+    /// The GPUs this machine has.
+    pub fn gpus(&self) -> &GpuInventory {
+        &self.inner.gpus
+    }
+
+    /// Starts a run of `job` (its upstream jobs first); returns the runs
+    /// created, the requested job's last.
+    pub fn run_job(&self, request: RunRequest) -> Result<Vec<crate::store::Run>, RuntimeError> {
+        self.inner.trigger(request)
+    }
+
+    /// A ready replica of application `name` to send a request to.
+    pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
+        self.inner.app_upstream(name)
+    }
+
+    /// Stops everything this runtime started (jobs are left running only if
+    /// `keep_running`, so that a restart can adopt them).
+    pub async fn shutdown(&self, keep_running: bool) {
+        self.inner.shutdown(keep_running).await;
+    }
+}
+
+impl Inner {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Environment from a project: its `env` and its secrets.
+    fn project_env(&self, project: Option<&Name>) -> Result<Vec<(String, String)>, String> {
+        let state = self.state();
+        let Some(p) = project.and_then(|p| state.projects.get(p)) else {
+            return Ok(Vec::new());
+        };
+        let mut env: Vec<(String, String)> =
+            p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for s in &p.secrets {
+            match std::env::var(&s.from_env) {
+                Ok(v) => env.push((s.name.clone(), v)),
+                Err(_) => {
+                    return Err(format!(
+                        "secret `{}` needs the controller's environment variable `{}`, which is not set",
+                        s.name, s.from_env
+                    ));
+                }
+            }
+        }
+        Ok(env)
+    }
+
+    fn pool_of(&self, project: Option<&Name>, pool: Option<&Name>) -> Option<Name> {
+        pool.cloned().or_else(|| {
+            let state = self.state();
+            state.projects.get(project?)?.default_pool.clone()
+        })
+    }
+
+    /// Asks for resources for `holder`.
+    fn admit(
+        &self,
+        holder: &str,
+        project: Option<&Name>,
+        pool: Option<&Name>,
+        res: Option<&Resources>,
+    ) -> Admission {
+        let cpu = res.and_then(|r| r.cpu).map_or(0, Cpu::millis);
+        let memory = res.and_then(|r| r.memory).map_or(0, Memory::bytes);
+        let gpus = res.and_then(|r| r.gpus).unwrap_or(0);
+        let pool_name = self.pool_of(project, pool);
+        let mut state = self.state();
+        if let Some(pool_name) = &pool_name {
+            match state.pools.get(pool_name) {
+                None => return Admission::Never(format!("pool `{pool_name}` is not declared")),
+                Some(p) if p.local.is_none() => {
+                    return Admission::Never(format!(
+                        "pool `{pool_name}` has no `local` part; it runs on Kubernetes only"
+                    ));
+                }
+                Some(_) => {}
+            }
+        } else if gpus > 0 {
+            return Admission::Never("asks for GPUs but names no pool".into());
+        }
+        if let Some(q) = project
+            .and_then(|p| state.projects.get(p))
+            .and_then(|p| p.quotas.clone())
+        {
+            let used = state
+                .usage
+                .values()
+                .filter(|u| u.project.as_ref() == project)
+                .fold((0u64, 0u64, 0u32), |a, u| {
+                    (a.0 + u.cpu, a.1 + u.memory, a.2 + u.gpus)
+                });
+            let over = |what: &str, used: u64, want: u64, limit: u64| {
+                (used + want > limit).then(|| format!("waiting for project quota: {what} in use {used}, asking {want}, quota {limit}"))
+            };
+            let checks = [
+                q.cpu
+                    .and_then(|l| over("cpu (millicores)", used.0, cpu, l.millis())),
+                q.memory
+                    .and_then(|l| over("memory (bytes)", used.1, memory, l.bytes())),
+                q.gpus
+                    .and_then(|l| over("GPUs", used.2 as u64, gpus as u64, l as u64)),
+            ];
+            if let Some(reason) = checks.into_iter().flatten().next() {
+                return Admission::Wait(reason);
+            }
+        }
+        let devices = if gpus > 0 {
+            let pool_name = pool_name.expect("checked above");
+            let total = state.allocator.free(pool_name.as_str()).len() as u32
+                + state
+                    .allocator
+                    .assignments()
+                    .iter()
+                    .filter(|(_, d)| {
+                        d.iter()
+                            .any(|i| self.pool_devices(&state, &pool_name).contains(i))
+                    })
+                    .map(|(_, d)| d.len() as u32)
+                    .sum::<u32>();
+            if gpus > total {
+                return Admission::Never(format!(
+                    "asks for {gpus} GPU(s) but pool `{pool_name}` has {total}"
+                ));
+            }
+            match state
+                .allocator
+                .try_allocate(pool_name.as_str(), holder, gpus)
+            {
+                Some(d) => d,
+                None => {
+                    return Admission::Wait(format!(
+                        "waiting for {gpus} free GPU(s) in pool `{pool_name}` (free: {:?})",
+                        state.allocator.free(pool_name.as_str())
+                    ));
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        state.usage.insert(
+            holder.to_string(),
+            Usage {
+                project: project.cloned(),
+                cpu,
+                memory,
+                gpus,
+            },
+        );
+        Admission::Granted(devices)
+    }
+
+    fn pool_devices(&self, state: &State, pool: &Name) -> Vec<u32> {
+        match state
+            .pools
+            .get(pool)
+            .and_then(|p| p.local.as_ref())
+            .map(|l| &l.gpus)
+        {
+            Some(GpuSelection::All) => self.gpus.indices(),
+            Some(GpuSelection::Devices(d)) => d.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Gives back what `holder` was granted.
+    fn release(&self, holder: &str) {
+        let mut state = self.state();
+        state.usage.remove(holder);
+        state.allocator.release(holder);
+        drop(state);
+        self.released.notify_waiters();
+    }
+
+    fn set_status(&self, key: &ResourceKey, phase: Phase, message: &str) {
+        if let Err(e) = self.store.set_status(key, phase, message, None, None) {
+            tracing::warn!("could not record status of {key}: {e}");
+        }
+    }
+
+    async fn shutdown(&self, keep_running: bool) {
+        let apps: Vec<ResourceKey> = self.state().apps.keys().cloned().collect();
+        for key in apps {
+            self.stop_app(&key, !keep_running).await;
+        }
+        if !keep_running {
+            let cancels: Vec<_> = self.state().cancels.values().cloned().collect();
+            for c in cancels {
+                let _ = c.send(true);
+            }
+        }
+    }
+}
+
+impl Runtime for EmbeddedRuntime {
+    fn observe(&self) -> Result<StateView, RuntimeError> {
+        let resources = self
+            .inner
+            .store
+            .applied()?
+            .into_iter()
+            .map(|a| {
+                let depends_on = spec_of::<JobSpec>(&a.value)
+                    .filter(|_| a.key.kind == Kind::Job)
+                    .map(|j| j.depends_on.iter().map(ToString::to_string).collect())
+                    .unwrap_or_default();
+                (
+                    a.key,
+                    ResourceView {
+                        value: a.value,
+                        file: a.file,
+                        depends_on,
+                    },
+                )
+            })
+            .collect();
+        Ok(StateView { resources })
+    }
+
+    fn apply(
+        &self,
+        action: &Action,
+        resource: Option<&Resource>,
+        ctx: &ApplyContext<'_>,
+    ) -> Result<String, RuntimeError> {
+        let inner = &self.inner;
+        let key = &action.key;
+        match (&action.change, resource.map(|r| &r.spec)) {
+            (Change::Delete, _) => match key.kind {
+                Kind::Project => {
+                    inner.state().projects.remove(&key.name);
+                    Ok("forgotten".into())
+                }
+                Kind::ComputePool => {
+                    inner.state().pools.remove(&key.name);
+                    inner
+                        .state()
+                        .allocator
+                        .set_pool(key.name.as_str(), Vec::new());
+                    Ok("forgotten".into())
+                }
+                Kind::Job => Ok(inner.remove_job(key)),
+                Kind::Application => {
+                    let inner = inner.clone();
+                    let key = key.clone();
+                    self.inner
+                        .handle
+                        .spawn(async move { inner.stop_app(&key, true).await });
+                    Ok("stopping its replicas".into())
+                }
+                Kind::Model | Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
+            },
+            (Change::Create | Change::Update { .. }, Some(spec)) => {
+                let updated = matches!(action.change, Change::Update { .. });
+                match spec {
+                    Spec::Project(p) => {
+                        inner.state().projects.insert(key.name.clone(), p.clone());
+                        Ok("recorded".into())
+                    }
+                    Spec::ComputePool(p) => {
+                        inner.register_pool(&key.name, p);
+                        Ok(match p.local.as_ref().map(|l| &l.gpus) {
+                            Some(GpuSelection::All) => {
+                                format!("local pool with {} GPU(s)", inner.gpus.devices.len())
+                            }
+                            Some(GpuSelection::Devices(d)) => format!("local pool with GPUs {d:?}"),
+                            _ if p.local.is_some() => "local pool".into(),
+                            _ => "Kubernetes-only pool: nothing runs here".into(),
+                        })
+                    }
+                    Spec::Job(j) => Ok(inner.register_job(
+                        key,
+                        j,
+                        ctx.commit,
+                        ctx.checkout,
+                        &action.file,
+                        updated,
+                        true,
+                    )),
+                    Spec::Application(a) => {
+                        inner.start_app(key, a, ctx.commit, ctx.checkout, &action.file)
+                    }
+                    Spec::Model(_) => {
+                        inner.set_status(
+                            key,
+                            Phase::Idle,
+                            "recorded; this build does not serve models yet",
+                        );
+                        Ok("recorded".into())
+                    }
+                    Spec::Dataset(_) | Spec::Plugin(_) => Ok("recorded".into()),
+                }
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
+    fn finish_sync(&self, ctx: &ApplyContext<'_>) {
+        let targets: Vec<ResourceKey> = std::mem::take(&mut self.inner.state().sync_runs)
+            .into_iter()
+            .collect();
+        if targets.is_empty() {
+            return;
+        }
+        let request = RunRequest {
+            targets,
+            trigger: "sync".into(),
+            params: None,
+            with_upstream: false,
+        };
+        if let Err(e) = self.inner.trigger(request) {
+            tracing::warn!("could not start jobs for commit {}: {e}", ctx.commit);
+        }
+    }
+
+    fn restore(&self, applied: &[Applied], checkout: &dyn Fn(&str) -> Option<PathBuf>) {
+        let inner = &self.inner;
+        // Projects and pools first: jobs and apps need them.
+        for a in applied {
+            match a.key.kind {
+                Kind::Project => {
+                    if let Some(p) = spec_of::<ProjectSpec>(&a.value) {
+                        inner.state().projects.insert(a.key.name.clone(), p);
+                    }
+                }
+                Kind::ComputePool => {
+                    if let Some(p) = spec_of::<ComputePoolSpec>(&a.value) {
+                        inner.register_pool(&a.key.name, &p);
+                    }
+                }
+                _ => {}
+            }
+        }
+        for a in applied {
+            let Some(dir) = checkout(&a.commit) else {
+                inner.set_status(
+                    &a.key,
+                    Phase::Failed,
+                    "the commit's files could not be checked out again",
+                );
+                continue;
+            };
+            match a.key.kind {
+                Kind::Job => {
+                    if let Some(j) = spec_of::<JobSpec>(&a.value) {
+                        inner.register_job(&a.key, &j, &a.commit, &dir, &a.file, false, false);
+                    }
+                }
+                Kind::Application => {
+                    if let Some(app) = spec_of::<ApplicationSpec>(&a.value)
+                        && let Err(e) = inner.start_app(&a.key, &app, &a.commit, &dir, &a.file)
+                    {
+                        inner.set_status(&a.key, Phase::Failed, &e.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        inner.resume_runs();
+    }
+
+    fn logs(&self, target: &LogTarget) -> Result<LogSource, RuntimeError> {
+        match target {
+            LogTarget::Run(job, number) => {
+                let run =
+                    self.inner.store.run(job, *number)?.ok_or_else(|| {
+                        RuntimeError::NotFound(format!("{job} has no run #{number}"))
+                    })?;
+                Ok(LogSource {
+                    path: PathBuf::from(run.log_path),
+                    live: !run.state.is_final(),
+                })
+            }
+            LogTarget::Replica(app, replica) => {
+                let path = self.inner.replica_log(app, *replica);
+                if !path.exists() {
+                    return Err(RuntimeError::NotFound(format!(
+                        "{app} has no replica {replica}"
+                    )));
+                }
+                Ok(LogSource { path, live: true })
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn register_pool(&self, name: &Name, pool: &ComputePoolSpec) {
+        let mut state = self.state();
+        state.pools.insert(name.clone(), pool.clone());
+        let devices = self.pool_devices(&state, name);
+        state.allocator.set_pool(name.as_str(), devices);
+    }
+
+    /// Directory for a resource's files under the data directory.
+    fn resource_dir(&self, area: &str, key: &ResourceKey) -> PathBuf {
+        self.data_dir
+            .join(area)
+            .join(key.project.as_ref().map_or("_", Name::as_str))
+            .join(key.name.as_str())
+    }
+}

@@ -1,0 +1,101 @@
+//! Schema migrations of the store, applied in order on open. Never edit a
+//! released migration: add a new one.
+
+use rusqlite_migration::{M, Migrations};
+
+/// Every migration, oldest first.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE applied (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            project TEXT,
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            file TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        );
+        CREATE TABLE status (
+            key TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            project TEXT,
+            name TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            message TEXT NOT NULL,
+            synced_commit TEXT,
+            file TEXT,
+            last_transition TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            trigger TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            commit_id TEXT NOT NULL,
+            params TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            started_at TEXT,
+            finished_at TEXT,
+            exit_code INTEGER,
+            message TEXT NOT NULL,
+            pid INTEGER,
+            start_ticks INTEGER,
+            log_path TEXT NOT NULL,
+            gpus TEXT,
+            UNIQUE (job, number)
+        );
+        CREATE INDEX runs_state ON runs (state);
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            job TEXT NOT NULL,
+            output TEXT NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX artifacts_job_output ON artifacts (job, output);
+        CREATE TABLE processes (
+            key TEXT NOT NULL,
+            replica INTEGER NOT NULL,
+            pid INTEGER NOT NULL,
+            start_ticks INTEGER NOT NULL,
+            port INTEGER NOT NULL,
+            commit_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            PRIMARY KEY (key, replica)
+        );
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            commit_id TEXT,
+            resource TEXT,
+            action TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE TABLE syncs (
+            id INTEGER PRIMARY KEY,
+            commit_id TEXT NOT NULL,
+            detected_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            duration_ms INTEGER NOT NULL,
+            summary TEXT NOT NULL,
+            errors INTEGER NOT NULL
+        );
+        CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        super::migrations().validate().unwrap();
+    }
+}
