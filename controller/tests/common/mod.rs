@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod up;
+
 use std::path::{Path, PathBuf};
 
 /// A Git repository in a temporary directory.

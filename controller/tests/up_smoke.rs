@@ -1,0 +1,22 @@
+//! `cairn up` starts, syncs a commit and serves its status.
+
+mod common;
+
+use common::TestRepo;
+use common::up::Up;
+
+#[test]
+fn up_syncs_the_current_commit_and_reports_status() {
+    let repo = TestRepo::new();
+    common::write_valid(&repo);
+    let commit = repo.commit("initial");
+    let data = tempfile::tempdir().unwrap();
+    let up = Up::start(repo.path(), &data.path().join("state"), &[], &[]);
+    up.wait_synced(&commit);
+    let status = up.get("/api/v1/status");
+    assert_eq!(status["revision"], "main");
+    assert_eq!(status["errors"], 0);
+    let model = up.resource("Model", "scorer").expect("model status");
+    assert_eq!(model["syncedCommit"], commit);
+    assert_eq!(up.resource("Project", "churn").unwrap()["phase"], "Ready");
+}
