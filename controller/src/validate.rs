@@ -9,8 +9,8 @@ use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::loader::{DesiredState, Resource};
 use crate::source::{Resolved, Snapshot};
 use crate::spec::{
-    BUILTIN_FRAMEWORKS, BUILTIN_PLUGINS, Cpu, GpuSelection, Kind, Memory, ModelRuntime, Name,
-    PluginWorld, RepoPath, RolloutStrategy, Spec,
+    BUILTIN_FRAMEWORKS, BUILTIN_PLUGINS, Cpu, EnvironmentRef, GpuSelection, Kind, Memory,
+    ModelRuntime, Name, PluginWorld, RepoPath, RolloutStrategy, Spec,
 };
 use sha2::Digest;
 use std::collections::{BTreeMap, HashMap};
@@ -20,6 +20,7 @@ pub fn check(state: &DesiredState, snapshot: &Snapshot) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let ctx = Context { state };
     for r in state.resources.values() {
+        ctx.image(r, &mut out);
         ctx.references(r, &mut out);
         ctx.consistency(r, &mut out);
         paths(r, snapshot, &mut out);
@@ -174,6 +175,9 @@ impl Context<'_> {
                 self.reference(r, Kind::Dataset, d, &full, out);
             }
         };
+        if let Some(EnvironmentRef::Named(name)) = workload_environment(&r.spec) {
+            self.reference(r, Kind::Environment, name, &["spec", "environment"], out);
+        }
         match &r.spec {
             Spec::Project(p) => pool(&p.default_pool, &["spec", "defaultPool"], out),
             Spec::Job(j) => {
@@ -314,7 +318,7 @@ impl Context<'_> {
                     }
                 }
             }
-            Spec::ComputePool(_) | Spec::Dataset(_) | Spec::Plugin(_) => {}
+            Spec::ComputePool(_) | Spec::Dataset(_) | Spec::Plugin(_) | Spec::Environment(_) => {}
         }
     }
 
@@ -575,7 +579,68 @@ impl Context<'_> {
                 },
                 (Some(_), None) => {}
             },
-            Spec::Dataset(_) => {}
+            Spec::Dataset(_) | Spec::Environment(_) => {}
+        }
+    }
+
+    /// A workload bound for a Kubernetes pool needs a container image.
+    fn image(&self, r: &Resource, out: &mut Vec<Diagnostic>) {
+        let (pool, own_image) = match &r.spec {
+            Spec::Job(j) => (j.pool.as_ref(), j.image.as_ref()),
+            Spec::Model(m) if m.runtime == ModelRuntime::Process => (m.pool.as_ref(), None),
+            Spec::Application(a) => (a.pool.as_ref(), None),
+            _ => return,
+        };
+        let pool_name = pool.cloned().or_else(|| {
+            let project = self
+                .state
+                .get(Kind::Project, None, r.key.project.as_ref()?.as_str())?;
+            match &project.spec {
+                Spec::Project(p) => p.default_pool.clone(),
+                _ => None,
+            }
+        });
+        let Some(Spec::ComputePool(p)) = pool_name
+            .as_ref()
+            .and_then(|n| self.state.get(Kind::ComputePool, None, n.as_str()))
+            .map(|p| &p.spec)
+        else {
+            return;
+        };
+        if p.kubernetes.is_none() {
+            return;
+        }
+        let env_image = match workload_environment(&r.spec) {
+            Some(EnvironmentRef::Inline(e)) => e.image.as_ref(),
+            Some(EnvironmentRef::Named(n)) => {
+                match self
+                    .state
+                    .get(Kind::Environment, r.key.project.as_ref(), n.as_str())
+                {
+                    Some(Resource {
+                        spec: Spec::Environment(e),
+                        ..
+                    }) => e.image.as_ref(),
+                    _ => return, // reported as a dangling reference
+                }
+            }
+            None => None,
+        };
+        if own_image.is_none() && env_image.is_none() {
+            out.push(
+                Diagnostic::error(
+                    "missing-image",
+                    &*r.file,
+                    r.span_of(&["spec", if pool.is_some() { "pool" } else { "kind" }]),
+                    format!(
+                        "{} runs in pool `{}`, which has a Kubernetes part, but has no container image",
+                        r.key,
+                        pool_name.expect("checked")
+                    ),
+                )
+                .with_hint("set `image` on its environment (or the job) so the Kubernetes runtime can run it")
+                .warning(),
+            );
         }
     }
 
@@ -841,6 +906,16 @@ fn from_index(r: &Resource, dep: &Name) -> String {
     }
 }
 
+/// The `environment` of a workload.
+fn workload_environment(spec: &Spec) -> Option<&EnvironmentRef> {
+    match spec {
+        Spec::Job(j) => j.environment.as_ref(),
+        Spec::Model(m) => m.environment.as_ref(),
+        Spec::Application(a) => a.environment.as_ref(),
+        _ => None,
+    }
+}
+
 fn world_name(w: PluginWorld) -> &'static str {
     match w {
         PluginWorld::DriftDetector => "drift-detector",
@@ -925,6 +1000,18 @@ fn paths(r: &Resource, snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
         out.push(d);
         None
     };
+    if let Some(EnvironmentRef::Inline(e)) = workload_environment(&r.spec) {
+        if let Some(req) = &e.requirements {
+            check(req, &["spec", "environment", "requirements"], Want::File);
+        }
+        for (i, l) in e.index.find_links.iter().enumerate() {
+            check(
+                l,
+                &["spec", "environment", "index", "findLinks", &i.to_string()],
+                Want::Dir,
+            );
+        }
+    }
     match &r.spec {
         Spec::Job(j) => {
             if let Some(w) = &j.workdir {
@@ -967,6 +1054,18 @@ fn paths(r: &Resource, snapshot: &Snapshot, out: &mut Vec<Diagnostic>) {
                         .with_hint(format!("the file's sha256 is {actual}; update `sha256` if the new file is intended")),
                     );
                 }
+            }
+        }
+        Spec::Environment(e) => {
+            if let Some(r) = &e.requirements {
+                check(r, &["spec", "requirements"], Want::File);
+            }
+            for (i, l) in e.index.find_links.iter().enumerate() {
+                check(
+                    l,
+                    &["spec", "index", "findLinks", &i.to_string()],
+                    Want::Dir,
+                );
             }
         }
         Spec::Project(_) | Spec::ComputePool(_) | Spec::Dataset(_) => {}

@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Subcommand)]
 pub enum Which {
+    /// Commit → reconciled latency of `cairn up` (file-system events and
+    /// webhooks) and the controller's memory with 1,000 specs.
+    Reconcile {
+        /// Commits measured per path.
+        #[arg(long, default_value_t = 50)]
+        commits: usize,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -23,11 +30,12 @@ pub enum Which {
 pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Validate { files, runs } => validate(files, runs),
+        Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
     }
 }
 
 /// Builds the release binary and returns its path.
-fn release_binary() -> Result<std::path::PathBuf> {
+pub(crate) fn release_binary() -> Result<std::path::PathBuf> {
     let status = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -214,7 +222,7 @@ spec: {{framework: streamlit, path: apps/web, resources: {{cpu: 250m, memory: 25
     Ok(())
 }
 
-fn commit(repo: &git2::Repository, message: &str) -> Result<()> {
+pub(crate) fn commit(repo: &git2::Repository, message: &str) -> Result<()> {
     let mut index = repo.index()?;
     index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
     index.update_all(["*"], None)?;

@@ -221,6 +221,7 @@ impl<R: Runtime> Controller<R> {
             state: &desired,
         };
         let mut failed = 0;
+        let mut unchanged = Vec::new();
         for action in &plan.actions {
             let key = &action.key;
             let resource = desired.resources.get(key);
@@ -234,29 +235,23 @@ impl<R: Runtime> Controller<R> {
                             &action.file,
                             "kept at its previous version",
                         );
-                    } else if let Some(s) = self.store.status(key)? {
-                        let phase = if s.phase == Phase::Invalid {
-                            Phase::Ready
-                        } else {
-                            s.phase
-                        };
-                        self.store.set_status(
-                            key,
-                            phase,
-                            &s.message,
-                            Some(&commit),
-                            Some(&action.file),
-                        )?;
+                    } else {
+                        unchanged.push((key.clone(), action.file.clone()));
                     }
                 }
                 Change::Hold { reason } => {
-                    self.store.set_status(
-                        key,
-                        Phase::Invalid,
-                        &format!("kept running: {reason}"),
-                        None,
-                        None,
-                    )?;
+                    if desired.guard.broken_files.contains(&action.file) {
+                        // Its own file is broken: point at the error there.
+                        self.report_invalid(key, &desired, &action.file, "kept running");
+                    } else {
+                        self.store.set_status(
+                            key,
+                            Phase::Invalid,
+                            &format!("kept running: {reason}"),
+                            None,
+                            None,
+                        )?;
+                    }
                     self.store.audit(Some(&commit), Some(key), "hold", reason)?;
                 }
                 Change::Create | Change::Update { .. } | Change::Delete => {
@@ -320,6 +315,7 @@ impl<R: Runtime> Controller<R> {
                 }
             }
         }
+        self.store.mark_synced(&unchanged, &commit)?;
         // New resources whose files have errors are reported, not created.
         for (key, r) in &desired.resources {
             if !view.resources.contains_key(key) {

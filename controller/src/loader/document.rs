@@ -2,8 +2,8 @@
 
 use crate::diagnostics::{Diagnostic, did_you_mean};
 use crate::spec::{
-    API_VERSION, ApplicationSpec, ComputePoolSpec, DatasetSpec, JobSpec, Kind, Metadata, ModelSpec,
-    PluginSpec, ProjectSpec, Spec,
+    API_VERSION, ApplicationSpec, ComputePoolSpec, DatasetSpec, EnvironmentSpec, JobSpec, Kind,
+    Metadata, ModelSpec, PluginSpec, ProjectSpec, Spec,
 };
 use crate::yaml::{self, DeError, DeErrorKind, Node, Span, Value};
 
@@ -253,6 +253,9 @@ fn parse_spec(path: &str, kind: Kind, node: &Node) -> Result<Spec, Vec<Diagnosti
         }
         Kind::Dataset => Spec::Dataset(deserialize_all::<DatasetSpec>(path, node, "spec")?),
         Kind::Plugin => Spec::Plugin(deserialize_all::<PluginSpec>(path, node, "spec")?),
+        Kind::Environment => {
+            Spec::Environment(deserialize_all::<EnvironmentSpec>(path, node, "spec")?)
+        }
         Kind::Job => Spec::Job(deserialize_all::<JobSpec>(path, node, "spec")?),
         Kind::Model => Spec::Model(Box::new(deserialize_all::<ModelSpec>(path, node, "spec")?)),
         Kind::Application => {

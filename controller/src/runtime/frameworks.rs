@@ -152,6 +152,7 @@ mod tests {
             path: "app".parse().unwrap(),
             command,
             env: Default::default(),
+            environment: None,
             replicas: 1,
             resources: None,
             pool: None,

@@ -7,6 +7,7 @@
 //! supervised processes; a Kubernetes runtime implements the same interface.
 
 pub mod embedded;
+pub mod envs;
 pub mod frameworks;
 pub mod gpu;
 pub mod process;

@@ -33,6 +33,9 @@ const GROUP_POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// `SIGKILL` before giving up on it.
 const KILL_SETTLE: Duration = Duration::from_secs(2);
 
+/// The running executable, even after its file was replaced or removed.
+const SELF_EXE: &str = "/proc/self/exe";
+
 /// Exit code the shim reports when the real command cannot be started
 /// (the shell convention for "command not found").
 const SPAWN_FAILED_CODE: i32 = 127;
@@ -424,8 +427,17 @@ pub fn spawn(spec: &ProcessSpec) -> Result<ProcessHandle, ProcessError> {
                 }
             }
             let exe = std::env::current_exe().map_err(ProcessError::CurrentExe)?;
-            let mut command = tokio::process::Command::new(exe);
+            // Once the executable is replaced on disk (an upgrade, a
+            // rebuild), its path no longer leads to this binary, or to none
+            // at all; `/proc/self/exe` still does.
+            let program = if Path::new(SELF_EXE).exists() {
+                PathBuf::from(SELF_EXE)
+            } else {
+                exe.clone()
+            };
+            let mut command = tokio::process::Command::new(program);
             command
+                .arg0(&exe)
                 .arg("__supervise")
                 .arg("--exit-file")
                 .arg(exit_file)
@@ -707,7 +719,6 @@ pub fn supervise_from_args(args: &[String]) -> ExitCode {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/sync", get(last_sync))
         .route("/api/v1/runs", get(recent_runs))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/jobs/{name}/runs", get(job_runs).post(start_run))
@@ -75,6 +76,12 @@ struct ProjectQuery {
     project: Option<String>,
     limit: Option<i64>,
     follow: Option<bool>,
+}
+
+async fn last_sync(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
+    Ok(axum::Json(
+        json!({ "lastSync": s.controller.store().last_sync()? }),
+    ))
 }
 
 async fn status(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {

@@ -360,6 +360,123 @@ fn default_plugin_timeout() -> Duration {
     Duration::from_secs(1)
 }
 
+// ------------------------------------------------------------ Environment --
+
+/// Dependencies of a workload: a Python environment built once per distinct
+/// (interpreter, requirements) and reused, and/or a container image for the
+/// Kubernetes runtime. Declared as a named `Environment` and referenced by
+/// name, or written inline in a workload's `environment`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// What the environment is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Python version constraint: `3.11`, `>=3.10`, `3.10.*` (default: any `python3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
+    /// A `requirements.txt` or `pyproject.toml` in the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<RepoPath>,
+    /// Packages, as pip requirement specifiers (`scikit-learn==1.5.2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// Where packages come from.
+    #[serde(default, skip_serializing_if = "PackageIndex::is_default")]
+    pub index: PackageIndex,
+    /// Environment variables given to workloads using it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Container image, for the Kubernetes runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+impl EnvironmentSpec {
+    /// Whether it asks for a Python environment (not only an image or env vars).
+    pub fn needs_python(&self) -> bool {
+        self.python.is_some() || self.requirements.is_some() || !self.packages.is_empty()
+    }
+}
+
+/// Package sources for an environment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PackageIndex {
+    /// Index URL replacing PyPI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Extra index URLs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_urls: Vec<String>,
+    /// Directories of wheels in the repository (`--find-links`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub find_links: Vec<RepoPath>,
+    /// Use no index at all: only `findLinks` (offline builds).
+    #[serde(default)]
+    pub no_index: bool,
+}
+
+impl PackageIndex {
+    fn is_default(&self) -> bool {
+        *self == PackageIndex::default()
+    }
+}
+
+/// A workload's environment: the name of an `Environment`, or one inline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EnvironmentRef {
+    /// A declared `Environment` of the same project.
+    Named(Name),
+    /// Written in place.
+    Inline(Box<EnvironmentSpec>),
+}
+
+impl Serialize for EnvironmentRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            EnvironmentRef::Named(n) => n.serialize(s),
+            EnvironmentRef::Inline(e) => e.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EnvironmentRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EnvironmentRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the name of an Environment, or an inline environment")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<EnvironmentRef, E> {
+                s.parse().map(EnvironmentRef::Named).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<EnvironmentRef, A::Error> {
+                EnvironmentSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|e| EnvironmentRef::Inline(Box::new(e)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for EnvironmentRef {
+    fn schema_name() -> Cow<'static, str> {
+        "EnvironmentRef".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let inline = generator.subschema_for::<EnvironmentSpec>();
+        json_schema!({
+            "description": "The name of an Environment of the same project, or an inline environment.",
+            "anyOf": [
+                {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+                inline
+            ]
+        })
+    }
+}
+
 // -------------------------------------------------------------------- Job --
 
 /// Batch work: a command run to completion, on demand, on a schedule or as a
@@ -378,6 +495,9 @@ pub struct JobSpec {
     /// Container image, for the Kubernetes runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Dependencies: an `Environment`'s name, or one inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentRef>,
     /// Environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -634,6 +754,10 @@ pub struct ModelSpec {
     /// Environment variables for `process` models.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Dependencies: an `Environment`'s name, or one inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentRef>,
+
     /// Workers (in-process) or processes serving the model.
     #[serde(default = "one")]
     pub replicas: u32,
@@ -903,6 +1027,10 @@ pub struct ApplicationSpec {
     /// Environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Dependencies: an `Environment`'s name, or one inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentRef>,
+
     /// Processes serving the application.
     #[serde(default = "one")]
     pub replicas: u32,

@@ -30,6 +30,8 @@ pub enum Kind {
     Dataset,
     /// A WebAssembly component.
     Plugin,
+    /// A Python environment (or image) shared by workloads.
+    Environment,
     /// Batch work, pipelines and schedules.
     Job,
     /// A REST endpoint serving a model.
@@ -40,11 +42,12 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in creation order.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Project,
         Kind::ComputePool,
         Kind::Dataset,
         Kind::Plugin,
+        Kind::Environment,
         Kind::Job,
         Kind::Model,
         Kind::Application,
@@ -57,6 +60,7 @@ impl Kind {
             Kind::ComputePool => "ComputePool",
             Kind::Dataset => "Dataset",
             Kind::Plugin => "Plugin",
+            Kind::Environment => "Environment",
             Kind::Job => "Job",
             Kind::Model => "Model",
             Kind::Application => "Application",
@@ -113,6 +117,8 @@ pub enum Spec {
     Dataset(DatasetSpec),
     /// A `Plugin`.
     Plugin(PluginSpec),
+    /// An `Environment`.
+    Environment(EnvironmentSpec),
     /// A `Job`.
     Job(JobSpec),
     /// A `Model`.
@@ -129,6 +135,7 @@ impl Spec {
             Spec::ComputePool(_) => Kind::ComputePool,
             Spec::Dataset(_) => Kind::Dataset,
             Spec::Plugin(_) => Kind::Plugin,
+            Spec::Environment(_) => Kind::Environment,
             Spec::Job(_) => Kind::Job,
             Spec::Model(_) => Kind::Model,
             Spec::Application(_) => Kind::Application,
@@ -192,6 +199,7 @@ pub mod schema {
                     Kind::ComputePool => document::<ComputePoolSpec>(kind),
                     Kind::Dataset => document::<DatasetSpec>(kind),
                     Kind::Plugin => document::<PluginSpec>(kind),
+                    Kind::Environment => document::<EnvironmentSpec>(kind),
                     Kind::Job => document::<JobSpec>(kind),
                     Kind::Model => document::<ModelSpec>(kind),
                     Kind::Application => document::<ApplicationSpec>(kind),

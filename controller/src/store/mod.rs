@@ -452,7 +452,45 @@ impl Store {
 
     /// One resource's status.
     pub fn status(&self, key: &ResourceKey) -> Result<Option<Status>> {
-        Ok(self.statuses()?.into_iter().find(|s| s.key == *key))
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT phase, message, synced_commit, file, last_transition FROM status WHERE key = ?1",
+                [key.id()],
+                |r| {
+                    Ok(Status {
+                        key: key.clone(),
+                        phase: Phase::parse(&r.get::<_, String>(0)?),
+                        message: r.get(1)?,
+                        synced_commit: r.get(2)?,
+                        file: r.get(3)?,
+                        last_transition: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks resources that a sync left unchanged as synced at `commit`, in
+    /// one transaction; those that were `Invalid` become `Ready` again.
+    pub fn mark_synced(&self, keys: &[(ResourceKey, String)], commit: &str) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "UPDATE status SET synced_commit = ?2, file = ?3,
+                   phase = CASE WHEN phase = 'Invalid' THEN 'Ready' ELSE phase END,
+                   last_transition = CASE WHEN phase = 'Invalid' THEN ?4 ELSE last_transition END,
+                   message = CASE WHEN phase = 'Invalid' THEN 'synced' ELSE message END
+                 WHERE key = ?1 AND (synced_commit IS NOT ?2 OR phase = 'Invalid')",
+            )?;
+            let t = now();
+            for (key, file) in keys {
+                stmt.execute(params![key.id(), commit, file, t])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     // --------------------------------------------------------------- runs --

@@ -34,9 +34,19 @@ impl Up {
     }
 
     /// Like [`Up::start`] on a given port.
-    pub fn start_on(repo: &Path, data_dir: &Path, port: u16, args: &[&str], env: &[(&str, &str)]) -> Up {
+    pub fn start_on(
+        repo: &Path,
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Up {
         let log = data_dir.with_extension("log");
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cairn"));
         cmd.arg("up")
             .arg(repo)
@@ -59,7 +69,9 @@ impl Up {
             data_dir: data_dir.to_path_buf(),
             log,
         };
-        up.wait_for(Duration::from_secs(30), "healthz", || up.get_text("/healthz").ok().filter(|t| t == "ok"));
+        up.wait_for(Duration::from_secs(30), "healthz", || {
+            up.get_text("/healthz").ok().filter(|t| t == "ok")
+        });
         up
     }
 
@@ -94,7 +106,9 @@ impl Up {
 
     /// GET JSON (panics on errors).
     pub fn get(&self, path: &str) -> Value {
-        let text = self.get_text(path).unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.logs()));
+        let text = self
+            .get_text(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.logs()));
         serde_json::from_str(&text).unwrap()
     }
 
@@ -103,7 +117,10 @@ impl Up {
         let mut r = Self::agent().post(&self.url(path)).send_json(body).unwrap();
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// POST raw bytes with headers → status.
@@ -128,14 +145,22 @@ impl Up {
     }
 
     /// Polls `probe` until it returns Some, or panics with the server log.
-    pub fn wait_for<T>(&self, timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut probe: impl FnMut() -> Option<T>,
+    ) -> T {
         let start = Instant::now();
         loop {
             if let Some(v) = probe() {
                 return v;
             }
             if start.elapsed() > timeout {
-                panic!("timed out after {timeout:?} waiting for {what}\n--- cairn up log ---\n{}", self.logs());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n--- cairn up log ---\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -143,22 +168,36 @@ impl Up {
 
     /// Waits until the watched branch's commit `commit` is synced.
     pub fn wait_synced(&self, commit: &str) {
-        self.wait_for(Duration::from_secs(20), &format!("sync of {commit}"), || {
-            let s = self.get("/api/v1/status");
-            (s["lastSync"]["commit"] == commit).then_some(())
-        });
+        self.wait_for(
+            Duration::from_secs(20),
+            &format!("sync of {commit}"),
+            || {
+                let s = self.get("/api/v1/status");
+                (s["lastSync"]["commit"] == commit).then_some(())
+            },
+        );
     }
 
     /// Waits for a job run to end; returns it.
     pub fn wait_run(&self, job: &str, number: i64) -> Value {
-        self.wait_for(Duration::from_secs(60), &format!("{job} run #{number}"), || {
-            let (status, text) = self.get_raw(&format!("/api/v1/jobs/{job}/runs/{number}")).ok()?;
-            if status != 200 {
-                return None;
-            }
-            let v: Value = serde_json::from_str(&text).ok()?;
-            matches!(v["state"].as_str(), Some("succeeded" | "failed" | "skipped")).then_some(v)
-        })
+        self.wait_for(
+            Duration::from_secs(60),
+            &format!("{job} run #{number}"),
+            || {
+                let (status, text) = self
+                    .get_raw(&format!("/api/v1/jobs/{job}/runs/{number}"))
+                    .ok()?;
+                if status != 200 {
+                    return None;
+                }
+                let v: Value = serde_json::from_str(&text).ok()?;
+                matches!(
+                    v["state"].as_str(),
+                    Some("succeeded" | "failed" | "skipped")
+                )
+                .then_some(v)
+            },
+        )
     }
 
     /// The server's log so far.

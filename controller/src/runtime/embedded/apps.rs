@@ -82,6 +82,7 @@ impl Inner {
                 spec: spec.clone(),
                 commit: commit.to_string(),
                 dir: dir.clone(),
+                checkout: checkout.to_path_buf(),
                 index,
                 replica: replica.clone(),
                 adopted: adopted.map(|(h, _)| h),
@@ -211,11 +212,24 @@ impl Inner {
             spec,
             commit,
             dir,
+            checkout,
             index,
             replica,
             mut adopted,
         } = task;
         let holder = format!("app:{}:{index}:{}", key.id(), replica.port);
+        let environment = match self
+            .prepare_environment(&key, spec.environment.as_ref(), &checkout)
+            .await
+        {
+            Ok(vars) => vars,
+            Err(e) => {
+                self.set_status(&key, Phase::Failed, &format!("environment: {e}"));
+                replica.finished.store(true, Ordering::Relaxed);
+                replica.done.notify_waiters();
+                return;
+            }
+        };
         let prefix = format!("/apps/{}", key.name);
         let log = self.replica_log(&key, index);
         let mut failures = 0u32;
@@ -237,7 +251,16 @@ impl Inner {
                         spec.resources.as_ref(),
                     ) {
                         Admission::Granted(gpus) => match self.spawn_replica(
-                            &key, &spec, &commit, &dir, index, &replica, &prefix, &log, &gpus,
+                            &key,
+                            &spec,
+                            &commit,
+                            &dir,
+                            index,
+                            &replica,
+                            &prefix,
+                            &log,
+                            &gpus,
+                            &environment,
                         ) {
                             Ok(h) => h,
                             Err(e) => {
@@ -335,9 +358,11 @@ impl Inner {
         prefix: &str,
         log: &Path,
         gpus: &[u32],
+        environment: &[(String, String)],
     ) -> Result<ProcessHandle, String> {
         let launch = frameworks::launch(spec, dir, prefix, replica.port)?;
         let mut env = self.project_env(key.project.as_ref())?;
+        env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(launch.env);
         env.push(("PORT".into(), replica.port.to_string()));
@@ -387,6 +412,7 @@ struct ReplicaTask {
     spec: ApplicationSpec,
     commit: String,
     dir: PathBuf,
+    checkout: PathBuf,
     index: i64,
     replica: Replica,
     adopted: Option<ProcessHandle>,

@@ -83,6 +83,11 @@ impl Inner {
         }
         drop(state);
         let _ = file;
+        if !syncing && self.store.runs(key, 1).is_ok_and(|r| !r.is_empty()) {
+            // Restored after a restart: the recorded status (its last run's
+            // outcome) stands.
+            return "restored".into();
+        }
         match (&spec.schedule, runs_on_sync) {
             (Some(s), _) => {
                 let message = format!("scheduled `{}` ({})", s.cron, s.timezone);
@@ -335,6 +340,33 @@ impl Inner {
             );
             return RunState::Skipped;
         };
+        // The environment is built (or found) before anything is admitted.
+        let environment = {
+            if !adopt {
+                let _ =
+                    self.store
+                        .run_state(run.id, RunState::Pending, "preparing its environment");
+            }
+            match self
+                .prepare_environment(&key, spec.environment.as_ref(), &checkout)
+                .await
+            {
+                Ok(vars) => vars,
+                Err(e) => {
+                    let message = format!("environment: {e}");
+                    append_log(&run.log_path, &format!("=== {message}"));
+                    let _ = self
+                        .store
+                        .finish_run(run.id, RunState::Failed, None, &message);
+                    self.set_status(
+                        &key,
+                        Phase::Failed,
+                        &format!("run #{}: {message}", run.number),
+                    );
+                    return RunState::Failed;
+                }
+            }
+        };
         let (cancel_tx, mut cancel) = tokio::sync::watch::channel(false);
         self.state().cancels.insert(run.id, cancel_tx);
         let holder = format!("run:{}", run.id);
@@ -393,7 +425,14 @@ impl Inner {
                     let mut handle = match adopted.take() {
                         Some(h) => h,
                         None => match self.start_attempt(
-                            &run, &spec, &checkout, &out_dir, &exit_file, attempt, &gpus,
+                            &run,
+                            &spec,
+                            &checkout,
+                            &out_dir,
+                            &exit_file,
+                            attempt,
+                            &gpus,
+                            &environment,
                         ) {
                             Ok(h) => h,
                             Err(e) => {
@@ -520,6 +559,7 @@ impl Inner {
         exit_file: &Path,
         attempt: i64,
         gpus: &[u32],
+        environment: &[(String, String)],
     ) -> Result<ProcessHandle, String> {
         let key = &run.job;
         std::fs::create_dir_all(out_dir)
@@ -530,6 +570,7 @@ impl Inner {
             None => checkout.to_path_buf(),
         };
         let mut env = self.project_env(key.project.as_ref())?;
+        env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.push(("CAIRN_JOB".into(), key.name.to_string()));
         env.push((

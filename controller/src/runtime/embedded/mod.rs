@@ -10,13 +10,14 @@
 mod apps;
 mod jobs;
 
+use super::envs::EnvManager;
 use super::gpu::{GpuAllocator, GpuInventory};
 use super::{ApplyContext, LogSource, LogTarget, Runtime, RuntimeError, spec_of};
 use crate::loader::{Resource, ResourceKey};
 use crate::plan::{Action, Change, ResourceView, StateView};
 use crate::spec::{
-    ApplicationSpec, ComputePoolSpec, Cpu, GpuSelection, JobSpec, Kind, Memory, Name, ProjectSpec,
-    Resources, Spec,
+    ApplicationSpec, ComputePoolSpec, Cpu, EnvironmentRef, EnvironmentSpec, GpuSelection, JobSpec,
+    Kind, Memory, Name, ProjectSpec, Resources, Spec,
 };
 use crate::store::{Applied, Phase, Store};
 use std::collections::{BTreeSet, HashMap};
@@ -42,6 +43,7 @@ pub(crate) struct Inner {
     state: Mutex<State>,
     /// Woken whenever resources are released.
     released: Notify,
+    envs: EnvManager,
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         axum::body::Body,
@@ -63,6 +65,10 @@ struct State {
     cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
     /// Round-robin counter for application replicas.
     next_replica: usize,
+    /// Declared environments.
+    environments: HashMap<ResourceKey, EnvironmentSpec>,
+    /// The environment each workload last used (by hash), for garbage collection.
+    env_users: HashMap<ResourceKey, String>,
 }
 
 #[derive(Clone, Debug)]
@@ -98,6 +104,7 @@ impl EmbeddedRuntime {
                 gpus,
                 state: Mutex::new(State::default()),
                 released: Notify::new(),
+                envs: EnvManager::new(&data_dir.join("envs")),
                 http,
             }),
         }
@@ -355,6 +362,10 @@ impl Runtime for EmbeddedRuntime {
                         .spawn(async move { inner.stop_app(&key, true).await });
                     Ok("stopping its replicas".into())
                 }
+                Kind::Environment => {
+                    inner.state().environments.remove(key);
+                    Ok("forgotten".into())
+                }
                 Kind::Model | Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
             },
             (Change::Create | Change::Update { .. }, Some(spec)) => {
@@ -395,6 +406,15 @@ impl Runtime for EmbeddedRuntime {
                         );
                         Ok("recorded".into())
                     }
+                    Spec::Environment(e) => {
+                        inner.state().environments.insert(key.clone(), e.clone());
+                        Ok(match &e.image {
+                            Some(image) if !e.needs_python() => {
+                                format!("image {image} (Kubernetes only)")
+                            }
+                            _ => "recorded; built when a workload first needs it".into(),
+                        })
+                    }
                     Spec::Dataset(_) | Spec::Plugin(_) => Ok("recorded".into()),
                 }
             }
@@ -403,6 +423,7 @@ impl Runtime for EmbeddedRuntime {
     }
 
     fn finish_sync(&self, ctx: &ApplyContext<'_>) {
+        self.inner.collect_environments();
         let targets: Vec<ResourceKey> = std::mem::take(&mut self.inner.state().sync_runs)
             .into_iter()
             .collect();
@@ -433,6 +454,11 @@ impl Runtime for EmbeddedRuntime {
                 Kind::ComputePool => {
                     if let Some(p) = spec_of::<ComputePoolSpec>(&a.value) {
                         inner.register_pool(&a.key.name, &p);
+                    }
+                }
+                Kind::Environment => {
+                    if let Some(e) = spec_of::<EnvironmentSpec>(&a.value) {
+                        inner.state().environments.insert(a.key.clone(), e);
                     }
                 }
                 _ => {}
@@ -492,6 +518,72 @@ impl Runtime for EmbeddedRuntime {
 }
 
 impl Inner {
+    /// The variables that give a workload its environment, building the
+    /// environment first if needed.
+    pub(crate) async fn prepare_environment(
+        &self,
+        key: &ResourceKey,
+        environment: Option<&EnvironmentRef>,
+        checkout: &Path,
+    ) -> Result<Vec<(String, String)>, String> {
+        let spec = match environment {
+            None => return Ok(Vec::new()),
+            Some(EnvironmentRef::Inline(e)) => (**e).clone(),
+            Some(EnvironmentRef::Named(name)) => {
+                let env_key = ResourceKey {
+                    kind: Kind::Environment,
+                    project: key.project.clone(),
+                    name: name.clone(),
+                };
+                self.state()
+                    .environments
+                    .get(&env_key)
+                    .cloned()
+                    .ok_or_else(|| format!("environment `{name}` is not applied"))?
+            }
+        };
+        let mut vars = Vec::new();
+        if spec.needs_python() {
+            let progress = |line: &str| {
+                tracing::info!("{key}: {line}");
+                self.set_status(key, Phase::Progressing, line);
+            };
+            let built = self
+                .envs
+                .ensure(&spec, checkout, &progress)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.state()
+                .env_users
+                .insert(key.clone(), built.hash.clone());
+            vars.extend(built.activate());
+        }
+        vars.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(vars)
+    }
+
+    /// Removes environments that no applied workload uses any more.
+    fn collect_environments(&self) {
+        let keep: BTreeSet<String> = {
+            let mut state = self.state();
+            let live: BTreeSet<ResourceKey> = state
+                .jobs
+                .keys()
+                .chain(state.apps.keys())
+                .cloned()
+                .collect();
+            state.env_users.retain(|k, _| live.contains(k));
+            state.env_users.values().cloned().collect()
+        };
+        let grace = std::env::var("CAIRN_ENV_GC_GRACE")
+            .ok()
+            .and_then(|g| humantime::parse_duration(&g).ok())
+            .unwrap_or(std::time::Duration::from_secs(3600));
+        for hash in self.envs.collect_garbage(&keep, grace) {
+            tracing::info!("removed unused environment {hash}");
+        }
+    }
+
     fn register_pool(&self, name: &Name, pool: &ComputePoolSpec) {
         let mut state = self.state();
         state.pools.insert(name.clone(), pool.clone());
