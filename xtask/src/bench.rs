@@ -16,6 +16,13 @@ pub enum Which {
         #[arg(long, default_value_t = 50)]
         commits: usize,
     },
+    /// Job start overhead with a cached environment, and cold builds of the
+    /// quickstart environment with uv and with pip.
+    Envs {
+        /// Runs per job for the start overhead.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -31,6 +38,7 @@ pub fn run(which: Which) -> Result<()> {
     match which {
         Which::Validate { files, runs } => validate(files, runs),
         Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
+        Which::Envs { runs } => crate::envs::run(&release_binary()?, runs),
     }
 }
 

@@ -6,6 +6,7 @@
 //!   repository of 10,000 specs.
 
 mod bench;
+mod envs;
 mod reconcile;
 
 use anyhow::{Context, Result, bail};

@@ -46,9 +46,9 @@ fn write_specs(dir: &Path, generation: usize) -> Result<()> {
     Ok(())
 }
 
-struct Server {
-    child: Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Server {
@@ -58,7 +58,7 @@ impl Drop for Server {
     }
 }
 
-fn start(cairn: &Path, repo: &str, data: &Path, extra: &[&str]) -> Result<Server> {
+pub(crate) fn start(cairn: &Path, repo: &str, data: &Path, extra: &[&str]) -> Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -87,7 +87,7 @@ fn start(cairn: &Path, repo: &str, data: &Path, extra: &[&str]) -> Result<Server
     Ok(server)
 }
 
-fn get(server: &Server, path: &str) -> Result<Value> {
+pub(crate) fn get(server: &Server, path: &str) -> Result<Value> {
     let text = ureq::get(&format!("http://127.0.0.1:{}{path}", server.port))
         .call()?
         .body_mut()
@@ -97,7 +97,7 @@ fn get(server: &Server, path: &str) -> Result<Value> {
 
 /// Waits for `commit` to be synced; returns the latency from `t0` (a
 /// wall-clock time) to the server's recorded end of the sync.
-fn latency(server: &Server, commit: &str, t0: chrono::DateTime<chrono::Utc>) -> Result<Duration> {
+pub(crate) fn latency(server: &Server, commit: &str, t0: chrono::DateTime<chrono::Utc>) -> Result<Duration> {
     let start = Instant::now();
     loop {
         let s = get(server, "/api/v1/sync")?;
@@ -116,11 +116,11 @@ fn latency(server: &Server, commit: &str, t0: chrono::DateTime<chrono::Utc>) -> 
     }
 }
 
-fn head(repo: &git2::Repository) -> Result<String> {
+pub(crate) fn head(repo: &git2::Repository) -> Result<String> {
     Ok(repo.head()?.peel_to_commit()?.id().to_string())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
 }

@@ -78,6 +78,8 @@ pub struct EnvManager {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Installer override, for tests and benchmarks (`uv` or `pip`).
     installer: Option<&'static str>,
+    /// Interpreters found, by constraint (finding one runs Python).
+    interpreters: Mutex<HashMap<String, Interpreter>>,
 }
 
 const OK_MARKER: &str = ".cairn-env.json";
@@ -85,15 +87,38 @@ const OK_MARKER: &str = ".cairn-env.json";
 impl EnvManager {
     /// Environments live under `root` (e.g. `DATA_DIR/envs`).
     pub fn new(root: &Path) -> Self {
+        let installer = match std::env::var("CAIRN_ENV_INSTALLER").as_deref() {
+            Ok("pip") => Some("pip"),
+            Ok("uv") => Some("uv"),
+            _ => None,
+        };
+        Self::with_installer(root, installer)
+    }
+
+    /// Like [`EnvManager::new`] with a fixed installer (`uv` or `pip`;
+    /// `None` picks uv when it is on `PATH`).
+    pub fn with_installer(root: &Path, installer: Option<&'static str>) -> Self {
         EnvManager {
             root: root.to_path_buf(),
             locks: Mutex::new(HashMap::new()),
-            installer: match std::env::var("CAIRN_ENV_INSTALLER").as_deref() {
-                Ok("pip") => Some("pip"),
-                Ok("uv") => Some("uv"),
-                _ => None,
-            },
+            installer,
+            interpreters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An interpreter for `constraint`, remembered once found.
+    async fn interpreter(&self, constraint: Option<&str>) -> Result<Interpreter, EnvError> {
+        let key = constraint.unwrap_or("").to_string();
+        let known = self.interpreters.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        if let Some(i) = known.filter(|i| Path::new(&i.path).exists()) {
+            return Ok(i);
+        }
+        let found = find_interpreter(constraint).await?;
+        self.interpreters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, found.clone());
+        Ok(found)
     }
 
     /// The build log of an environment.
@@ -109,7 +134,7 @@ impl EnvManager {
         checkout: &Path,
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<BuiltEnv, EnvError> {
-        let interpreter = find_interpreter(spec.python.as_deref()).await?;
+        let interpreter = self.interpreter(spec.python.as_deref()).await?;
         let identity = identity(spec, checkout, &interpreter)?;
         let hash = hex::encode(&sha2::Sha256::digest(identity.as_bytes())[..10]);
         let dir = self.root.join(&hash);
