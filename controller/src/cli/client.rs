@@ -12,6 +12,10 @@ pub(super) struct Server {
     /// URL of `cairn up`.
     #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// Keep trying to reach the server this long (for scripts that start
+    /// `cairn up` just before).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    wait: std::time::Duration,
 }
 
 impl Server {
@@ -21,6 +25,17 @@ impl Server {
             .timeout_global(None)
             .build()
             .into()
+    }
+
+    /// Waits until the server answers, up to `--wait`.
+    fn await_server(&self) {
+        let deadline = std::time::Instant::now() + self.wait;
+        while std::time::Instant::now() < deadline {
+            if self.agent().get(&self.url("/healthz")).call().is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -36,6 +51,7 @@ impl Server {
 
     /// GETs JSON; 4xx/5xx become errors with the server's message.
     fn get(&self, path: &str) -> Result<Value> {
+        self.await_server();
         let mut response = self
             .agent()
             .get(&self.url(path))
@@ -45,6 +61,7 @@ impl Server {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.await_server();
         let mut response = self
             .agent()
             .post(&self.url(path))
