@@ -420,3 +420,56 @@ fn plan_of_the_staged_change() {
         .success()
         .stdout(predicate::str::contains("spec.replicas: 2 → 4"));
 }
+
+#[test]
+fn validate_warns_when_a_kubernetes_workload_has_no_image() {
+    let repo = TestRepo::new();
+    repo.write(
+        "specs.yaml",
+        "apiVersion: cairn/v1
+kind: Project
+metadata: {name: ml}
+spec: {defaultPool: gpu-cluster}
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata: {name: gpu-cluster}
+spec: {kubernetes: {namespace: ml}}
+---
+apiVersion: cairn/v1
+kind: Environment
+metadata: {name: torch}
+spec: {packages: [torch], image: ghcr.io/example/torch:2}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: no-image}
+spec: {command: [python, train.py]}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: env-image}
+spec: {command: [python, train.py], environment: torch}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: own-image}
+spec: {command: [python, train.py], image: python:3.11}
+",
+    );
+    repo.commit("k8s");
+    let out = cairn().args(["validate", &repo.arg(), "-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "a warning does not fail validation");
+    let v = json(&out.stdout);
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0]["severity"], "warning");
+    assert_eq!(diags[0]["code"], "missing-image");
+    assert!(diags[0]["message"].as_str().unwrap().contains("Job ml/no-image"));
+    cairn()
+        .args(["validate", &repo.arg()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning[missing-image]"))
+        .stderr(predicate::str::contains("1 warning"));
+}
