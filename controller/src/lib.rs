@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod controller;
 pub mod diagnostics;
+pub mod gateway;
 pub mod loader;
 pub mod plan;
 pub mod runtime;

@@ -3,6 +3,7 @@
 
 use super::RepoArgs;
 use crate::controller::{Controller, Settings, WatchOptions, spawn_watchers};
+use crate::gateway::http::GatewayState;
 use crate::runtime::embedded::EmbeddedRuntime;
 use crate::runtime::gpu::{GpuInventory, GpuSource};
 use crate::server::api::{AppState, router};
@@ -123,7 +124,7 @@ async fn up(args: Args) -> Result<ExitCode> {
                 .join(", ")
         ),
     }
-    let runtime = Arc::new(EmbeddedRuntime::new(store.clone(), &data_dir, gpus));
+    let runtime = Arc::new(EmbeddedRuntime::new(store.clone(), &data_dir, gpus)?);
     let controller = Arc::new(Controller::new(
         runtime.clone(),
         store.clone(),
@@ -166,7 +167,11 @@ async fn up(args: Args) -> Result<ExitCode> {
         trigger: watchers.trigger.clone(),
         remote,
         proxy: ProxyClient::new(),
-    });
+    })
+    .merge(crate::gateway::http::routes(GatewayState {
+        gateway: runtime.gateway(),
+        store: store.clone(),
+    }));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -109,7 +109,12 @@ impl EnvManager {
     /// An interpreter for `constraint`, remembered once found.
     async fn interpreter(&self, constraint: Option<&str>) -> Result<Interpreter, EnvError> {
         let key = constraint.unwrap_or("").to_string();
-        let known = self.interpreters.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        let known = self
+            .interpreters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
         if let Some(i) = known.filter(|i| Path::new(&i.path).exists()) {
             return Ok(i);
         }

@@ -5,8 +5,9 @@ use rusqlite_migration::{M, Migrations};
 
 /// Every migration, oldest first.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE applied (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE applied (
             key TEXT PRIMARY KEY,
             kind TEXT NOT NULL,
             project TEXT,
@@ -89,7 +90,19 @@ pub fn migrations() -> Migrations<'static> {
             errors INTEGER NOT NULL
         );
         CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
-    )])
+        ),
+        M::up(
+            "CREATE TABLE model_versions (
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            commit_id TEXT NOT NULL,
+            artifact_sha256 TEXT NOT NULL,
+            run_id INTEGER,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (model, version)
+        );",
+        ),
+    ])
 }
 
 #[cfg(test)]

@@ -771,6 +771,58 @@ impl Store {
         Ok(out)
     }
 
+    // ----------------------------------------------------- model versions --
+
+    /// The version number of a model built from `commit` and an artifact
+    /// with digest `sha256`: the existing one, or the next.
+    pub fn model_version(
+        &self,
+        model: &ResourceKey,
+        commit: &str,
+        sha256: &str,
+        run_id: Option<i64>,
+    ) -> Result<ModelVersion> {
+        let conn = self.conn();
+        let existing = conn
+            .query_row(
+                "SELECT version, commit_id, artifact_sha256, run_id, created_at FROM model_versions
+                 WHERE model = ?1 AND commit_id = ?2 AND artifact_sha256 = ?3",
+                params![model.id(), commit, sha256],
+                version_from_row,
+            )
+            .optional()?;
+        if let Some(v) = existing {
+            return Ok(v);
+        }
+        let next: i64 = conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE model = ?1",
+            [model.id()],
+            |r| r.get(0),
+        )?;
+        let created = now();
+        conn.execute(
+            "INSERT INTO model_versions (model, version, commit_id, artifact_sha256, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![model.id(), next, commit, sha256, run_id, created],
+        )?;
+        Ok(ModelVersion {
+            version: next,
+            commit: commit.to_string(),
+            sha256: sha256.to_string(),
+            run_id,
+            created_at: created,
+        })
+    }
+
+    /// Every version of a model, newest first.
+    pub fn model_versions(&self, model: &ResourceKey) -> Result<Vec<ModelVersion>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT version, commit_id, artifact_sha256, run_id, created_at FROM model_versions WHERE model = ?1 ORDER BY version DESC",
+        )?;
+        let rows = stmt.query_map([model.id()], version_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     // -------------------------------------------------------- audit, sync --
 
     /// Appends to the audit log.
@@ -852,6 +904,32 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// A version of a model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelVersion {
+    /// Number, from 1.
+    pub version: i64,
+    /// The commit of the model's spec.
+    pub commit: String,
+    /// SHA-256 of the served artifact (empty for process models).
+    pub sha256: String,
+    /// The job run that produced the artifact, if any.
+    pub run_id: Option<i64>,
+    /// When the version was first served.
+    pub created_at: String,
+}
+
+fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    Ok(ModelVersion {
+        version: r.get(0)?,
+        commit: r.get(1)?,
+        sha256: r.get(2)?,
+        run_id: r.get(3)?,
+        created_at: r.get(4)?,
+    })
 }
 
 fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Artifact> {

@@ -28,6 +28,8 @@ pub(super) struct AppDef {
 struct Replica {
     port: u16,
     ready: Arc<AtomicBool>,
+    /// Retired: gets no new requests while the ones it has finish.
+    retiring: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
     done: Arc<tokio::sync::Notify>,
     finished: Arc<AtomicBool>,
@@ -37,6 +39,10 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// How long new replicas get to become ready before old ones are stopped anyway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a retired replica keeps running, without new requests, so that
+/// the requests it already has can finish before it is stopped.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
 impl Inner {
     /// Starts (or replaces) an application's replicas.
@@ -72,6 +78,7 @@ impl Inner {
             let replica = Replica {
                 port,
                 ready: Arc::new(AtomicBool::new(false)),
+                retiring: Arc::new(AtomicBool::new(false)),
                 stop,
                 done: Arc::new(tokio::sync::Notify::new()),
                 finished: Arc::new(AtomicBool::new(false)),
@@ -129,29 +136,50 @@ impl Inner {
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            let current = inner.state().apps.get(&key2).map(|a| a.generation);
-            if current != Some(generation) {
-                return; // replaced meanwhile
+            // Checked and reported under the lock, so that a removal (which
+            // takes the app out of the state first) cannot be undone here.
+            let old = {
+                let state = inner.state();
+                let Some(app) = state.apps.get(&key2).filter(|a| a.generation == generation) else {
+                    return; // replaced or removed meanwhile
+                };
+                let ready = replicas
+                    .iter()
+                    .filter(|r| r.ready.load(Ordering::Relaxed))
+                    .count();
+                if ready as u32 == total {
+                    inner.set_status(
+                        &key2,
+                        Phase::Ready,
+                        &format!(
+                            "{ready}/{total} replica(s) ready at {}",
+                            if key2.kind == crate::spec::Kind::Model {
+                                format!("/models/{}/predict", key2.name)
+                            } else {
+                                format!("/apps/{}/", key2.name)
+                            }
+                        ),
+                    );
+                }
+                // Retire the previous generation: no new requests go to it,
+                // the ones it has get DRAIN_GRACE to finish, then it is
+                // stopped. It stays listed meanwhile, so that a shutdown
+                // still stops it.
+                app.draining.clone()
+            };
+            if old.is_empty() {
+                return;
             }
-            let old = inner
-                .state()
-                .apps
-                .get_mut(&key2)
-                .map(|a| std::mem::take(&mut a.draining))
-                .unwrap_or_default();
+            for r in &old {
+                r.retiring.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep(DRAIN_GRACE).await;
             for r in &old {
                 let _ = r.stop.send(true);
             }
-            let ready = replicas
-                .iter()
-                .filter(|r| r.ready.load(Ordering::Relaxed))
-                .count();
-            if ready as u32 == total {
-                inner.set_status(
-                    &key2,
-                    Phase::Ready,
-                    &format!("{ready}/{total} replica(s) ready at /apps/{}/", key2.name),
-                );
+            if let Some(a) = inner.state().apps.get_mut(&key2) {
+                a.draining
+                    .retain(|d| !old.iter().any(|o| Arc::ptr_eq(&o.ready, &d.ready)));
             }
         });
         Ok(if has_draining {
@@ -163,7 +191,22 @@ impl Inner {
 
     /// Stops every replica of an application.
     pub(super) async fn stop_app(&self, key: &ResourceKey, kill: bool) {
-        let Some(app) = self.state().apps.remove(key) else {
+        let app = self.state().apps.remove(key);
+        self.stop_replicas(key, app, kill).await;
+    }
+
+    /// Takes an application out of service now (no more requests, no more
+    /// status updates) and stops its replicas in the background.
+    pub(super) fn remove_app(self: &Arc<Self>, key: &ResourceKey) {
+        let app = self.state().apps.remove(key);
+        let inner = self.clone();
+        let key = key.clone();
+        self.handle
+            .spawn(async move { inner.stop_replicas(&key, app, true).await });
+    }
+
+    async fn stop_replicas(&self, key: &ResourceKey, app: Option<AppDef>, kill: bool) {
+        let Some(app) = app else {
             return;
         };
         let all: Vec<Replica> = app.replicas.into_iter().chain(app.draining).collect();
@@ -187,9 +230,28 @@ impl Inner {
         let ready: Vec<u16> = state
             .apps
             .iter()
-            .filter(|(k, _)| k.name.as_str() == name)
+            .filter(|(k, _)| k.kind == crate::spec::Kind::Application && k.name.as_str() == name)
             .flat_map(|(_, a)| a.replicas.iter().chain(a.draining.iter()))
-            .filter(|r| r.ready.load(Ordering::Relaxed))
+            .filter(|r| r.ready.load(Ordering::Relaxed) && !r.retiring.load(Ordering::Relaxed))
+            .map(|r| r.port)
+            .collect();
+        if ready.is_empty() {
+            return None;
+        }
+        state.next_replica = state.next_replica.wrapping_add(1);
+        let port = ready[state.next_replica % ready.len()];
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// A ready replica of exactly this resource (a process model), round-robin.
+    pub(super) fn upstream_of(&self, key: &ResourceKey) -> Option<SocketAddr> {
+        let mut state = self.state();
+        let ready: Vec<u16> = state
+            .apps
+            .get(key)
+            .into_iter()
+            .flat_map(|a| a.replicas.iter().chain(a.draining.iter()))
+            .filter(|r| r.ready.load(Ordering::Relaxed) && !r.retiring.load(Ordering::Relaxed))
             .map(|r| r.port)
             .collect();
         if ready.is_empty() {

@@ -527,6 +527,9 @@ impl Inner {
             _ => Phase::Idle,
         };
         self.set_status(&key, phase, &format!("run #{}: {message}", run.number));
+        if state == RunState::Succeeded {
+            self.artifact_produced(&key);
+        }
         let _ = self.store.audit(
             Some(&run.commit),
             Some(&key),

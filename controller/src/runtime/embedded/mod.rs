@@ -9,15 +9,19 @@
 
 mod apps;
 mod jobs;
+mod models;
 
 use super::envs::EnvManager;
 use super::gpu::{GpuAllocator, GpuInventory};
 use super::{ApplyContext, LogSource, LogTarget, Runtime, RuntimeError, spec_of};
+use crate::gateway::events::{EventLog, EventLogConfig};
+use crate::gateway::keys::KeyStore;
+use crate::gateway::service::Gateway;
 use crate::loader::{Resource, ResourceKey};
 use crate::plan::{Action, Change, ResourceView, StateView};
 use crate::spec::{
     ApplicationSpec, ComputePoolSpec, Cpu, EnvironmentRef, EnvironmentSpec, GpuSelection, JobSpec,
-    Kind, Memory, Name, ProjectSpec, Resources, Spec,
+    Kind, Memory, ModelSpec, Name, ProjectSpec, Resources, Spec,
 };
 use crate::store::{Applied, Phase, Store};
 use std::collections::{BTreeSet, HashMap};
@@ -44,6 +48,7 @@ pub(crate) struct Inner {
     /// Woken whenever resources are released.
     released: Notify,
     envs: EnvManager,
+    gateway: Arc<Gateway>,
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         axum::body::Body,
@@ -67,6 +72,8 @@ struct State {
     next_replica: usize,
     /// Declared environments.
     environments: HashMap<ResourceKey, EnvironmentSpec>,
+    /// Served models.
+    models: HashMap<ResourceKey, models::ModelDef>,
     /// The environment each workload last used (by hash), for garbage collection.
     env_users: HashMap<ResourceKey, String>,
 }
@@ -92,11 +99,19 @@ pub(crate) enum Admission {
 impl EmbeddedRuntime {
     /// A runtime keeping its files under `data_dir` and its records in `store`.
     /// Must be created inside a tokio runtime.
-    pub fn new(store: Arc<Store>, data_dir: &Path, gpus: GpuInventory) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        data_dir: &Path,
+        gpus: GpuInventory,
+    ) -> Result<Self, RuntimeError> {
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http();
-        EmbeddedRuntime {
+        let events = EventLog::open(&data_dir.join("events.db"), EventLogConfig::default())
+            .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
+        let keys = KeyStore::open(&data_dir.join("keys.db"))
+            .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
+        let runtime = EmbeddedRuntime {
             inner: Arc::new(Inner {
                 store,
                 data_dir: data_dir.to_path_buf(),
@@ -105,9 +120,20 @@ impl EmbeddedRuntime {
                 state: Mutex::new(State::default()),
                 released: Notify::new(),
                 envs: EnvManager::new(&data_dir.join("envs")),
+                gateway: Arc::new(Gateway::new(events, keys)),
                 http,
             }),
-        }
+        };
+        runtime
+            .inner
+            .handle
+            .spawn(sample_metrics(Arc::downgrade(&runtime.inner)));
+        Ok(runtime)
+    }
+
+    /// The model gateway.
+    pub fn gateway(&self) -> Arc<Gateway> {
+        self.inner.gateway.clone()
     }
 
     /// The GPUs this machine has.
@@ -293,6 +319,7 @@ impl Inner {
     }
 
     async fn shutdown(&self, keep_running: bool) {
+        self.gateway.flush().await;
         let apps: Vec<ResourceKey> = self.state().apps.keys().cloned().collect();
         for key in apps {
             self.stop_app(&key, !keep_running).await;
@@ -355,18 +382,18 @@ impl Runtime for EmbeddedRuntime {
                 }
                 Kind::Job => Ok(inner.remove_job(key)),
                 Kind::Application => {
-                    let inner = inner.clone();
-                    let key = key.clone();
-                    self.inner
-                        .handle
-                        .spawn(async move { inner.stop_app(&key, true).await });
+                    inner.remove_app(key);
                     Ok("stopping its replicas".into())
                 }
                 Kind::Environment => {
                     inner.state().environments.remove(key);
                     Ok("forgotten".into())
                 }
-                Kind::Model | Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
+                Kind::Model => {
+                    inner.undeploy_model(key);
+                    Ok("no longer served".into())
+                }
+                Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
             },
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
@@ -398,13 +425,8 @@ impl Runtime for EmbeddedRuntime {
                     Spec::Application(a) => {
                         inner.start_app(key, a, ctx.commit, ctx.checkout, &action.file)
                     }
-                    Spec::Model(_) => {
-                        inner.set_status(
-                            key,
-                            Phase::Idle,
-                            "recorded; this build does not serve models yet",
-                        );
-                        Ok("recorded".into())
+                    Spec::Model(m) => {
+                        inner.deploy_model(key, m, ctx.commit, ctx.checkout, &action.file)
                     }
                     Spec::Environment(e) => {
                         inner.state().environments.insert(key.clone(), e.clone());
@@ -477,6 +499,13 @@ impl Runtime for EmbeddedRuntime {
                 Kind::Job => {
                     if let Some(j) = spec_of::<JobSpec>(&a.value) {
                         inner.register_job(&a.key, &j, &a.commit, &dir, &a.file, false, false);
+                    }
+                }
+                Kind::Model => {
+                    if let Some(m) = spec_of::<ModelSpec>(&a.value)
+                        && let Err(e) = inner.deploy_model(&a.key, &m, &a.commit, &dir, &a.file)
+                    {
+                        inner.set_status(&a.key, Phase::Failed, &e.to_string());
                     }
                 }
                 Kind::Application => {
@@ -597,5 +626,41 @@ impl Inner {
             .join(area)
             .join(key.project.as_ref().map_or("_", Name::as_str))
             .join(key.name.as_str())
+    }
+}
+
+/// Every 10 s: closes the metrics interval and samples CPU, memory and GPUs
+/// of the gateway and of model replicas.
+async fn sample_metrics(inner: std::sync::Weak<Inner>) {
+    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut system = System::new();
+    let mut ticker = tokio::time::interval(EVERY);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let metrics = &inner.gateway.metrics;
+        metrics.sample(EVERY.as_secs_f64());
+        let mut pids = vec![("gateway".to_string(), 0usize, std::process::id())];
+        if let Ok(processes) = inner.store.processes() {
+            for p in processes.into_iter().filter(|p| p.key.kind == Kind::Model) {
+                pids.push((p.key.name.to_string(), p.replica as usize, p.pid as u32));
+            }
+        }
+        let list: Vec<Pid> = pids.iter().map(|(_, _, pid)| Pid::from_u32(*pid)).collect();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&list),
+            true,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        for (name, replica, pid) in pids {
+            if let Some(p) = system.process(Pid::from_u32(pid)) {
+                metrics.set_process(&name, replica, p.cpu_usage() as f64 / 100.0, p.memory());
+            }
+        }
+        for g in crate::runtime::gpu::sample_usage() {
+            metrics.set_gpu(g.index, g.utilization_percent, g.memory_used_bytes);
+        }
     }
 }

@@ -1,0 +1,302 @@
+//! Technical metrics of the gateway: requests, errors, latency histogram and
+//! in-flight requests per model and version (Prometheus text at `/metrics`),
+//! process CPU and memory of the gateway and of process-model replicas, GPU
+//! use, and a short in-memory time series per model for the JSON API.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+/// Labels of per-request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// HTTP status class: `2xx`, `4xx`, `5xx`.
+    pub status: String,
+}
+
+/// Labels of per-model metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModelLabels {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+}
+
+/// Labels of per-process metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProcessLabels {
+    /// `gateway`, or the model's name.
+    pub process: String,
+    /// Replica index (`0` for the gateway).
+    pub replica: String,
+}
+
+/// Labels of GPU metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GpuLabels {
+    /// Device index.
+    pub gpu: String,
+}
+
+/// One point of a model's time series.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// End of the interval, RFC 3339.
+    pub time: String,
+    /// Requests in the interval.
+    pub requests: u64,
+    /// Of which failed (status ≥ 400).
+    pub errors: u64,
+    /// Requests per second.
+    pub throughput: f64,
+    /// Latency percentiles in milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+}
+
+#[derive(Default)]
+struct Window {
+    latencies_us: Vec<u64>,
+    errors: u64,
+}
+
+/// The gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<ModelLabels, Histogram>,
+    in_flight: Family<ModelLabels, Gauge>,
+    cpu: Family<ProcessLabels, Gauge<f64, AtomicU64>>,
+    memory: Family<ProcessLabels, Gauge>,
+    gpu_util: Family<GpuLabels, Gauge>,
+    gpu_memory: Family<GpuLabels, Gauge>,
+    windows: Mutex<HashMap<String, Window>>,
+    series: Mutex<HashMap<String, VecDeque<Point>>>,
+}
+
+/// Points kept per model (at one per 10 s: an hour).
+const SERIES_POINTS: usize = 360;
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("cairn");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "model_requests",
+            "Prediction requests by model, version and status class",
+            requests.clone(),
+        );
+        let latency = Family::<ModelLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "model_request_duration_seconds",
+            "Prediction latency at the gateway",
+            latency.clone(),
+        );
+        let in_flight = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "model_in_flight_requests",
+            "Predictions in progress",
+            in_flight.clone(),
+        );
+        let cpu = Family::<ProcessLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "process_cpu_usage_ratio",
+            "CPU use of the gateway and model replicas (1 = one core)",
+            cpu.clone(),
+        );
+        let memory = Family::<ProcessLabels, Gauge>::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the gateway and model replicas",
+            memory.clone(),
+        );
+        let gpu_util = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_utilization_percent",
+            "GPU utilization (NVML)",
+            gpu_util.clone(),
+        );
+        let gpu_memory = Family::<GpuLabels, Gauge>::default();
+        registry.register(
+            "gpu_memory_used_bytes",
+            "GPU memory in use (NVML)",
+            gpu_memory.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            cpu,
+            memory,
+            gpu_util,
+            gpu_memory,
+            windows: Mutex::new(HashMap::new()),
+            series: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A request started.
+    pub fn started(&self, model: &str, version: &str) {
+        self.in_flight
+            .get_or_create(&ModelLabels {
+                model: model.into(),
+                version: version.into(),
+            })
+            .inc();
+    }
+
+    /// A request ended with `status` after `latency_us`.
+    pub fn finished(&self, model: &str, version: &str, status: u16, latency_us: u64) {
+        let labels = ModelLabels {
+            model: model.into(),
+            version: version.into(),
+        };
+        self.in_flight.get_or_create(&labels).dec();
+        self.latency
+            .get_or_create(&labels)
+            .observe(latency_us as f64 / 1e6);
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: model.into(),
+                version: version.into(),
+                status: format!("{}xx", status / 100),
+            })
+            .inc();
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = windows.entry(model.to_string()).or_default();
+        if w.latencies_us.len() < 1_000_000 {
+            w.latencies_us.push(latency_us);
+        }
+        if status >= 400 {
+            w.errors += 1;
+        }
+    }
+
+    /// Records a process's CPU (cores) and resident memory.
+    pub fn set_process(&self, process: &str, replica: usize, cpu: f64, memory: u64) {
+        let labels = ProcessLabels {
+            process: process.into(),
+            replica: replica.to_string(),
+        };
+        self.cpu.get_or_create(&labels).set(cpu);
+        self.memory.get_or_create(&labels).set(memory as i64);
+    }
+
+    /// Records a GPU's utilization and memory.
+    pub fn set_gpu(&self, index: u32, utilization: u32, memory_used: u64) {
+        let labels = GpuLabels {
+            gpu: index.to_string(),
+        };
+        self.gpu_util.get_or_create(&labels).set(utilization as i64);
+        self.gpu_memory
+            .get_or_create(&labels)
+            .set(memory_used as i64);
+    }
+
+    /// Closes the current interval of every model's time series.
+    pub fn sample(&self, interval_s: f64) {
+        let windows = std::mem::take(&mut *self.windows.lock().unwrap_or_else(|e| e.into_inner()));
+        let time = crate::store::now();
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        for (model, mut w) in windows {
+            w.latencies_us.sort_unstable();
+            let pct = |p: f64| {
+                if w.latencies_us.is_empty() {
+                    0.0
+                } else {
+                    let i = ((w.latencies_us.len() - 1) as f64 * p).round() as usize;
+                    w.latencies_us[i] as f64 / 1000.0
+                }
+            };
+            let point = Point {
+                time: time.clone(),
+                requests: w.latencies_us.len() as u64,
+                errors: w.errors,
+                throughput: w.latencies_us.len() as f64 / interval_s.max(1e-9),
+                p50_ms: pct(0.5),
+                p95_ms: pct(0.95),
+                p99_ms: pct(0.99),
+            };
+            let s = series.entry(model).or_default();
+            if s.len() == SERIES_POINTS {
+                s.pop_front();
+            }
+            s.push_back(point);
+        }
+    }
+
+    /// The time series of a model, oldest first.
+    pub fn series(&self, model: &str) -> Vec<Point> {
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(model)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_and_series() {
+        let m = Metrics::new();
+        m.started("clf", "1");
+        m.finished("clf", "1", 200, 1500);
+        m.started("clf", "1");
+        m.finished("clf", "1", 400, 500);
+        m.set_process("gateway", 0, 0.25, 1 << 20);
+        let text = m.render();
+        assert!(
+            text.contains(r#"cairn_model_requests_total{model="clf",version="1",status="2xx"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_model_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.contains("# EOF"));
+        m.sample(10.0);
+        let s = m.series("clf");
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].requests, 2);
+        assert_eq!(s[0].errors, 1);
+        assert_eq!(s[0].p99_ms, 1.5);
+    }
+}

@@ -1,0 +1,9 @@
+//! Model serving.
+
+pub mod events;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod onnx;
+pub mod service;
+pub mod tensor;

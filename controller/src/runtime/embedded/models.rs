@@ -1,0 +1,251 @@
+//! Models on the embedded runtime: ONNX models loaded in-process and served
+//! by the gateway's worker pool; `process` models (the user's server, or a
+//! Python function behind Cairn's runner) supervised like applications and
+//! reached by the gateway. Every new version is recorded (version ↔ commit ↔
+//! artifact digest ↔ producing run) and replaces the old one only once it
+//! is ready.
+
+use super::Inner;
+use crate::gateway::onnx::OnnxModel;
+use crate::gateway::service::{Backend, Version};
+use crate::loader::ResourceKey;
+use crate::runtime::RuntimeError;
+use crate::spec::{ApplicationSpec, Command, Kind, ModelRuntime, ModelSpec, RestartPolicy};
+use crate::store::Phase;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Semaphore;
+
+/// A model as applied.
+#[derive(Clone)]
+pub(super) struct ModelDef {
+    spec: ModelSpec,
+    commit: String,
+    checkout: PathBuf,
+    file: String,
+    generation: u64,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The function runner shipped inside the binary.
+const RUNNER: &str = include_str!("../../gateway/runner.py");
+
+impl Inner {
+    /// Serves (or re-serves) a model.
+    pub(super) fn deploy_model(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        checkout: &Path,
+        file: &str,
+    ) -> Result<String, RuntimeError> {
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        self.state().models.insert(
+            key.clone(),
+            ModelDef {
+                spec: spec.clone(),
+                commit: commit.to_string(),
+                checkout: checkout.to_path_buf(),
+                file: file.to_string(),
+                generation,
+            },
+        );
+        match spec.runtime {
+            ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
+            ModelRuntime::Process => self.deploy_process(key, spec, commit, checkout, file),
+            ModelRuntime::Wasm => {
+                let message =
+                    "`wasm` models are served by plugins, which this build does not run yet";
+                self.set_status(key, Phase::Failed, message);
+                Err(RuntimeError::Unsupported(message.into()))
+            }
+        }
+    }
+
+    fn deploy_onnx(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        checkout: &Path,
+        generation: u64,
+    ) -> Result<String, RuntimeError> {
+        let (path, run_id) = match (&spec.artifact, &spec.from) {
+            (Some(a), _) => (checkout.join(a.as_str()), None),
+            (None, Some(from)) => {
+                let job = ResourceKey {
+                    kind: Kind::Job,
+                    project: key.project.clone(),
+                    name: from.job.clone(),
+                };
+                match self.store.latest_artifact(&job, from.output.as_str())? {
+                    Some(a) => (PathBuf::from(a.path), Some(a.run_id)),
+                    None => {
+                        let message = format!(
+                            "waiting for a successful run of job `{}` to produce output `{}`",
+                            from.job, from.output
+                        );
+                        self.set_status(key, Phase::Idle, &message);
+                        return Ok(message);
+                    }
+                }
+            }
+            (None, None) => return Err(RuntimeError::NotFound("the model has no artifact".into())),
+        };
+        self.set_status(
+            key,
+            Phase::Progressing,
+            &format!("loading {}", path.display()),
+        );
+        let inner = self.clone();
+        let key = key.clone();
+        let spec = spec.clone();
+        let commit = commit.to_string();
+        self.handle.spawn(async move {
+            let loaded = tokio::task::spawn_blocking(move || {
+                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                OnnxModel::load(&bytes).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            // A newer deployment of this model wins.
+            if inner.state().models.get(&key).map(|m| m.generation) != Some(generation) {
+                return;
+            }
+            match loaded {
+                Ok(model) => {
+                    let sha256 = model.sha256().to_string();
+                    let version = match inner.store.model_version(&key, &commit, &sha256, run_id) {
+                        Ok(v) => v.version,
+                        Err(e) => {
+                            inner.set_status(&key, Phase::Failed, &e.to_string());
+                            return;
+                        }
+                    };
+                    let workers = spec.replicas.max(1) as usize;
+                    inner.gateway.install(
+                        &key,
+                        &spec,
+                        Version {
+                            number: version,
+                            commit: commit.clone(),
+                            sha256: sha256.clone(),
+                            backend: Backend::Onnx {
+                                model: Arc::new(model),
+                                workers: Arc::new(Semaphore::new(workers)),
+                            },
+                        },
+                    );
+                    let message = format!(
+                        "serving version {version} (sha256 {}) at /models/{}/predict with {workers} worker(s)",
+                        &sha256[..12],
+                        key.name
+                    );
+                    tracing::info!("{key}: {message}");
+                    inner.set_status(&key, Phase::Ready, &message);
+                    let _ = inner.store.audit(Some(&commit), Some(&key), "serve", &message);
+                }
+                Err(e) => {
+                    let message = format!("could not load the model: {e}");
+                    tracing::warn!("{key}: {message}");
+                    inner.set_status(&key, Phase::Failed, &message);
+                }
+            }
+        });
+        Ok("loading".into())
+    }
+
+    fn deploy_process(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        checkout: &Path,
+        file: &str,
+    ) -> Result<String, RuntimeError> {
+        let command = match (&spec.function, &spec.command) {
+            (Some(function), _) => {
+                let runner = self.data_dir.join("runner.py");
+                if std::fs::read_to_string(&runner).ok().as_deref() != Some(RUNNER) {
+                    std::fs::write(&runner, RUNNER)?;
+                }
+                Command::Args(vec![
+                    "python3".into(),
+                    runner.display().to_string(),
+                    function.clone(),
+                ])
+            }
+            (None, command) => command.clone(),
+        };
+        let app = ApplicationSpec {
+            description: spec.description.clone(),
+            framework: "command".into(),
+            path: spec
+                .workdir
+                .clone()
+                .unwrap_or_else(|| ".".parse().expect("valid path")),
+            command,
+            env: spec.env.clone(),
+            environment: spec.environment.clone(),
+            replicas: spec.replicas,
+            resources: spec.resources.clone(),
+            pool: spec.pool.clone(),
+            health_path: Some("/healthz".into()),
+            restart: RestartPolicy::Always,
+        };
+        let note = self.start_app(key, &app, commit, checkout, file)?;
+        let version = self.store.model_version(key, commit, "", None)?.version;
+        let inner = self.clone();
+        let upstream_key = key.clone();
+        self.gateway.install(
+            key,
+            spec,
+            Version {
+                number: version,
+                commit: commit.to_string(),
+                sha256: String::new(),
+                backend: Backend::Process {
+                    upstream: Arc::new(move || inner.upstream_of(&upstream_key)),
+                },
+            },
+        );
+        Ok(format!("version {version}: {note}"))
+    }
+
+    /// Stops serving a model.
+    pub(super) fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
+        let def = self.state().models.remove(key);
+        self.gateway.remove(key);
+        if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
+            let inner = self.clone();
+            let key = key.clone();
+            self.handle
+                .spawn(async move { inner.stop_app(&key, true).await });
+        }
+    }
+
+    /// A job run succeeded: models serving its outputs get the new artifact.
+    pub(super) fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
+        let users: Vec<(ResourceKey, ModelDef)> = self
+            .state()
+            .models
+            .iter()
+            .filter(|(k, m)| {
+                k.project == job.project && m.spec.from.as_ref().is_some_and(|f| f.job == job.name)
+            })
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        for (key, def) in users {
+            tracing::info!("{key}: new artifact from {job}; rolling out");
+            if let Err(e) =
+                self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
+            {
+                self.set_status(&key, Phase::Failed, &e.to_string());
+            }
+        }
+    }
+}
