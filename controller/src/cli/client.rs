@@ -408,3 +408,115 @@ pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, clap::Args)]
+pub(super) struct PredictArgs {
+    /// The model.
+    model: String,
+    /// The request: JSON (`{"feature": 1.0}`), or `@FILE` holding either the
+    /// request or a whole `{"request": ...}` body.
+    #[arg(long, short)]
+    data: String,
+    /// Access key, for models with `auth.required`.
+    #[arg(long, env = "CAIRN_KEY", hide_env_values = true)]
+    key: Option<String>,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// `cairn predict`.
+pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
+    let text = match args.data.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => args.data.clone(),
+    };
+    let value: Value = serde_json::from_str(&text).context("--data is not JSON")?;
+    let body = if value.get("request").is_some() {
+        value
+    } else {
+        serde_json::json!({ "request": value })
+    };
+    args.server.await_server();
+    let mut req = args.server.agent().post(&args.server.url(&format!("/models/{}/predict", args.model)));
+    if let Some(key) = &args.key {
+        req = req.header("Authorization", &format!("Bearer {key}"));
+    }
+    let mut response = req.send_json(&body).map_err(|e| args.server.unreachable(e))?;
+    let result = json_or_error(&mut response)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct KeysArgs {
+    #[command(subcommand)]
+    action: KeysAction,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum KeysAction {
+    /// Create an access key for a model (shown once).
+    Create {
+        /// The model.
+        model: String,
+    },
+    /// List a model's keys (not their secrets).
+    List {
+        /// The model.
+        model: String,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// The model.
+        model: String,
+        /// The key's id (`key_...`).
+        id: String,
+    },
+}
+
+/// `cairn keys`.
+pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
+    match args.action {
+        KeysAction::Create { model } => {
+            let v = args.server.post(&format!("/api/v1/models/{model}/keys"), &serde_json::json!({}))?;
+            println!("{}", v["key"].as_str().unwrap_or_default());
+            eprintln!(
+                "created {} for model `{model}`; the key is shown only this once (send it as `Authorization: Bearer KEY`)",
+                v["info"]["id"].as_str().unwrap_or("?")
+            );
+        }
+        KeysAction::List { model } => {
+            let v = args.server.get(&format!("/api/v1/models/{model}/keys"))?;
+            let rows: Vec<[String; 4]> = v["keys"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|k| {
+                            [
+                                k["id"].as_str().unwrap_or("").to_string(),
+                                format!("{}…", k["prefix"].as_str().unwrap_or("")),
+                                k["createdAt"].as_str().unwrap_or("").to_string(),
+                                k["revokedAt"].as_str().map_or("active".to_string(), |r| format!("revoked {r}")),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            print_table(&["ID", "KEY", "CREATED", "STATE"], &rows);
+        }
+        KeysAction::Revoke { model, id } => {
+            args.server.await_server();
+            let mut response = args
+                .server
+                .agent()
+                .delete(&args.server.url(&format!("/api/v1/models/{model}/keys/{id}")))
+                .call()
+                .map_err(|e| args.server.unreachable(e))?;
+            json_or_error(&mut response)?;
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

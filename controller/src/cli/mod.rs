@@ -52,6 +52,10 @@ enum Command {
     Runs(client::RunsArgs),
     /// Print a job run's log.
     Logs(client::LogsArgs),
+    /// Send a prediction to a served model.
+    Predict(client::PredictArgs),
+    /// Manage a model's access keys.
+    Keys(client::KeysArgs),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -141,6 +145,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => client::run(args),
         Command::Runs(args) => client::runs(args),
         Command::Logs(args) => client::logs(args),
+        Command::Predict(args) => client::predict(args),
+        Command::Keys(args) => client::keys(args),
     };
     match result {
         Ok(code) => code,
