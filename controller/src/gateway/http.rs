@@ -2,6 +2,9 @@
 //! Protocol v2 (KServe, Triton and MLServer clients), `/metrics`, and the
 //! model API (versions, metrics, access keys, inference lookup).
 
+// Handlers return ready-made error responses by value, as axum does.
+#![allow(clippy::result_large_err)]
+
 use super::service::{Endpoint, Gateway, PredictInput, Reply, oip_datatype};
 use super::tensor::{self, DataType};
 use crate::spec::ValueType;
