@@ -458,18 +458,58 @@ spec: {command: [python, train.py], image: python:3.11}
 ",
     );
     repo.commit("k8s");
-    let out = cairn().args(["validate", &repo.arg(), "-o", "json"]).output().unwrap();
+    let out = cairn()
+        .args(["validate", &repo.arg(), "-o", "json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "a warning does not fail validation");
     let v = json(&out.stdout);
     let diags = v["diagnostics"].as_array().unwrap();
     assert_eq!(diags.len(), 1, "{diags:?}");
     assert_eq!(diags[0]["severity"], "warning");
     assert_eq!(diags[0]["code"], "missing-image");
-    assert!(diags[0]["message"].as_str().unwrap().contains("Job ml/no-image"));
+    assert!(
+        diags[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Job ml/no-image")
+    );
     cairn()
         .args(["validate", &repo.arg()])
         .assert()
         .success()
         .stderr(predicate::str::contains("warning[missing-image]"))
         .stderr(predicate::str::contains("1 warning"));
+}
+
+#[test]
+fn a_change_of_code_is_a_change_of_the_workloads_that_run_it() {
+    let repo = TestRepo::new();
+    write_valid(&repo);
+    repo.commit("v1");
+    repo.write("jobs/prep.py", "print('prep, faster')\n");
+    repo.commit("new code, same specs");
+    let out = cairn()
+        .args(["plan", &repo.arg(), "--from", "HEAD~1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v = json(&out.stdout);
+    let updated: Vec<&str> = v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["op"] == "update")
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(updated, ["prep", "train"], "both jobs run code from jobs/");
+    let fields = &v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "prep")
+        .unwrap()["fields"];
+    assert_eq!(fields[0]["path"], "sources.workdir");
+    // The model runs no code of the repository: unchanged.
+    assert_eq!(v["summary"]["update"], 2);
 }

@@ -437,11 +437,16 @@ pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
         serde_json::json!({ "request": value })
     };
     args.server.await_server();
-    let mut req = args.server.agent().post(&args.server.url(&format!("/models/{}/predict", args.model)));
+    let mut req = args
+        .server
+        .agent()
+        .post(&args.server.url(&format!("/models/{}/predict", args.model)));
     if let Some(key) = &args.key {
         req = req.header("Authorization", &format!("Bearer {key}"));
     }
-    let mut response = req.send_json(&body).map_err(|e| args.server.unreachable(e))?;
+    let mut response = req
+        .send_json(&body)
+        .map_err(|e| args.server.unreachable(e))?;
     let result = json_or_error(&mut response)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(ExitCode::SUCCESS)
@@ -480,7 +485,10 @@ enum KeysAction {
 pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
     match args.action {
         KeysAction::Create { model } => {
-            let v = args.server.post(&format!("/api/v1/models/{model}/keys"), &serde_json::json!({}))?;
+            let v = args.server.post(
+                &format!("/api/v1/models/{model}/keys"),
+                &serde_json::json!({}),
+            )?;
             println!("{}", v["key"].as_str().unwrap_or_default());
             eprintln!(
                 "created {} for model `{model}`; the key is shown only this once (send it as `Authorization: Bearer KEY`)",
@@ -498,7 +506,9 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
                                 k["id"].as_str().unwrap_or("").to_string(),
                                 format!("{}…", k["prefix"].as_str().unwrap_or("")),
                                 k["createdAt"].as_str().unwrap_or("").to_string(),
-                                k["revokedAt"].as_str().map_or("active".to_string(), |r| format!("revoked {r}")),
+                                k["revokedAt"]
+                                    .as_str()
+                                    .map_or("active".to_string(), |r| format!("revoked {r}")),
                             ]
                         })
                         .collect()
@@ -511,7 +521,11 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
             let mut response = args
                 .server
                 .agent()
-                .delete(&args.server.url(&format!("/api/v1/models/{model}/keys/{id}")))
+                .delete(
+                    &args
+                        .server
+                        .url(&format!("/api/v1/models/{model}/keys/{id}")),
+                )
                 .call()
                 .map_err(|e| args.server.unreachable(e))?;
             json_or_error(&mut response)?;

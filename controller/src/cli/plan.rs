@@ -49,7 +49,13 @@ pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
         || loader::load(&old_snapshot),
         || loader::load(&new_snapshot),
     );
-    let plan = plan::plan(&StateView::of(&new), &new.guard, &StateView::of(&old));
+    // Digests of code exist only in commits: compare them only between commits.
+    let sources = !args.staged && !args.worktree;
+    let plan = plan::plan(
+        &StateView::with_sources(&new, sources),
+        &new.guard,
+        &StateView::with_sources(&old, sources),
+    );
     let from = describe(&old_snapshot, &args.from);
     let to = describe(&new_snapshot, &args.to);
     match args.format {

@@ -103,6 +103,10 @@ pub struct Resource {
     pub file: Arc<str>,
     /// The document, for pointing diagnostics at its fields.
     pub node: Arc<Node>,
+    /// Digests of the repository files the resource runs (`workdir`,
+    /// `path`, `artifact`, requirements), by field: a change of code is a
+    /// change of the resource.
+    pub sources: BTreeMap<String, String>,
 }
 
 impl Resource {
@@ -250,6 +254,9 @@ pub fn load(snapshot: &Snapshot) -> DesiredState {
         guard,
         files,
     };
+    for r in state.resources.values_mut() {
+        r.sources = sources(&r.spec, snapshot);
+    }
     let semantic = crate::validate::check(&state, snapshot);
     for d in semantic {
         if let Some(file) = &d.file {
@@ -436,8 +443,49 @@ fn assign_projects(
                 spec: l.spec,
                 file: l.file,
                 node: l.node,
+                sources: BTreeMap::new(),
             },
         );
     }
     resources
+}
+
+/// Digests of the files a resource runs.
+fn sources(spec: &Spec, snapshot: &Snapshot) -> BTreeMap<String, String> {
+    use crate::spec::EnvironmentRef;
+    let mut paths: Vec<(&str, &crate::spec::RepoPath)> = Vec::new();
+    fn environment(e: &Option<EnvironmentRef>) -> Option<&crate::spec::RepoPath> {
+        match e {
+            Some(EnvironmentRef::Inline(e)) => e.requirements.as_ref(),
+            _ => None,
+        }
+    }
+    match spec {
+        Spec::Job(j) => {
+            paths.extend(j.workdir.as_ref().map(|p| ("workdir", p)));
+            paths.extend(environment(&j.environment).map(|p| ("requirements", p)));
+        }
+        Spec::Application(a) => {
+            paths.push(("path", &a.path));
+            paths.extend(environment(&a.environment).map(|p| ("requirements", p)));
+        }
+        Spec::Model(m) => {
+            paths.extend(m.artifact.as_ref().map(|p| ("artifact", p)));
+            paths.extend(m.workdir.as_ref().map(|p| ("workdir", p)));
+            paths.extend(environment(&m.environment).map(|p| ("requirements", p)));
+        }
+        Spec::Environment(e) => {
+            paths.extend(e.requirements.as_ref().map(|p| ("requirements", p)));
+        }
+        Spec::Plugin(p) => paths.extend(p.path.as_ref().map(|p| ("path", p))),
+        Spec::Project(_) | Spec::ComputePool(_) | Spec::Dataset(_) => {}
+    }
+    paths
+        .into_iter()
+        .filter_map(|(field, path)| {
+            snapshot
+                .digest(path.as_str())
+                .map(|d| (field.to_string(), d))
+        })
+        .collect()
 }

@@ -35,8 +35,16 @@ pub struct StateView {
 }
 
 impl StateView {
-    /// The view of a loaded desired state.
+    /// The view of a loaded desired state, including the digests of the
+    /// files each resource runs (see [`crate::loader::Resource::sources`]).
     pub fn of(state: &DesiredState) -> Self {
+        Self::with_sources(state, true)
+    }
+
+    /// The view of a loaded desired state; `sources` includes file digests
+    /// (leave them out when comparing with a state that has none, such as the
+    /// work tree).
+    pub fn with_sources(state: &DesiredState, sources: bool) -> Self {
         let resources = state
             .resources
             .iter()
@@ -56,6 +64,12 @@ impl StateView {
                     value.insert("metadata".into(), metadata);
                 }
                 value.insert("spec".into(), spec);
+                if sources && !r.sources.is_empty() {
+                    value.insert(
+                        "sources".into(),
+                        serde_json::to_value(&r.sources).expect("digests serialize"),
+                    );
+                }
                 (
                     key.clone(),
                     ResourceView {

@@ -307,7 +307,7 @@ impl GitSource {
             let name = String::from_utf8_lossy(entry.name_bytes());
             let path = format!("{root}{name}");
             let (kind, handle) = match (entry.kind(), entry.filemode()) {
-                (Some(ObjectType::Tree), _) => (EntryKind::Dir, Handle::None),
+                (Some(ObjectType::Tree), _) => (EntryKind::Dir, Handle::Tree(entry.id())),
                 (Some(ObjectType::Commit), _) => (EntryKind::Submodule, Handle::None),
                 (_, 0o120000) => {
                     symlinks.push((path.clone(), entry.id()));
@@ -333,6 +333,7 @@ impl GitSource {
             origin: Origin::Commit(info),
             entries,
             executables,
+            root: Some(tree.id()),
             repo: Some(std::sync::Mutex::new(Repository::open(self.repo.path())?)),
         })
     }
@@ -379,6 +380,7 @@ impl GitSource {
             origin: Origin::Index,
             entries,
             executables,
+            root: None,
             repo: Some(std::sync::Mutex::new(Repository::open(self.repo.path())?)),
         })
     }
@@ -441,6 +443,7 @@ impl GitSource {
             origin: Origin::Worktree,
             entries,
             executables,
+            root: None,
             repo: None,
         })
     }

@@ -66,6 +66,7 @@ pub enum EntryKind {
 #[derive(Clone, Debug)]
 enum Handle {
     Blob(::git2::Oid),
+    Tree(::git2::Oid),
     Path(PathBuf),
     Bytes(Arc<[u8]>),
     None,
@@ -124,6 +125,7 @@ pub struct Snapshot {
     origin: Origin,
     entries: BTreeMap<String, Entry>,
     executables: std::collections::BTreeSet<String>,
+    root: Option<::git2::Oid>,
     repo: Option<std::sync::Mutex<::git2::Repository>>,
 }
 
@@ -154,6 +156,7 @@ impl Snapshot {
             origin: Origin::Worktree,
             entries,
             executables: Default::default(),
+            root: None,
             repo: None,
         }
     }
@@ -219,7 +222,24 @@ impl Snapshot {
                 }
                 Ok(b.to_vec())
             }
-            Handle::None => Err(ReadError::NotFound),
+            Handle::None | Handle::Tree(_) => Err(ReadError::NotFound),
+        }
+    }
+
+    /// A content digest of the file or directory at `path` (symlinks
+    /// followed): its Git object id, so that a workload's code changing is a
+    /// change of the workload. `None` outside commits and the index.
+    pub fn digest(&self, path: &str) -> Option<String> {
+        let target = match self.resolve(path) {
+            Resolved::File(p) | Resolved::Dir(p) => p,
+            _ => return None,
+        };
+        if target.is_empty() {
+            return self.root.map(|o| o.to_string());
+        }
+        match self.entries.get(&target)?.handle {
+            Handle::Blob(oid) | Handle::Tree(oid) => Some(oid.to_string()),
+            _ => None,
         }
     }
 

@@ -221,10 +221,7 @@ impl Inner {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
-            let inner = self.clone();
-            let key = key.clone();
-            self.handle
-                .spawn(async move { inner.stop_app(&key, true).await });
+            self.remove_app(key);
         }
     }
 
