@@ -126,6 +126,25 @@ fn auth_header(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// Checks the caller's key and reads the request's JSON body.
+async fn authorized_json(
+    s: &GatewayState,
+    endpoint: &Endpoint,
+    req: Request,
+) -> Result<Value, Response> {
+    let (parts, body) = req.into_parts();
+    s.gateway
+        .authorize(endpoint, auth_header(&parts.headers))
+        .map_err(reply)?;
+    let bytes = read_body(s, endpoint, &parts.headers, body).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
 async fn predict(
     State(s): State<GatewayState>,
     Path(name): Path<String>,
@@ -135,22 +154,9 @@ async fn predict(
         Ok(e) => e,
         Err(r) => return r,
     };
-    let (parts, body) = req.into_parts();
-    if let Err(r) = s.gateway.authorize(&endpoint, auth_header(&parts.headers)) {
-        return reply(r);
-    }
-    let bytes = match read_body(&s, &endpoint, &parts.headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let value: Value = match serde_json::from_slice(&bytes) {
+    let value = match authorized_json(&s, &endpoint, req).await {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let Some(request) = value.get("request").cloned() else {
         return error(
@@ -195,22 +201,9 @@ async fn infer_any(
             format!("model `{name}` does not serve version {v}"),
         );
     }
-    let (parts, body) = req.into_parts();
-    if let Err(r) = s.gateway.authorize(&endpoint, auth_header(&parts.headers)) {
-        return reply(r);
-    }
-    let bytes = match read_body(&s, &endpoint, &parts.headers, body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let value: Value = match serde_json::from_slice(&bytes) {
+    let value = match authorized_json(&s, &endpoint, req).await {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-            );
-        }
+        Err(r) => return r,
     };
     let inputs = match tensor::parse_oip_inputs(&value) {
         Ok(i) => i,
@@ -342,15 +335,58 @@ fn is_ready(e: &Endpoint) -> bool {
     }
 }
 
-async fn metrics(State(s): State<GatewayState>) -> Response {
+/// `/metrics`: OpenMetrics to clients that ask for it (Prometheus does),
+/// the Prometheus text format 0.0.4 to the others (`curl`, `promtool check
+/// metrics`, older scrapers).
+async fn metrics(State(s): State<GatewayState>, headers: HeaderMap) -> Response {
+    let text = s.gateway.metrics.render();
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.gateway.metrics.render(),
+        openmetrics_to_text(&text),
     )
         .into_response()
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4: a counter family is named as
+/// its samples are (`_total`), and `# UNIT` and `# EOF` go.
+fn openmetrics_to_text(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let counter = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(counter.as_deref().unwrap_or(line).trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn models(State(s): State<GatewayState>) -> Response {
