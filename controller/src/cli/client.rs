@@ -10,11 +10,16 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, clap::Args)]
 pub(super) struct Server {
     /// URL of `cairn up`.
-    #[arg(long, env = "CAIRN_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CAIRN_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
     server: String,
     /// Keep trying to reach the server this long (for scripts that start
     /// `cairn up` just before).
-    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, global = true)]
     wait: std::time::Duration,
 }
 

@@ -26,6 +26,8 @@ pub(super) struct AppDef {
 
 #[derive(Clone)]
 struct Replica {
+    /// The generation (one `start_app`) the replica belongs to.
+    generation: u64,
     port: u16,
     ready: Arc<AtomicBool>,
     /// Retired: gets no new requests while the ones it has finish.
@@ -36,6 +38,13 @@ struct Replica {
 }
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Called once a new generation of replicas is ready (or [`READY_TIMEOUT`]
+/// passed), with that generation, before the previous one is retired; a
+/// process model switches its served version to the new replicas there.
+/// False: the deployment was replaced meanwhile, and the previous replicas
+/// are left to its successor.
+pub(super) type OnReady = Box<dyn FnOnce(u64) -> bool + Send>;
 
 /// How long new replicas get to become ready before old ones are stopped anyway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,6 +63,20 @@ impl Inner {
         checkout: &Path,
         _file: &str,
     ) -> Result<String, RuntimeError> {
+        self.start_replicas(key, spec, commit, checkout, None)
+            .map(|(note, _)| note)
+    }
+
+    /// Starts (or replaces) a resource's replicas; returns a note and the
+    /// new replicas' generation.
+    pub(super) fn start_replicas(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ApplicationSpec,
+        commit: &str,
+        checkout: &Path,
+        on_ready: Option<OnReady>,
+    ) -> Result<(String, u64), RuntimeError> {
         let dir = checkout.join(spec.path.as_str());
         let prefix = format!("/apps/{}", key.name);
         // Resolve once up front so that a bad framework is reported now.
@@ -76,6 +99,7 @@ impl Inner {
             };
             let (stop, stop_rx) = watch::channel(false);
             let replica = Replica {
+                generation,
                 port,
                 ready: Arc::new(AtomicBool::new(false)),
                 retiring: Arc::new(AtomicBool::new(false)),
@@ -167,6 +191,11 @@ impl Inner {
                 // still stops it.
                 app.draining.clone()
             };
+            if let Some(on_ready) = on_ready
+                && !on_ready(generation)
+            {
+                return;
+            }
             if old.is_empty() {
                 return;
             }
@@ -182,11 +211,12 @@ impl Inner {
                     .retain(|d| !old.iter().any(|o| Arc::ptr_eq(&o.ready, &d.ready)));
             }
         });
-        Ok(if has_draining {
+        let note = if has_draining {
             format!("rolling out {} new replica(s)", spec.replicas)
         } else {
             format!("starting {} replica(s)", spec.replicas)
-        })
+        };
+        Ok((note, generation))
     }
 
     /// Stops every replica of an application.
@@ -243,15 +273,17 @@ impl Inner {
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    /// A ready replica of exactly this resource (a process model), round-robin.
-    pub(super) fn upstream_of(&self, key: &ResourceKey) -> Option<SocketAddr> {
+    /// A ready replica of exactly this resource (a process model) and
+    /// generation, round-robin: a model version is answered only by its own
+    /// replicas (retiring ones included, while they drain).
+    pub(super) fn upstream_of(&self, key: &ResourceKey, generation: u64) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
             .get(key)
             .into_iter()
             .flat_map(|a| a.replicas.iter().chain(a.draining.iter()))
-            .filter(|r| r.ready.load(Ordering::Relaxed) && !r.retiring.load(Ordering::Relaxed))
+            .filter(|r| r.generation == generation && r.ready.load(Ordering::Relaxed))
             .map(|r| r.port)
             .collect();
         if ready.is_empty() {

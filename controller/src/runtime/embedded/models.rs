@@ -43,7 +43,7 @@ impl Inner {
         file: &str,
     ) -> Result<String, RuntimeError> {
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
-        self.state().models.insert(
+        let previous = self.state().models.insert(
             key.clone(),
             ModelDef {
                 spec: spec.clone(),
@@ -53,9 +53,15 @@ impl Inner {
                 generation,
             },
         );
+        // A model that stops being a process model stops its replicas.
+        if previous.is_some_and(|p| p.spec.runtime == ModelRuntime::Process)
+            && spec.runtime != ModelRuntime::Process
+        {
+            self.remove_app(key);
+        }
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
-            ModelRuntime::Process => self.deploy_process(key, spec, commit, checkout, file),
+            ModelRuntime::Process => self.deploy_process(key, spec, commit, checkout, generation),
             ModelRuntime::Wasm => {
                 let message =
                     "`wasm` models are served by plugins, which this build does not run yet";
@@ -165,7 +171,7 @@ impl Inner {
         spec: &ModelSpec,
         commit: &str,
         checkout: &Path,
-        file: &str,
+        generation: u64,
     ) -> Result<String, RuntimeError> {
         let command = match (&spec.function, &spec.command) {
             (Some(function), _) => {
@@ -197,8 +203,48 @@ impl Inner {
             health_path: Some("/healthz".into()),
             restart: RestartPolicy::Always,
         };
-        let note = self.start_app(key, &app, commit, checkout, file)?;
         let version = self.store.model_version(key, commit, "", None)?.version;
+        // A model already served keeps its version, answered by its own
+        // replicas, until the new replicas are ready; a new one is served
+        // at once (503 until a replica is ready).
+        let serving = self
+            .gateway
+            .endpoint(key.name.as_str())
+            .is_some_and(|e| e.key == *key);
+        let on_ready = serving.then(|| {
+            let inner = self.clone();
+            let key = key.clone();
+            let spec = spec.clone();
+            let commit = commit.to_string();
+            Box::new(move |replicas: u64| {
+                inner.serve_process(&key, &spec, &commit, version, generation, replicas)
+            }) as super::apps::OnReady
+        });
+        let (note, replicas) = self.start_replicas(key, &app, commit, checkout, on_ready)?;
+        if !serving {
+            self.serve_process(key, spec, commit, version, generation, replicas);
+        }
+        Ok(format!("version {version}: {note}"))
+    }
+
+    /// Serves `version` of a process model with the replicas of generation
+    /// `replicas`, unless a newer deployment of the model replaced this one
+    /// (`generation`); returns whether it did.
+    fn serve_process(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        version: i64,
+        generation: u64,
+        replicas: u64,
+    ) -> bool {
+        // Checked and installed under the lock, so that an undeployment
+        // (which forgets the model first) cannot be undone here.
+        let state = self.state();
+        if state.models.get(key).map(|m| m.generation) != Some(generation) {
+            return false;
+        }
         let inner = self.clone();
         let upstream_key = key.clone();
         self.gateway.install(
@@ -209,11 +255,12 @@ impl Inner {
                 commit: commit.to_string(),
                 sha256: String::new(),
                 backend: Backend::Process {
-                    upstream: Arc::new(move || inner.upstream_of(&upstream_key)),
+                    upstream: Arc::new(move || inner.upstream_of(&upstream_key, replicas)),
                 },
             },
         );
-        Ok(format!("version {version}: {note}"))
+        drop(state);
+        true
     }
 
     /// Stops serving a model.
