@@ -350,7 +350,7 @@ impl std::io::Write for Capped {
 /// than the marker).
 fn bounded_json(value: &serde_json::Value, max: usize) -> String {
     let mut out = Capped {
-        buf: Vec::new(),
+        buf: Vec::with_capacity(max.min(256)),
         cap: max,
         total: 0,
     };
