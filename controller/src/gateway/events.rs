@@ -122,6 +122,9 @@ struct Inner {
     tx: Option<mpsc::Sender<Msg>>,
     writer: Option<JoinHandle<()>>,
     reader: Mutex<Connection>,
+    /// A read-write connection for monitoring data (business metrics,
+    /// feedback), written apart from the event writer's batches.
+    monitor: Mutex<Connection>,
     counters: Arc<Counters>,
     max_payload_bytes: usize,
 }
@@ -177,8 +180,9 @@ const SELECT: &str = "SELECT uuid, model, version, commit_id, time_ms, latency_u
 
 /// The schema, oldest migration first. Never edit a released migration.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE inference_events (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE inference_events (
             uuid BLOB PRIMARY KEY NOT NULL,
             model TEXT NOT NULL,
             version TEXT NOT NULL,
@@ -190,7 +194,28 @@ fn migrations() -> Migrations<'static> {
             outputs TEXT NOT NULL
         );
         CREATE INDEX inference_events_model_time ON inference_events (model, time_ms);",
-    )])
+        ),
+        // Monitoring: business metrics and delayed ground truth (see
+        // `super::monitoring`).
+        M::up(
+            "CREATE TABLE business_metrics (
+            uuid BLOB NULL,
+            model TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            num REAL NULL,
+            text TEXT NULL
+        );
+        CREATE INDEX business_metrics_model_time ON business_metrics (model, time_ms);
+        CREATE INDEX business_metrics_uuid ON business_metrics (uuid);
+        CREATE TABLE feedback (
+            uuid BLOB PRIMARY KEY NOT NULL,
+            model TEXT NOT NULL,
+            label TEXT NOT NULL,
+            received_ms INTEGER NOT NULL
+        );",
+        ),
+    ])
 }
 
 impl EventLog {
@@ -207,6 +232,10 @@ impl EventLog {
         reader.busy_timeout(Duration::from_secs(5))?;
         reader.pragma_update(None, "query_only", "ON")?;
 
+        let monitor = Connection::open(path)?;
+        monitor.busy_timeout(Duration::from_secs(5))?;
+        monitor.pragma_update(None, "synchronous", "FULL")?;
+
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
         let writer = {
@@ -222,6 +251,7 @@ impl EventLog {
                 tx: Some(tx),
                 writer: Some(writer),
                 reader: Mutex::new(reader),
+                monitor: Mutex::new(monitor),
                 counters,
                 max_payload_bytes: config.max_payload_bytes,
             }),
@@ -267,6 +297,12 @@ impl EventLog {
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.inner.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The read-write connection for monitoring data (blocking: call it
+    /// off the async runtime's threads).
+    pub(crate) fn monitor(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.inner.monitor.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads one event back.

@@ -5,6 +5,7 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
+use super::monitoring;
 use super::service::{Endpoint, Gateway, PredictInput, Reply, oip_datatype};
 use super::tensor::{self, DataType};
 use crate::spec::ValueType;
@@ -31,6 +32,8 @@ pub struct GatewayState {
 pub fn routes(state: GatewayState) -> Router {
     Router::new()
         .route("/models/{name}/predict", post(predict))
+        .route("/models/{name}/metrics", post(monitoring::post_metrics))
+        .route("/models/{name}/feedback", post(monitoring::post_feedback))
         .route(
             "/v2/health/live",
             get(|| async { axum::Json(json!({"live": true})) }),
@@ -56,6 +59,10 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{name}/versions", get(versions))
         .route("/api/v1/models/{name}/metrics", get(model_metrics))
+        .route(
+            "/api/v1/models/{name}/metrics/aggregate",
+            get(monitoring::get_aggregate),
+        )
         .route(
             "/api/v1/models/{name}/keys",
             get(list_keys).post(create_key),

@@ -4,6 +4,7 @@ pub mod events;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod monitoring;
 pub mod onnx;
 pub mod service;
 pub mod tensor;
