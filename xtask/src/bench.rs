@@ -23,6 +23,25 @@ pub enum Which {
         #[arg(long, default_value_t = 30)]
         runs: usize,
     },
+    /// The model gateway under load (`wrk`): a bare axum ceiling, Cairn's
+    /// gateway and MLServer on the quickstart model, and the event writer.
+    Gateway {
+        /// `wrk` threads.
+        #[arg(long, default_value_t = 2)]
+        threads: u32,
+        /// Open connections.
+        #[arg(long, default_value_t = 64)]
+        connections: u32,
+        /// Seconds measured per target.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Seconds of warm-up per target.
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Skip MLServer (no pip install).
+        #[arg(long)]
+        no_mlserver: bool,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -39,6 +58,29 @@ pub fn run(which: Which) -> Result<()> {
         Which::Validate { files, runs } => validate(files, runs),
         Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
         Which::Envs { runs } => crate::envs::run(&release_binary()?, runs),
+        Which::Gateway {
+            threads,
+            connections,
+            seconds,
+            warmup,
+            no_mlserver,
+        } => {
+            // The ceiling server and the event writer run in this process:
+            // measure them optimized.
+            if cfg!(debug_assertions) {
+                return rerun_in_release();
+            }
+            crate::gateway::run(
+                &release_binary()?,
+                crate::gateway::Load {
+                    threads,
+                    connections,
+                    seconds,
+                    warmup,
+                },
+                !no_mlserver,
+            )
+        }
     }
 }
 
@@ -60,6 +102,24 @@ pub(crate) fn release_binary() -> Result<std::path::PathBuf> {
         bail!("cargo build --release failed");
     }
     Ok(crate::root().join("target/release/cairn"))
+}
+
+/// Runs this same xtask command with a release build of xtask.
+fn rerun_in_release() -> Result<()> {
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--package", "xtask"])
+        .current_dir(crate::root())
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release --package xtask failed");
+    }
+    let status = Command::new(crate::root().join("target/release/xtask"))
+        .args(std::env::args_os().skip(1))
+        .status()?;
+    if !status.success() {
+        bail!("the release xtask failed ({status})");
+    }
+    Ok(())
 }
 
 /// Wall time and peak resident memory of one run.

@@ -34,10 +34,13 @@ spec: {command: [\"true\"], environment: cached, trigger: {manual: true}}
 
 /// Server-side duration of one run: created → finished.
 fn run_once(server: &Server, job: &str) -> Result<Duration> {
-    let text = ureq::post(&format!("http://127.0.0.1:{}/api/v1/jobs/{job}/runs", server.port))
-        .send_json(serde_json::json!({}))?
-        .body_mut()
-        .read_to_string()?;
+    let text = ureq::post(&format!(
+        "http://127.0.0.1:{}/api/v1/jobs/{job}/runs",
+        server.port
+    ))
+    .send_json(serde_json::json!({}))?
+    .body_mut()
+    .read_to_string()?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
     let number = v["run"]["number"].as_i64().context("run number")?;
     let start = Instant::now();
@@ -45,7 +48,9 @@ fn run_once(server: &Server, job: &str) -> Result<Duration> {
         let r = get(server, &format!("/api/v1/jobs/{job}/runs/{number}"))?;
         match r["state"].as_str() {
             Some("succeeded") => {
-                let t = |k: &str| chrono::DateTime::parse_from_rfc3339(r[k].as_str().unwrap_or_default());
+                let t = |k: &str| {
+                    chrono::DateTime::parse_from_rfc3339(r[k].as_str().unwrap_or_default())
+                };
                 let (c, f) = (t("createdAt")?, t("finishedAt")?);
                 return Ok((f - c).to_std().unwrap_or_default());
             }
@@ -69,7 +74,11 @@ async fn cold_build(root: &Path, installer: &'static str) -> Result<Duration> {
     let quickstart = crate::root().join("examples/quickstart");
     let spec = EnvironmentSpec {
         python: Some(">=3.10".into()),
-        requirements: Some("jobs/requirements.txt".parse().map_err(anyhow::Error::msg)?),
+        requirements: Some(
+            "jobs/requirements.txt"
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        ),
         ..Default::default()
     };
     let manager = EnvManager::with_installer(&root.join(installer), Some(installer));
@@ -87,7 +96,12 @@ pub fn run(cairn: &Path, runs: usize) -> Result<()> {
     let repo = git2::Repository::init(&repo_dir)?;
     std::fs::write(repo_dir.join("specs.yaml"), SPECS)?;
     commit(&repo, "specs")?;
-    let server = start(cairn, repo_dir.to_str().context("path")?, &tmp.path().join("data"), &[])?;
+    let server = start(
+        cairn,
+        repo_dir.to_str().context("path")?,
+        &tmp.path().join("data"),
+        &[],
+    )?;
     latency(&server, &head(&repo)?, chrono::Utc::now())?;
     // Warm up: builds the (empty) environment once.
     run_once(&server, "with-env")?;
@@ -105,7 +119,11 @@ pub fn run(cairn: &Path, runs: usize) -> Result<()> {
 
     // Cold builds: uv from PyPI into its own virtual environment.
     let tools = tmp.path().join("tools");
-    let ok = std::process::Command::new("python3").args(["-m", "venv"]).arg(&tools).status()?.success()
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&tools)
+        .status()?
+        .success()
         && std::process::Command::new(tools.join("bin/pip"))
             .args(["install", "--quiet", "uv"])
             .status()?
@@ -113,8 +131,14 @@ pub fn run(cairn: &Path, runs: usize) -> Result<()> {
     if !ok {
         bail!("could not install uv");
     }
-    let uv_version = std::process::Command::new(tools.join("bin/uv")).arg("--version").output()?;
-    let path = format!("{}:{}", tools.join("bin").display(), std::env::var("PATH").unwrap_or_default());
+    let uv_version = std::process::Command::new(tools.join("bin/uv"))
+        .arg("--version")
+        .output()?;
+    let path = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     // SAFETY: set before the async runtime starts; nothing else reads the environment concurrently.
     unsafe {
         std::env::set_var("PATH", &path);
@@ -130,11 +154,24 @@ pub fn run(cairn: &Path, runs: usize) -> Result<()> {
     let mut out = String::new();
     let _ = writeln!(out, "### Environments\n");
     let _ = writeln!(out, "{}\n", machine());
-    let _ = writeln!(out, "Job start to finish of `true`, created → finished as recorded by the server, {runs} runs each:\n");
+    let _ = writeln!(
+        out,
+        "Job start to finish of `true`, created → finished as recorded by the server, {runs} runs each:\n"
+    );
     let _ = writeln!(out, "| job | median | p95 |");
     let _ = writeln!(out, "|---|---|---|");
-    let _ = writeln!(out, "| bare process | {:.1} ms | {:.1} ms |", ms(b50), ms(percentile(&bare, 0.95)));
-    let _ = writeln!(out, "| with a cached environment | {:.1} ms | {:.1} ms |", ms(e50), ms(percentile(&with_env, 0.95)));
+    let _ = writeln!(
+        out,
+        "| bare process | {:.1} ms | {:.1} ms |",
+        ms(b50),
+        ms(percentile(&bare, 0.95))
+    );
+    let _ = writeln!(
+        out,
+        "| with a cached environment | {:.1} ms | {:.1} ms |",
+        ms(e50),
+        ms(percentile(&with_env, 0.95))
+    );
     let _ = writeln!(
         out,
         "\nOverhead of a cached environment (median): {:.1} ms (goal < 50 ms).\n",
@@ -146,8 +183,17 @@ pub fn run(cairn: &Path, runs: usize) -> Result<()> {
     );
     let _ = writeln!(out, "| installer | time |");
     let _ = writeln!(out, "|---|---|");
-    let _ = writeln!(out, "| {} | {:.1} s |", String::from_utf8_lossy(&uv_version.stdout).trim(), uv.as_secs_f64());
-    let _ = writeln!(out, "| pip (python -m venv + pip) | {:.1} s |", pip.as_secs_f64());
+    let _ = writeln!(
+        out,
+        "| {} | {:.1} s |",
+        String::from_utf8_lossy(&uv_version.stdout).trim(),
+        uv.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "| pip (python -m venv + pip) | {:.1} s |",
+        pip.as_secs_f64()
+    );
     print!("{out}");
     Ok(())
 }

@@ -3,10 +3,13 @@
 //! - `schemas [--check]`: regenerate the JSON Schemas under `specs/`, or fail
 //!   when they are stale (CI);
 //! - `bench validate`: time `cairn validate` and `cairn plan` over a generated
-//!   repository of 10,000 specs.
+//!   repository of 10,000 specs;
+//! - `bench gateway`: the model gateway under load against a bare axum
+//!   server and MLServer, and the inference event writer alone.
 
 mod bench;
 mod envs;
+mod gateway;
 mod reconcile;
 
 use anyhow::{Context, Result, bail};

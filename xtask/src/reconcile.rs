@@ -97,7 +97,11 @@ pub(crate) fn get(server: &Server, path: &str) -> Result<Value> {
 
 /// Waits for `commit` to be synced; returns the latency from `t0` (a
 /// wall-clock time) to the server's recorded end of the sync.
-pub(crate) fn latency(server: &Server, commit: &str, t0: chrono::DateTime<chrono::Utc>) -> Result<Duration> {
+pub(crate) fn latency(
+    server: &Server,
+    commit: &str,
+    t0: chrono::DateTime<chrono::Utc>,
+) -> Result<Duration> {
     let start = Instant::now();
     loop {
         let s = get(server, "/api/v1/sync")?;

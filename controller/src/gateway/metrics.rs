@@ -50,6 +50,22 @@ pub struct GpuLabels {
     pub gpu: String,
 }
 
+/// Scores of one model version over the current window, for
+/// [`Metrics::set_model_scores`]; `None` leaves a gauge out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelScores {
+    /// Model name.
+    pub model: String,
+    /// Model version.
+    pub version: String,
+    /// Accuracy (classifiers).
+    pub accuracy: Option<f64>,
+    /// Labeled ÷ successful predictions.
+    pub coverage: Option<f64>,
+    /// Mean absolute error (regressors).
+    pub mae: Option<f64>,
+}
+
 /// One point of a model's time series.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +102,11 @@ pub struct Metrics {
     memory: Family<ProcessLabels, Gauge>,
     gpu_util: Family<GpuLabels, Gauge>,
     gpu_memory: Family<GpuLabels, Gauge>,
+    accuracy: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    coverage: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    mae: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    /// The series of the three score families set by the last refresh.
+    scored: Mutex<Vec<ModelLabels>>,
     windows: Mutex<HashMap<String, Window>>,
     series: Mutex<HashMap<String, VecDeque<Point>>>,
 }
@@ -147,6 +168,24 @@ impl Metrics {
             "GPU memory in use (NVML)",
             gpu_memory.clone(),
         );
+        let accuracy = Family::<ModelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_accuracy",
+            "Accuracy of a classifier over the last hour's predictions with ground truth",
+            accuracy.clone(),
+        );
+        let coverage = Family::<ModelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_label_coverage",
+            "Share of the last hour's successful predictions with ground truth",
+            coverage.clone(),
+        );
+        let mae = Family::<ModelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_mae",
+            "Mean absolute error of a regressor over the last hour's predictions with ground truth",
+            mae.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -156,6 +195,10 @@ impl Metrics {
             memory,
             gpu_util,
             gpu_memory,
+            accuracy,
+            coverage,
+            mae,
+            scored: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             series: Mutex::new(HashMap::new()),
         }
@@ -198,6 +241,17 @@ impl Metrics {
         }
     }
 
+    /// A request refused before it started (queue full).
+    pub fn rejected(&self, model: &str, version: &str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                model: model.into(),
+                version: version.into(),
+                status: format!("{}xx", status / 100),
+            })
+            .inc();
+    }
+
     /// Records a process's CPU (cores) and resident memory.
     pub fn set_process(&self, process: &str, replica: usize, cpu: f64, memory: u64) {
         let labels = ProcessLabels {
@@ -217,6 +271,34 @@ impl Metrics {
         self.gpu_memory
             .get_or_create(&labels)
             .set(memory_used as i64);
+    }
+
+    /// Replaces the model scores (accuracy, label coverage, MAE) of every
+    /// model and version: series not in `scores` are removed.
+    pub fn set_model_scores(&self, scores: &[ModelScores]) {
+        let mut scored = self.scored.lock().unwrap_or_else(|e| e.into_inner());
+        for labels in scored.drain(..) {
+            self.accuracy.remove(&labels);
+            self.coverage.remove(&labels);
+            self.mae.remove(&labels);
+        }
+        for s in scores {
+            let labels = ModelLabels {
+                model: s.model.clone(),
+                version: s.version.clone(),
+            };
+            let families = [
+                (&self.accuracy, s.accuracy),
+                (&self.coverage, s.coverage),
+                (&self.mae, s.mae),
+            ];
+            for (family, value) in families {
+                if let Some(v) = value.filter(|v| v.is_finite()) {
+                    family.get_or_create(&labels).set(v);
+                }
+            }
+            scored.push(labels);
+        }
     }
 
     /// Closes the current interval of every model's time series.
@@ -292,6 +374,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# EOF"));
+        m.set_model_scores(&[ModelScores {
+            model: "clf".into(),
+            version: "1".into(),
+            accuracy: Some(0.75),
+            coverage: Some(0.5),
+            mae: None,
+        }]);
+        let text = m.render();
+        assert!(
+            text.contains(r#"cairn_model_accuracy{model="clf",version="1"} 0.75"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"cairn_model_label_coverage{model="clf",version="1"} 0.5"#),
+            "{text}"
+        );
+        assert!(!text.contains("cairn_model_mae{"), "{text}");
+        m.set_model_scores(&[]);
+        assert!(!m.render().contains("cairn_model_accuracy{"));
         m.sample(10.0);
         let s = m.series("clf");
         assert_eq!(s.len(), 1);

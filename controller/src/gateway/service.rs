@@ -28,6 +28,9 @@ pub enum Backend {
         model: Arc<OnnxModel>,
         /// One permit per worker.
         workers: Arc<Semaphore>,
+        /// Recent cost of one run in µs: cheap models run on the request's
+        /// own thread, costly ones on the blocking pool.
+        cost_us: Arc<std::sync::atomic::AtomicU64>,
     },
     /// The user's server (or the function runner) behind HTTP.
     Process {
@@ -95,6 +98,38 @@ const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_CONCURRENCY: usize = 256;
 const DEFAULT_MAX_QUEUE: usize = 1024;
+/// Runs cheaper than this (moving average) stay on the async worker.
+const INLINE_RUN_US: u64 = 200;
+
+/// Holds a place in a model's queue; gives it back however the wait ends
+/// (the client may go away while waiting).
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Counts a request in flight; one abandoned by its client is counted as
+/// finished with status 499 when dropped.
+struct InFlight<'a> {
+    metrics: &'a Metrics,
+    model: &'a str,
+    version: String,
+    started: Instant,
+    done: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let latency = self.started.elapsed().as_micros() as u64;
+            self.metrics
+                .finished(self.model, &self.version, 499, latency);
+        }
+    }
+}
 
 /// The model gateway.
 pub struct Gateway {
@@ -234,19 +269,21 @@ impl Gateway {
                 let waiting = endpoint
                     .waiting
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let place = QueuePlace(&endpoint.waiting);
                 if waiting >= max_queue {
-                    endpoint
-                        .waiting
-                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(place);
+                    self.metrics.rejected(
+                        endpoint.key.name.as_str(),
+                        &endpoint.current().number.to_string(),
+                        503,
+                    );
                     return Reply::error(
                         503,
                         "too many requests in flight for this model; retry later",
                     );
                 }
                 let p = endpoint.concurrency.clone().acquire_owned().await;
-                endpoint
-                    .waiting
-                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                drop(place);
                 match p {
                     Ok(p) => p,
                     Err(_) => return Reply::error(503, "model is shutting down"),
@@ -258,6 +295,13 @@ impl Gateway {
         let version_label = version.number.to_string();
         self.metrics.started(name, &version_label);
         let started = Instant::now();
+        let mut in_flight = InFlight {
+            metrics: &self.metrics,
+            model: name,
+            version: version_label.clone(),
+            started,
+            done: false,
+        };
         let uuid = uuid::Uuid::now_v7();
         let timeout = limits.timeout.map_or(DEFAULT_TIMEOUT, |t| t.get());
         let inputs_for_log = input.to_log();
@@ -298,6 +342,7 @@ impl Gateway {
                 json!({"error": message, "uuid": uuid.to_string()}),
             ),
         };
+        in_flight.done = true;
         self.metrics
             .finished(name, &version_label, status, latency_us);
         let event = InferenceEvent {
@@ -336,7 +381,14 @@ impl Gateway {
     ) -> Result<(Value, Option<Option<String>>), (u16, String)> {
         let spec = &endpoint.spec;
         match (&version.backend, input) {
-            (Backend::Onnx { model, workers }, input) => {
+            (
+                Backend::Onnx {
+                    model,
+                    workers,
+                    cost_us,
+                },
+                input,
+            ) => {
                 let (name, datatype, _) = model.input();
                 let (tensor, single, oip) = match input {
                     PredictInput::Cairn(request) => {
@@ -352,11 +404,21 @@ impl Gateway {
                     }
                 };
                 let _worker = workers.acquire().await.map_err(|_| (503, "model is shutting down".to_string()))?;
-                let model = model.clone();
-                let outputs = tokio::task::spawn_blocking(move || model.run(&tensor))
-                    .await
-                    .map_err(|e| (500, e.to_string()))?
-                    .map_err(|e| (400, e.to_string()))?;
+                use std::sync::atomic::Ordering::Relaxed;
+                let started = Instant::now();
+                let outputs = if cost_us.load(Relaxed) < INLINE_RUN_US {
+                    // A few microseconds: a hop to another thread would cost more.
+                    model.run(&tensor)
+                } else {
+                    let model = model.clone();
+                    tokio::task::spawn_blocking(move || model.run(&tensor))
+                        .await
+                        .map_err(|e| (500, e.to_string()))?
+                }
+                .map_err(|e| (400, e.to_string()))?;
+                let took = started.elapsed().as_micros() as u64;
+                let previous = cost_us.load(Relaxed);
+                cost_us.store((previous * 7 + took) / 8, Relaxed);
                 Ok(match oip {
                     Some(id) => (serde_json::to_value(&outputs).unwrap_or(Value::Null), Some(id)),
                     None => (tensor::tensors_to_response(&outputs, single), None),

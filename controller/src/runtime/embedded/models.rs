@@ -143,6 +143,7 @@ impl Inner {
                             backend: Backend::Onnx {
                                 model: Arc::new(model),
                                 workers: Arc::new(Semaphore::new(workers)),
+                                cost_us: Default::default(),
                             },
                         },
                     );
