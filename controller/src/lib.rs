@@ -10,10 +10,12 @@
 //! - [`validate`]: semantic checks across the whole repository;
 //! - [`plan`]: the pure planner and its renderers;
 //! - [`diagnostics`]: errors with file, line, column and hints, for people and tools;
+//! - [`dashboard`]: the web dashboard of `cairn up`;
 //! - [`cli`]: the command line.
 
 pub mod cli;
 pub mod controller;
+pub mod dashboard;
 pub mod diagnostics;
 pub mod gateway;
 pub mod loader;

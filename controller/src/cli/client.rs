@@ -1,4 +1,5 @@
-//! Commands that talk to a running `cairn up`: `status`, `run`, `runs`, `logs`.
+//! Commands that talk to a running `cairn up`: `status`, `run`, `runs`, `logs`,
+//! `predict`, `keys`, `metrics`.
 
 use super::OutputFormat;
 use anyhow::{Context, Result, bail};
@@ -538,4 +539,177 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct MetricsArgs {
+    /// The model.
+    model: String,
+    /// Start of the period, RFC 3339 (default: a day before `--to`).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the period, RFC 3339 (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Window: `minute`, `hour`, `day` or a duration such as `15m`.
+    #[arg(long, default_value = "hour")]
+    window: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
+    #[command(flatten)]
+    server: Server,
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved kept).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A score for a table cell: `-` when absent.
+fn score(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
+}
+
+/// Business metrics of a window, briefly: means of numbers, counts per
+/// value of strings.
+fn business_summary(metrics: &Value) -> String {
+    let Some(map) = metrics.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .map(
+            |(name, m)| match (m["mean"].as_f64(), m["values"].as_object()) {
+                (Some(mean), _) => format!("{name}={mean:.4}"),
+                (None, Some(values)) => format!(
+                    "{name}: {}",
+                    values
+                        .iter()
+                        .map(|(v, n)| format!("{v}×{n}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                (None, None) => format!("{name} ({})", m["count"]),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `cairn metrics`.
+pub(super) fn metrics(args: MetricsArgs) -> Result<ExitCode> {
+    for (flag, value) in [("--from", &args.from), ("--to", &args.to)] {
+        if let Some(v) = value {
+            chrono::DateTime::parse_from_rfc3339(v).with_context(|| {
+                format!("{flag}: `{v}` is not an RFC 3339 time (e.g. 2025-01-01T00:00:00Z)")
+            })?;
+        }
+    }
+    let mut params = vec![format!("window={}", query_value(&args.window))];
+    for (key, value) in [("from", &args.from), ("to", &args.to)] {
+        if let Some(v) = value {
+            params.push(format!("{key}={}", query_value(v)));
+        }
+    }
+    let v = args.server.get(&format!(
+        "/api/v1/models/{}/metrics/aggregate?{}",
+        query_value(&args.model),
+        params.join("&")
+    ))?;
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let regression = v["task"] == "regression";
+    println!(
+        "{} ({}), {} to {}, windows of {}",
+        v["model"].as_str().unwrap_or(&args.model),
+        v["task"].as_str().unwrap_or("?"),
+        v["from"].as_str().unwrap_or("?"),
+        v["to"].as_str().unwrap_or("?"),
+        humantime::format_duration(std::time::Duration::from_secs(
+            v["windowSeconds"].as_u64().unwrap_or(0)
+        ))
+    );
+    let windows = v["windows"].as_array().cloned().unwrap_or_default();
+    if windows.is_empty() {
+        println!("no predictions or metrics in this period");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!();
+    let rows: Vec<[String; 7]> = windows
+        .iter()
+        .map(|w| {
+            let (a, b) = if regression {
+                (score(&w["mae"]), score(&w["rmse"]))
+            } else {
+                (score(&w["accuracy"]), score(&w["f1"]))
+            };
+            [
+                w["start"].as_str().unwrap_or("").to_string(),
+                w["version"].as_str().unwrap_or("-").to_string(),
+                w["requests"].to_string(),
+                w["coverage"]
+                    .as_f64()
+                    .map_or("-".into(), |c| format!("{:.1}%", c * 100.0)),
+                a,
+                b,
+                business_summary(&w["businessMetrics"]),
+            ]
+        })
+        .collect();
+    let header = if regression {
+        [
+            "WINDOW",
+            "VERSION",
+            "REQUESTS",
+            "COVERAGE",
+            "MAE",
+            "RMSE",
+            "BUSINESS METRICS",
+        ]
+    } else {
+        [
+            "WINDOW",
+            "VERSION",
+            "REQUESTS",
+            "COVERAGE",
+            "ACCURACY",
+            "F1",
+            "BUSINESS METRICS",
+        ]
+    };
+    print_table(&header, &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(
+            query_value("2025-01-01T00:00:00+02:00"),
+            "2025-01-01T00%3A00%3A00%2B02%3A00"
+        );
+        assert_eq!(query_value("15m"), "15m");
+    }
+
+    #[test]
+    fn business_metrics_are_summarized() {
+        let m = json!({
+            "revenue": {"count": 3, "sum": 35.0, "mean": 11.666666, "p50": 10.0, "p95": 20.5},
+            "segment": {"count": 2, "values": {"a": 1, "b": 1}},
+        });
+        assert_eq!(business_summary(&m), "revenue=11.6667, segment: a×1 b×1");
+    }
 }

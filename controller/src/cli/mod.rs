@@ -56,6 +56,9 @@ enum Command {
     Predict(client::PredictArgs),
     /// Manage a model's access keys.
     Keys(client::KeysArgs),
+    /// Show a model's monitoring aggregates: requests, label coverage,
+    /// scores and business metrics per time window and version.
+    Metrics(client::MetricsArgs),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -147,6 +150,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => client::logs(args),
         Command::Predict(args) => client::predict(args),
         Command::Keys(args) => client::keys(args),
+        Command::Metrics(args) => client::metrics(args),
     };
     match result {
         Ok(code) => code,

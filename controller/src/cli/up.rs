@@ -125,6 +125,7 @@ async fn up(args: Args) -> Result<ExitCode> {
         ),
     }
     let runtime = Arc::new(EmbeddedRuntime::new(store.clone(), &data_dir, gpus)?);
+    runtime.set_server_url(server_url(local));
     let controller = Arc::new(Controller::new(
         runtime.clone(),
         store.clone(),
@@ -159,7 +160,7 @@ async fn up(args: Args) -> Result<ExitCode> {
     )
     .context("watching the repository")?;
 
-    let app = router(AppState {
+    let app_state = AppState {
         controller: controller.clone(),
         hooks: WebhookConfig {
             secret: args.webhook_secret.clone(),
@@ -167,11 +168,14 @@ async fn up(args: Args) -> Result<ExitCode> {
         trigger: watchers.trigger.clone(),
         remote,
         proxy: ProxyClient::new(),
-    })
-    .merge(crate::gateway::http::routes(GatewayState {
+    };
+    let gateway_state = GatewayState {
         gateway: runtime.gateway(),
         store: store.clone(),
-    }));
+    };
+    let app = router(app_state.clone())
+        .merge(crate::gateway::http::routes(gateway_state.clone()))
+        .merge(crate::dashboard::routes(app_state, gateway_state));
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -189,6 +193,18 @@ async fn up(args: Args) -> Result<ExitCode> {
     runtime.shutdown(args.detach).await;
     drop(watchers);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The URL workloads reach the server at: the listening address, with
+/// loopback for an unspecified one (`0.0.0.0`, `::`).
+fn server_url(mut local: SocketAddr) -> String {
+    if local.ip().is_unspecified() {
+        local.set_ip(match local {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{local}")
 }
 
 async fn shutdown_signal() {

@@ -815,6 +815,36 @@ pub fn aggregate(
         .collect()
 }
 
+/// The scores of each version of `model` over `from_ms <= time < to_ms`
+/// taken as one window (the Prometheus gauges of the current hour):
+/// versions with predictions only; accuracy for classifiers, MAE for
+/// regressors, each `None` without scored labels.
+pub fn current_scores(
+    conn: &Connection,
+    model: &str,
+    task: Option<ModelTask>,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Vec<super::metrics::ModelScores>> {
+    let (predictions, _) = fetch(conn, model, from_ms, to_ms)?;
+    let task = infer_task(task, &predictions);
+    // One window: every time in [from, to) lies in [0, to) (times are after
+    // the epoch), so a window of `to` aligned on the epoch holds them all.
+    let windows = aggregate(task, &predictions, &[], to_ms.max(1));
+    Ok(windows
+        .iter()
+        .filter_map(|w| {
+            Some(super::metrics::ModelScores {
+                model: model.to_string(),
+                version: w["version"].as_str()?.to_string(),
+                accuracy: w.get("accuracy").and_then(Value::as_f64),
+                coverage: w["coverage"].as_f64(),
+                mae: w.get("mae").and_then(Value::as_f64),
+            })
+        })
+        .collect())
+}
+
 /// A window: `minute`, `hour`, `day` or a duration (`15m`, `6h`).
 pub fn parse_window(s: &str) -> Result<i64, String> {
     let ms = match s.trim() {
@@ -1378,5 +1408,19 @@ mod tests {
             ]
         );
         assert_eq!(fetch(&conn, "m", 0, 1_500).unwrap().0.len(), 1);
+        // The gauges' scores: e1 predicted 1, labeled 1; e2 unlabeled.
+        let scores = current_scores(&conn, "m", None, 0, 10_000).unwrap();
+        assert_eq!(
+            scores,
+            vec![crate::gateway::metrics::ModelScores {
+                model: "m".into(),
+                version: "3".into(),
+                accuracy: Some(1.0),
+                coverage: Some(0.5),
+                mae: None,
+            }]
+        );
+        let scores = current_scores(&conn, "m", None, 1_500, 10_000).unwrap();
+        assert_eq!((scores[0].accuracy, scores[0].coverage), (None, Some(0.0)));
     }
 }

@@ -455,7 +455,9 @@ impl Inner {
         environment: &[(String, String)],
     ) -> Result<ProcessHandle, String> {
         let launch = frameworks::launch(spec, dir, prefix, replica.port)?;
-        let mut env = self.project_env(key.project.as_ref())?;
+        // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
+        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
+        env.extend(self.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(launch.env);

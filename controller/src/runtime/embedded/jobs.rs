@@ -572,7 +572,9 @@ impl Inner {
             Some(w) => checkout.join(w.as_str()),
             None => checkout.to_path_buf(),
         };
-        let mut env = self.project_env(key.project.as_ref())?;
+        // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
+        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
+        env.extend(self.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.push(("CAIRN_JOB".into(), key.name.to_string()));

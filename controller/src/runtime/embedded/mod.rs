@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     released: Notify,
     envs: EnvManager,
     gateway: Arc<Gateway>,
+    /// The URL of `cairn up`'s HTTP server, given to jobs and applications
+    /// as `CAIRN_SERVER` once known.
+    server_url: std::sync::OnceLock<String>,
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         axum::body::Body,
@@ -121,6 +124,7 @@ impl EmbeddedRuntime {
                 released: Notify::new(),
                 envs: EnvManager::new(&data_dir.join("envs")),
                 gateway: Arc::new(Gateway::new(events, keys)),
+                server_url: std::sync::OnceLock::new(),
                 http,
             }),
         };
@@ -128,12 +132,23 @@ impl EmbeddedRuntime {
             .inner
             .handle
             .spawn(sample_metrics(Arc::downgrade(&runtime.inner)));
+        runtime
+            .inner
+            .handle
+            .spawn(refresh_model_scores(Arc::downgrade(&runtime.inner)));
         Ok(runtime)
     }
 
     /// The model gateway.
     pub fn gateway(&self) -> Arc<Gateway> {
         self.inner.gateway.clone()
+    }
+
+    /// Sets the URL of the HTTP server (`http://HOST:PORT`), passed to job
+    /// runs and application replicas started from now on as `CAIRN_SERVER`.
+    /// Only the first call counts.
+    pub fn set_server_url(&self, url: String) {
+        let _ = self.inner.server_url.set(url);
     }
 
     /// The GPUs this machine has.
@@ -626,6 +641,62 @@ impl Inner {
             .join(area)
             .join(key.project.as_ref().map_or("_", Name::as_str))
             .join(key.name.as_str())
+    }
+}
+
+impl Inner {
+    /// `CAIRN_SERVER` for a workload's environment, when the URL is known.
+    fn server_env(&self) -> Option<(String, String)> {
+        self.server_url
+            .get()
+            .map(|url| ("CAIRN_SERVER".to_string(), url.clone()))
+    }
+}
+
+/// Every 30 s (`CAIRN_MONITORING_INTERVAL`): the Prometheus gauges of model
+/// scores (accuracy, label coverage, MAE) over the last hour, per model and
+/// version, from the monitoring data.
+async fn refresh_model_scores(inner: std::sync::Weak<Inner>) {
+    let every = std::env::var("CAIRN_MONITORING_INTERVAL")
+        .ok()
+        .and_then(|d| humantime::parse_duration(&d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(gateway) = inner.upgrade().map(|i| i.gateway.clone()) else {
+            return;
+        };
+        let scores = tokio::task::spawn_blocking(move || {
+            let to = chrono::Utc::now().timestamp_millis() + 1;
+            let from = to - 3_600_000;
+            let mut scores = Vec::new();
+            let mut seen = BTreeSet::new();
+            for endpoint in gateway.endpoints() {
+                let name = endpoint.key.name.to_string();
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let conn = gateway.events.monitor();
+                match crate::gateway::monitoring::current_scores(
+                    &conn,
+                    &name,
+                    endpoint.spec.task,
+                    from,
+                    to,
+                ) {
+                    Ok(s) => scores.extend(s),
+                    Err(e) => tracing::warn!("model scores of `{name}`: {e}"),
+                }
+            }
+            gateway.metrics.set_model_scores(&scores);
+        })
+        .await;
+        if let Err(e) = scores {
+            tracing::warn!("model scores: {e}");
+        }
     }
 }
 

@@ -1,0 +1,282 @@
+// Cairn dashboard: live updates and charts. No dependencies but uPlot.
+(function () {
+  "use strict";
+
+  var REFRESH_MS = 5000;
+  var pendingErrors = [];
+
+  // Errors go into <div id="errors"> (tests read it from the DOM).
+  function reportError(text) {
+    var box = document.getElementById("errors");
+    if (!box) {
+      pendingErrors.push(text);
+      return;
+    }
+    var line = document.createElement("div");
+    line.textContent = text;
+    box.appendChild(line);
+  }
+  window.onerror = function (message, source, line, column) {
+    reportError(message + " (" + (source || "?") + ":" + line + ":" + column + ")");
+  };
+  window.addEventListener("unhandledrejection", function (e) {
+    reportError("unhandled rejection: " + (e.reason && e.reason.stack ? e.reason.stack : e.reason));
+  });
+
+  // ------------------------------------------------------------ times --
+
+  function pad(n) {
+    return n < 10 ? "0" + n : "" + n;
+  }
+  function localTime(d) {
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+  function localizeTimes(root) {
+    var times = root.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var d = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(d.getTime())) {
+        times[i].title = times[i].getAttribute("datetime");
+        times[i].textContent = localTime(d);
+      }
+    }
+  }
+
+  // ----------------------------------------------------- live regions --
+
+  function setLive(ok) {
+    var el = document.getElementById("live");
+    if (!el) return;
+    el.className = ok ? "live" : "live stale";
+    el.textContent = ok ? "live" : "reconnecting";
+  }
+
+  function refreshRegions() {
+    var regions = document.querySelectorAll("[data-live][id]");
+    if (!regions.length) return Promise.resolve();
+    return fetch(location.href, { headers: { Accept: "text/html" }, cache: "no-store" })
+      .then(function (r) {
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var current = document.querySelectorAll("[data-live][id]");
+        for (var i = 0; i < current.length; i++) {
+          var old = current[i];
+          if (!old.isConnected) continue;
+          var fresh = doc.getElementById(old.id);
+          if (!fresh || fresh.outerHTML === old.dataset.source) continue;
+          var follow = old.hasAttribute("data-follow") &&
+            old.scrollTop + old.clientHeight >= old.scrollHeight - 4;
+          var node = document.importNode(fresh, true);
+          node.dataset.source = fresh.outerHTML;
+          localizeTimes(node);
+          old.replaceWith(node);
+          if (follow) node.scrollTop = node.scrollHeight;
+        }
+        setLive(true);
+      })
+      .catch(function () {
+        setLive(false);
+      });
+  }
+
+  function rememberSources() {
+    var regions = document.querySelectorAll("[data-live][id]");
+    for (var i = 0; i < regions.length; i++) {
+      regions[i].dataset.source = regions[i].outerHTML;
+    }
+  }
+
+  // ----------------------------------------------------------- charts --
+
+  var PALETTE = ["#2f6fde", "#e8710a", "#1a7f37", "#a142f4", "#c62828", "#12a4af", "#9a6700"];
+  var charts = {};
+
+  function chartWidth(el) {
+    return Math.max(240, el.clientWidth || (el.parentNode && el.parentNode.clientWidth) || 400);
+  }
+
+  // Draws (or updates) the chart in element `id`; `series` are uPlot
+  // series options after the x axis; `data` is [xs, ys...].
+  function draw(id, series, data, opts) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    var points = data[0].length;
+    if (!points) {
+      el.setAttribute("data-points", "0");
+      return;
+    }
+    var key = JSON.stringify(series.map(function (s) { return s.label; }));
+    var chart = charts[id];
+    if (chart && chart.key === key) {
+      chart.plot.setData(data);
+    } else {
+      if (chart) chart.plot.destroy();
+      el.innerHTML = "";
+      var options = {
+        width: chartWidth(el),
+        height: 220,
+        series: [{}].concat(series),
+        scales: Object.assign({ x: { time: true, range: xRange(opts && opts.span) } }, (opts && opts.scales) || {}),
+        axes: (opts && opts.axes) || [{}, { size: 56 }],
+        legend: { live: true },
+        cursor: { points: { size: 6 } },
+      };
+      charts[id] = { key: key, plot: new uPlot(options, data, el) };
+    }
+    el.setAttribute("data-points", String(points));
+  }
+
+  // The x range: the data's, or at least `span` seconds ending at the
+  // last point (a lone point is not stretched over years).
+  function xRange(span) {
+    span = span || 600;
+    return function (u, min, max) {
+      if (min == null || max == null) return [min, max];
+      return max - min < span ? [max - span, max + span * 0.02] : [min, max];
+    };
+  }
+
+  function line(label, color, extra) {
+    var s = { label: label, stroke: color, width: 2, points: { size: 5 }, spanGaps: false };
+    if (extra) for (var k in extra) s[k] = extra[k];
+    return s;
+  }
+
+  function fmt(digits, unit) {
+    return function (u, v) {
+      return v == null ? "—" : v.toFixed(digits) + (unit || "");
+    };
+  }
+
+  function getJSON(url) {
+    return fetch(url, { cache: "no-store" }).then(function (r) {
+      if (!r.ok) throw new Error("GET " + url + ": HTTP " + r.status);
+      return r.json();
+    });
+  }
+
+  function drawTraffic(model) {
+    return getJSON("/api/v1/models/" + encodeURIComponent(model) + "/metrics").then(function (body) {
+      var pts = body.series || [];
+      var xs = pts.map(function (p) { return Date.parse(p.time) / 1000; });
+      var col = function (k) { return pts.map(function (p) { return p[k]; }); };
+      draw("chart-throughput", [line("requests/s", PALETTE[0], { fill: "rgba(47,111,222,0.08)", value: fmt(2) })],
+        [xs, col("throughput")]);
+      // Intervals without requests have no latency.
+      var lat = function (k) {
+        return pts.map(function (p) { return p.requests > 0 ? p[k] : null; });
+      };
+      draw("chart-latency", [
+        line("p50", PALETTE[2], { value: fmt(2, " ms") }),
+        line("p95", PALETTE[1], { value: fmt(2, " ms") }),
+        line("p99", PALETTE[4], { value: fmt(2, " ms") }),
+      ], [xs, lat("p50Ms"), lat("p95Ms"), lat("p99Ms")]);
+      draw("chart-errors", [
+        line("errors", PALETTE[4], { fill: "rgba(198,40,40,0.08)", value: fmt(0) }),
+        line("requests", "#9aa4af", { width: 1, value: fmt(0) }),
+      ], [xs, col("errors"), col("requests")]);
+    });
+  }
+
+  var RANGES = { "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
+
+  function drawQuality(model) {
+    var select = document.getElementById("quality-range");
+    var choice = (select ? select.value : "6h:5m").split(":");
+    var from = new Date(Date.now() - RANGES[choice[0]] * 1000).toISOString();
+    var url = "/api/v1/models/" + encodeURIComponent(model) + "/metrics/aggregate?window=" +
+      encodeURIComponent(choice[1]) + "&from=" + encodeURIComponent(from);
+    return getJSON(url).then(function (body) {
+      var regression = body.task === "regression";
+      var metric = regression ? "mae" : "accuracy";
+      var windows = (body.windows || []).filter(function (w) { return w.version != null; });
+      var times = {};
+      var versions = {};
+      windows.forEach(function (w) {
+        times[Date.parse(w.start) / 1000] = true;
+        versions[w.version] = true;
+      });
+      var xs = Object.keys(times).map(Number).sort(function (a, b) { return a - b; });
+      var vs = Object.keys(versions).sort(function (a, b) { return Number(a) - Number(b); });
+      var index = {};
+      xs.forEach(function (x, i) { index[x] = i; });
+      var series = [];
+      var data = [xs];
+      vs.forEach(function (v, n) {
+        var m = xs.map(function () { return null; });
+        var c = xs.map(function () { return null; });
+        windows.forEach(function (w) {
+          if (w.version !== v) return;
+          var i = index[Date.parse(w.start) / 1000];
+          if (typeof w[metric] === "number") m[i] = w[metric];
+          if (typeof w.coverage === "number") c[i] = w.coverage * 100;
+        });
+        var color = PALETTE[n % PALETTE.length];
+        series.push(line((regression ? "MAE" : "accuracy") + " v" + v, color,
+          { scale: "y", value: fmt(3) }));
+        series.push(line("coverage v" + v, color,
+          { scale: "%", dash: [4, 4], width: 1.5, value: fmt(1, "%") }));
+        data.push(m, c);
+      });
+      draw("chart-accuracy", series, data, {
+        span: RANGES[choice[0]],
+        scales: regression ? { "%": { range: [0, 100] } } : { y: { range: [0, 1] }, "%": { range: [0, 100] } },
+        axes: [
+          {},
+          { scale: "y", size: 56, label: regression ? "MAE" : "accuracy" },
+          { scale: "%", side: 1, size: 56, label: "coverage %", grid: { show: false },
+            values: function (u, vals) { return vals.map(function (v) { return v + "%"; }); } },
+        ],
+      });
+    });
+  }
+
+  function drawCharts() {
+    var page = document.getElementById("model-page");
+    if (!page || typeof uPlot === "undefined") return Promise.resolve();
+    var model = page.getAttribute("data-model");
+    return Promise.all([drawTraffic(model), drawQuality(model)]).then(
+      function () { setLive(true); },
+      function (e) {
+        // A model that went away or a server that restarted: not a bug.
+        setLive(false);
+        if (!(e instanceof TypeError) && !/HTTP/.test(String(e && e.message))) throw e;
+      }
+    );
+  }
+
+  function resizeCharts() {
+    for (var id in charts) {
+      var el = document.getElementById(id);
+      if (el) charts[id].plot.setSize({ width: chartWidth(el), height: 220 });
+    }
+  }
+
+  // ------------------------------------------------------------- start --
+
+  function tick() {
+    if (document.hidden) return;
+    refreshRegions();
+    drawCharts();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    pendingErrors.splice(0).forEach(reportError);
+    rememberSources();
+    localizeTimes(document);
+    drawCharts();
+    var select = document.getElementById("quality-range");
+    if (select) {
+      select.addEventListener("change", function () {
+        var model = document.getElementById("model-page").getAttribute("data-model");
+        drawQuality(model);
+      });
+    }
+    window.addEventListener("resize", resizeCharts);
+    setInterval(tick, REFRESH_MS);
+  });
+})();
