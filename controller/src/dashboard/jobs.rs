@@ -250,7 +250,12 @@ pub(super) async fn run(
     } else {
         format!(
             "<h2>Artifacts</h2>{}",
-            table("artifacts", &["Output", "Bytes", "SHA-256"], &artifact_rows, "")
+            table(
+                "artifacts",
+                &["Output", "Bytes", "SHA-256"],
+                &artifact_rows,
+                ""
+            )
         )
     };
     let log_html = match log {
@@ -265,10 +270,10 @@ pub(super) async fn run(
         ),
         None => "<p class=\"empty\" id=\"log\" data-live>No log.</p>".into(),
     };
-    let raw = format!(
-        "/api/v1/jobs/{}/runs/{number}/logs",
-        url_segment(&name)
-    );
+    let mut raw = format!("/api/v1/jobs/{}/runs/{number}/logs", url_segment(&name));
+    if let Some(p) = &q.project {
+        raw.push_str(&format!("?project={}", url_segment(p)));
+    }
     let body = format!(
         "<p class=\"crumbs\"><a href=\"/jobs\">Jobs</a> / {name}</p><h1>{title}</h1>{facts}{artifacts_section}<h2>Log <a class=\"small\" href=\"{raw}\">raw</a></h2>{log_html}",
         name = escape(&name),

@@ -253,11 +253,7 @@ fn time(t: &str) -> String {
                 .to_string()
         })
         .unwrap_or_else(|_| t.to_string());
-    format!(
-        "<time datetime=\"{}\">{}</time>",
-        escape(t),
-        escape(&shown)
-    )
+    format!("<time datetime=\"{}\">{}</time>", escape(t), escape(&shown))
 }
 
 /// The seconds between two RFC 3339 times, as `1m 5s`.

@@ -227,7 +227,9 @@ fn business_table(summary: &Value) -> String {
     }
     table(
         "business",
-        &["Version", "Metric", "Count", "Sum", "Mean", "p50", "p95", "Values"],
+        &[
+            "Version", "Metric", "Count", "Sum", "Mean", "p50", "p95", "Values",
+        ],
         &rows,
         "No business metrics were posted in the last 30 days (POST /models/NAME/metrics).",
     )
@@ -245,18 +247,17 @@ pub(super) async fn detail(
         );
     };
     let current = endpoint.current();
-    let versions = match tokio::task::block_in_place(|| {
-        state.gateway.store.model_versions(&endpoint.key)
-    }) {
-        Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
-        Err(e) => {
-            return error_page(
-                Section::Models,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &e.to_string(),
-            );
-        }
-    };
+    let versions =
+        match tokio::task::block_in_place(|| state.gateway.store.model_versions(&endpoint.key)) {
+            Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+            Err(e) => {
+                return error_page(
+                    Section::Models,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &e.to_string(),
+                );
+            }
+        };
     let summary = summary(&state, &name, 30).await;
     let version_rows: Vec<String> = versions
         .as_array()

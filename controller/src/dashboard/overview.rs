@@ -51,16 +51,15 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
         Err(e) => return error_page(Section::Overview, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let resources = status["resources"].as_array().cloned().unwrap_or_default();
-    let diagnostics = status["diagnostics"].as_array().cloned().unwrap_or_default();
+    let diagnostics = status["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let sync = &status["lastSync"];
 
     // Summary cards.
-    let count = |pred: &dyn Fn(&str) -> bool| {
-        resources
-            .iter()
-            .filter(|r| pred(s(r, "phase")))
-            .count()
-    };
+    let count =
+        |pred: &dyn Fn(&str) -> bool| resources.iter().filter(|r| pred(s(r, "phase"))).count();
     let ready = count(&|p| matches!(p, "Ready" | "Succeeded" | "Idle"));
     let failing = count(&|p| matches!(p, "Failed" | "Invalid"));
     let busy = count(&|p| matches!(p, "Progressing" | "Running"));

@@ -120,24 +120,25 @@
         width: chartWidth(el),
         height: 220,
         series: [{}].concat(series),
-        scales: Object.assign({ x: { time: true, range: xRange(opts && opts.span) } }, (opts && opts.scales) || {}),
+        scales: (opts && opts.scales) || {},
         axes: (opts && opts.axes) || [{}, { size: 56 }],
         legend: { live: true },
         cursor: { points: { size: 6 } },
       };
       charts[id] = { key: key, plot: new uPlot(options, data, el) };
     }
+    charts[id].plot.setScale("x", xRange(data[0], opts && opts.span));
     el.setAttribute("data-points", String(points));
   }
 
   // The x range: the data's, or at least `span` seconds ending at the
-  // last point (a lone point is not stretched over years).
-  function xRange(span) {
+  // last point (a lone point is not stretched over a day).
+  function xRange(xs, span) {
+    var lo = xs[0];
+    var hi = xs[xs.length - 1];
     span = span || 600;
-    return function (u, min, max) {
-      if (min == null || max == null) return [min, max];
-      return max - min < span ? [max - span, max + span * 0.02] : [min, max];
-    };
+    if (hi - lo < span) lo = hi - span;
+    return { min: lo, max: hi + (hi - lo) * 0.02 };
   }
 
   function line(label, color, extra) {
