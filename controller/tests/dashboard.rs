@@ -182,6 +182,7 @@ fn dashboard_pages() {
         "chart-latency",
         "chart-errors",
         "chart-accuracy",
+        "chart-resources",
     ] {
         assert!(model.contains(&format!("id=\"{id}\"")), "{id}: {model}");
     }
@@ -248,11 +249,12 @@ fn dashboard_pages() {
         "chart-latency",
         "chart-errors",
         "chart-accuracy",
+        "chart-resources",
     ] {
         let points = data_points(&dom, id);
         assert!(points > 0, "{id} has no points drawn: {dom}");
     }
-    assert!(dom.matches("<canvas").count() >= 4, "uPlot canvases: {dom}");
+    assert!(dom.matches("<canvas").count() >= 5, "uPlot canvases: {dom}");
     assert!(dom.contains("class=\"uplot"), "{dom}");
 
     let dom = browser.dump_dom(&up.url("/jobs/hello/runs/1"));

@@ -42,6 +42,19 @@ pub enum Which {
         #[arg(long)]
         no_mlserver: bool,
     },
+    /// Model monitoring over 1,000,000 inference events: feedback
+    /// ingestion, the hourly accuracy aggregate and the model page's data.
+    Monitoring {
+        /// Inference events (and labels).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: usize,
+        /// Labels per feedback call.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Runs per read (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -58,6 +71,16 @@ pub fn run(which: Which) -> Result<()> {
         Which::Validate { files, runs } => validate(files, runs),
         Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
         Which::Envs { runs } => crate::envs::run(&release_binary()?, runs),
+        Which::Monitoring {
+            events,
+            batch,
+            runs,
+        } => {
+            if cfg!(debug_assertions) {
+                return rerun_in_release();
+            }
+            crate::monitoring::run(events, batch, runs)
+        }
         Which::Gateway {
             threads,
             connections,

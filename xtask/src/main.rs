@@ -5,11 +5,14 @@
 //! - `bench validate`: time `cairn validate` and `cairn plan` over a generated
 //!   repository of 10,000 specs;
 //! - `bench gateway`: the model gateway under load against a bare axum
-//!   server and MLServer, and the inference event writer alone.
+//!   server and MLServer, and the inference event writer alone;
+//! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
+//!   model page's data over 1,000,000 inference events.
 
 mod bench;
 mod envs;
 mod gateway;
+mod monitoring;
 mod reconcile;
 
 use anyhow::{Context, Result, bail};

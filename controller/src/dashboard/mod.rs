@@ -309,18 +309,6 @@ fn table(id: &str, headers: &[&str], rows: &[String], empty: &str) -> String {
     )
 }
 
-/// Reads a handler's JSON response (status, body).
-async fn response_json(response: Response) -> (StatusCode, Value) {
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
-        .await
-        .unwrap_or_default();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,11 +6,10 @@ use super::{
     DashboardState, Section, badge, commit, error_page, escape, layout, number, s, table, time,
     url_segment,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// Every model: declared (with its phase) and served (with its version).
 fn models(state: &DashboardState) -> Vec<Value> {
@@ -121,26 +120,22 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     layout(Section::Models, "Models", &body).into_response()
 }
 
-/// Business metrics and quality per version over `from`..now (one window).
+/// Business metrics and quality per version over `from`..now (one window),
+/// kept between renders (see [`crate::gateway::monitoring::summary`]).
 async fn summary(state: &DashboardState, name: &str, days: i64) -> Value {
-    let from = (chrono::Utc::now() - chrono::Duration::days(days))
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let query: HashMap<String, String> = [
-        ("from".to_string(), from),
-        ("window".to_string(), "36500d".to_string()),
-    ]
-    .into();
-    let response = crate::gateway::monitoring::get_aggregate(
-        State(state.gateway.clone()),
-        Path(name.to_string()),
-        Query(query),
-    )
-    .await;
-    let (status, value) = super::response_json(response).await;
-    if status.is_success() {
-        value
-    } else {
-        Value::Null
+    let Some(endpoint) = state.gateway.gateway.endpoint(name) else {
+        return Value::Null;
+    };
+    let events = state.gateway.gateway.events.clone();
+    let model = name.to_string();
+    let task = endpoint.spec.task;
+    match tokio::task::spawn_blocking(move || {
+        crate::gateway::monitoring::summary(&events.monitor(), &model, task, days)
+    })
+    .await
+    {
+        Ok(Ok(v)) => v,
+        _ => Value::Null,
     }
 }
 
@@ -308,6 +303,8 @@ pub(super) async fn detail(
 <section id="model-page" data-model="{name}">
 <h2>Traffic <span class="muted small">last hour, 10-second intervals</span></h2>
 <div class="charts">{throughput}{latency}{errors}</div>
+<h2>Resources <span class="muted small">last hour, 10-second samples</span></h2>
+<div class="charts">{resources}</div>
 <h2>Quality
 <select id="quality-range" aria-label="Range">
 <option value="1h:1m">last hour, 1-minute windows</option>
@@ -327,6 +324,11 @@ pub(super) async fn detail(
         throughput = chart("throughput", "Throughput", "requests/s"),
         latency = chart("latency", "Latency", "p50 · p95 · p99, ms"),
         errors = chart("errors", "Errors", "per 10 s"),
+        resources = chart(
+            "resources",
+            "CPU and memory",
+            "of its processes (ONNX: the gateway's); GPU when it holds GPUs"
+        ),
         accuracy = chart(
             "accuracy",
             if s(&summary, "task") == "regression" {

@@ -301,7 +301,7 @@ impl EventLog {
 
     /// The read-write connection for monitoring data (blocking: call it
     /// off the async runtime's threads).
-    pub(crate) fn monitor(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub fn monitor(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.inner.monitor.lock().unwrap_or_else(|e| e.into_inner())
     }
 

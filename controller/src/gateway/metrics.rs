@@ -84,6 +84,15 @@ pub struct Point {
     pub p95_ms: f64,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// CPU used by the model's processes (its replicas; for in-process
+    /// models, the gateway's), in cores, at the last sample.
+    pub cpu_cores: Option<f64>,
+    /// Their resident memory, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// Mean utilization (percent) of the GPUs its replicas hold, if any.
+    pub gpu_utilization: Option<f64>,
+    /// Memory in use on those GPUs (by any process), in bytes.
+    pub gpu_memory_bytes: Option<u64>,
 }
 
 #[derive(Default)]
@@ -109,6 +118,12 @@ pub struct Metrics {
     scored: Mutex<Vec<ModelLabels>>,
     windows: Mutex<HashMap<String, Window>>,
     series: Mutex<HashMap<String, VecDeque<Point>>>,
+    /// CPU (cores) and resident memory of each model's processes, as last
+    /// set by [`Metrics::set_model_resources`].
+    resources: Mutex<HashMap<String, (f64, u64)>>,
+    /// Utilization (percent) and memory of the GPUs each model's replicas
+    /// hold, as last set by [`Metrics::set_model_gpu`].
+    model_gpus: Mutex<HashMap<String, (f64, u64)>>,
 }
 
 /// Points kept per model (at one per 10 s: an hour).
@@ -201,6 +216,8 @@ impl Metrics {
             scored: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             series: Mutex::new(HashMap::new()),
+            resources: Mutex::new(HashMap::new()),
+            model_gpus: Mutex::new(HashMap::new()),
         }
     }
 
@@ -262,6 +279,24 @@ impl Metrics {
         self.memory.get_or_create(&labels).set(memory as i64);
     }
 
+    /// Sets the CPU (cores) and resident memory of a model's processes,
+    /// put in its next points.
+    pub fn set_model_resources(&self, model: &str, cpu: f64, memory: u64) {
+        self.resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model.to_string(), (cpu, memory));
+    }
+
+    /// Sets the utilization and memory of the GPUs a model's replicas hold,
+    /// put in its next points.
+    pub fn set_model_gpu(&self, model: &str, utilization: f64, memory: u64) {
+        self.model_gpus
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(model.to_string(), (utilization, memory));
+    }
+
     /// Records a GPU's utilization and memory.
     pub fn set_gpu(&self, index: u32, utilization: u32, memory_used: u64) {
         let labels = GpuLabels {
@@ -305,8 +340,14 @@ impl Metrics {
     pub fn sample(&self, interval_s: f64) {
         let windows = std::mem::take(&mut *self.windows.lock().unwrap_or_else(|e| e.into_inner()));
         let time = crate::store::now();
+        let resources =
+            std::mem::take(&mut *self.resources.lock().unwrap_or_else(|e| e.into_inner()));
+        let model_gpus =
+            std::mem::take(&mut *self.model_gpus.lock().unwrap_or_else(|e| e.into_inner()));
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         for (model, mut w) in windows {
+            let used = resources.get(&model);
+            let gpu = model_gpus.get(&model);
             w.latencies_us.sort_unstable();
             let pct = |p: f64| {
                 if w.latencies_us.is_empty() {
@@ -324,6 +365,10 @@ impl Metrics {
                 p50_ms: pct(0.5),
                 p95_ms: pct(0.95),
                 p99_ms: pct(0.99),
+                cpu_cores: used.map(|u| u.0),
+                memory_bytes: used.map(|u| u.1),
+                gpu_utilization: gpu.map(|g| g.0),
+                gpu_memory_bytes: gpu.map(|g| g.1),
             };
             let s = series.entry(model).or_default();
             if s.len() == SERIES_POINTS {
@@ -393,11 +438,24 @@ mod tests {
         assert!(!text.contains("cairn_model_mae{"), "{text}");
         m.set_model_scores(&[]);
         assert!(!m.render().contains("cairn_model_accuracy{"));
+        m.set_model_resources("clf", 0.5, 64 << 20);
+        m.set_model_gpu("clf", 40.0, 1 << 30);
         m.sample(10.0);
         let s = m.series("clf");
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].requests, 2);
         assert_eq!(s[0].errors, 1);
         assert_eq!(s[0].p99_ms, 1.5);
+        assert_eq!(
+            (s[0].cpu_cores, s[0].memory_bytes),
+            (Some(0.5), Some(64 << 20))
+        );
+        assert_eq!(
+            (s[0].gpu_utilization, s[0].gpu_memory_bytes),
+            (Some(40.0), Some(1 << 30))
+        );
+        let point = serde_json::to_value(&s[0]).unwrap();
+        assert_eq!(point["cpuCores"], 0.5);
+        assert_eq!(point["gpuMemoryBytes"], 1u64 << 30);
     }
 }

@@ -13,7 +13,11 @@
 //! The data lives in the events database (tables `business_metrics` and
 //! `feedback`, created by its second migration), written through the event
 //! log's monitoring connection. The SQL here only fetches rows;
-//! [`aggregate`] is a pure function over them.
+//! [`aggregate`] is a pure function over them. The endpoint reads them with
+//! [`fetch_grouped`], which counts identical rows of a window as it reads
+//! (a classifier's outputs reduced to their `label`), so that a million
+//! inferences aggregate in well under a second; the dashboard keeps its
+//! summaries ([`summary`]).
 
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
@@ -379,6 +383,9 @@ pub struct PredictionRow {
     pub outputs: Value,
     /// The ground truth, if received.
     pub label: Option<Value>,
+    /// How many inferences the row stands for (1, or more for rows
+    /// grouped by [`fetch_grouped`]).
+    pub count: u64,
 }
 
 /// A business metric value.
@@ -416,6 +423,7 @@ pub fn fetch(
                 status: u16::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                 outputs: serde_json::from_str(&outputs).unwrap_or(Value::Null),
                 label: label.and_then(|l| serde_json::from_str(&l).ok()),
+                count: 1,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -440,6 +448,132 @@ pub fn fetch(
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((predictions, metrics))
+}
+
+/// The rows of `model` with `from_ms <= time < to_ms`, as [`fetch`], but
+/// grouped while read for [`aggregate`] with windows of `window_ms`: each
+/// prediction row stands for the inferences of one window, version, status,
+/// outputs and label (its time the window's start, its `count` theirs).
+/// Unless the model is a regressor, outputs that are an object with a
+/// `label` are reduced to `{"label": ...}` first (all that a classifier's
+/// scores read), so a classifier's rows group to a few per window.
+pub fn fetch_grouped(
+    conn: &Connection,
+    model: &str,
+    task: Option<ModelTask>,
+    from_ms: i64,
+    to_ms: i64,
+    window_ms: i64,
+) -> rusqlite::Result<(Vec<PredictionRow>, Vec<MetricRow>)> {
+    /// A classifier's outputs as far as its scores go.
+    #[derive(serde::Deserialize)]
+    struct Labeled<'a> {
+        #[serde(borrow)]
+        label: Option<&'a serde_json::value::RawValue>,
+    }
+    /// Texts by number, so that rows are counted without copying them.
+    #[derive(Default)]
+    struct Interned(HashMap<String, usize>);
+    impl Interned {
+        fn get(&mut self, text: &str) -> usize {
+            if let Some(i) = self.0.get(text) {
+                return *i;
+            }
+            let i = self.0.len();
+            self.0.insert(text.to_string(), i);
+            i
+        }
+        fn texts(self) -> Vec<String> {
+            let mut texts = vec![String::new(); self.0.len()];
+            for (text, i) in self.0 {
+                texts[i] = text;
+            }
+            texts
+        }
+    }
+    let window_ms = window_ms.max(1);
+    let reduce = task != Some(ModelTask::Regression);
+    // (version, window start, status, outputs: (reduced to their label?,
+    // text), label).
+    type Key = (usize, i64, i64, (bool, usize), Option<usize>);
+    let mut groups: HashMap<Key, u64> = HashMap::new();
+    let (mut versions, mut texts) = (Interned::default(), Interned::default());
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.version, e.time_ms, e.status, e.outputs, f.label \
+         FROM inference_events e LEFT JOIN feedback f ON f.uuid = e.uuid \
+         WHERE e.model = ?1 AND e.time_ms >= ?2 AND e.time_ms < ?3",
+    )?;
+    let mut rows = stmt.query(params![model, from_ms, to_ms])?;
+    while let Some(r) = rows.next()? {
+        let version = versions.get(r.get_ref(0)?.as_str().unwrap_or_default());
+        let start = r.get::<_, i64>(1)?.div_euclid(window_ms) * window_ms;
+        let status: i64 = r.get(2)?;
+        let outputs = r.get_ref(3)?.as_str().unwrap_or_default();
+        let outputs = match reduce
+            .then(|| serde_json::from_str::<Labeled<'_>>(outputs).ok())
+            .flatten()
+            .and_then(|o| o.label)
+            .filter(|l| l.get() != "null")
+        {
+            Some(label) => (true, texts.get(label.get())),
+            None => (false, texts.get(outputs)),
+        };
+        let label = r.get_ref(4)?.as_str_or_null()?.map(|l| texts.get(l));
+        *groups
+            .entry((version, start, status, outputs, label))
+            .or_default() += 1;
+    }
+    let (versions, texts) = (versions.texts(), texts.texts());
+    let parse = |i: usize| serde_json::from_str(&texts[i]).unwrap_or(Value::Null);
+    let predictions = groups
+        .into_iter()
+        .map(
+            |((version, time_ms, status, (reduced, outputs), label), count)| PredictionRow {
+                version: versions[version].clone(),
+                time_ms,
+                status: u16::try_from(status).unwrap_or(0),
+                outputs: if reduced {
+                    json!({ "label": parse(outputs) })
+                } else {
+                    parse(outputs)
+                },
+                label: label.and_then(|l| serde_json::from_str(&texts[l]).ok()),
+                count,
+            },
+        )
+        .collect();
+    let (_, metrics) = fetch_metrics(conn, model, from_ms, to_ms)?;
+    Ok((predictions, metrics))
+}
+
+/// The business metrics of [`fetch`] alone.
+fn fetch_metrics(
+    conn: &Connection,
+    model: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<((), Vec<MetricRow>)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.version, b.time_ms, b.name, b.num, b.text \
+         FROM business_metrics b LEFT JOIN inference_events e ON e.uuid = b.uuid \
+         WHERE b.model = ?1 AND b.time_ms >= ?2 AND b.time_ms < ?3",
+    )?;
+    let metrics = stmt
+        .query_map(params![model, from_ms, to_ms], |r| {
+            let num: Option<f64> = r.get(3)?;
+            let text: Option<String> = r.get(4)?;
+            Ok(MetricRow {
+                version: r.get(0)?,
+                time_ms: r.get(1)?,
+                name: r.get(2)?,
+                value: match num {
+                    Some(n) => MetricValue::Num(n),
+                    None => MetricValue::Text(text.unwrap_or_default()),
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(((), metrics))
 }
 
 // ----------------------------------------------------------- aggregation --
@@ -570,8 +704,9 @@ fn pair(pred: &Predicted, label: &Value) -> Option<Vec<(Value, Value)>> {
     (labels.len() == pred.rows.len()).then(|| pred.rows.iter().cloned().zip(labels).collect())
 }
 
-/// Classification scores over (predicted, actual) class keys.
-fn classification(pairs: &[(String, String)]) -> Map<String, Value> {
+/// Classification scores over (predicted, actual) class keys, each with
+/// its count.
+fn classification(pairs: &[((String, String), u64)]) -> Map<String, Value> {
     let mut out = Map::new();
     if pairs.is_empty() {
         for k in ["accuracy", "precision", "recall", "f1"] {
@@ -579,26 +714,24 @@ fn classification(pairs: &[(String, String)]) -> Map<String, Value> {
         }
         return out;
     }
-    let n = pairs.len() as f64;
-    let correct = pairs.iter().filter(|(p, a)| p == a).count() as f64;
+    let n = pairs.iter().map(|p| p.1).sum::<u64>() as f64;
+    let count = |f: &dyn Fn(&str, &str) -> bool| {
+        pairs
+            .iter()
+            .filter(|((p, a), _)| f(p, a))
+            .map(|(_, c)| c)
+            .sum::<u64>() as f64
+    };
+    let correct = count(&|p, a| p == a);
     let classes: BTreeSet<&str> = pairs
         .iter()
-        .flat_map(|(p, a)| [p.as_str(), a.as_str()])
+        .flat_map(|((p, a), _)| [p.as_str(), a.as_str()])
         .collect();
     let binary = classes.iter().all(|c| *c == "0" || *c == "1");
     let prf = |class: &str| {
-        let tp = pairs
-            .iter()
-            .filter(|(p, a)| p == class && a == class)
-            .count() as f64;
-        let fp = pairs
-            .iter()
-            .filter(|(p, a)| p == class && a != class)
-            .count() as f64;
-        let fn_ = pairs
-            .iter()
-            .filter(|(p, a)| p != class && a == class)
-            .count() as f64;
+        let tp = count(&|p, a| p == class && a == class);
+        let fp = count(&|p, a| p == class && a != class);
+        let fn_ = count(&|p, a| p != class && a == class);
         let precision = if tp + fp > 0.0 { tp / (tp + fp) } else { 0.0 };
         let recall = if tp + fn_ > 0.0 { tp / (tp + fn_) } else { 0.0 };
         let f1 = if precision + recall > 0.0 {
@@ -629,17 +762,25 @@ fn classification(pairs: &[(String, String)]) -> Map<String, Value> {
     out
 }
 
-/// Regression scores over (predicted, actual) numbers.
-fn regression(pairs: &[(f64, f64)]) -> Map<String, Value> {
+/// Regression scores over (predicted, actual) numbers, each with its count.
+fn regression(pairs: &[((f64, f64), u64)]) -> Map<String, Value> {
     let mut out = Map::new();
     if pairs.is_empty() {
         out.insert("mae".into(), Value::Null);
         out.insert("rmse".into(), Value::Null);
         return out;
     }
-    let n = pairs.len() as f64;
-    let mae = pairs.iter().map(|(p, a)| (p - a).abs()).sum::<f64>() / n;
-    let mse = pairs.iter().map(|(p, a)| (p - a) * (p - a)).sum::<f64>() / n;
+    let n = pairs.iter().map(|p| p.1).sum::<u64>() as f64;
+    let mae = pairs
+        .iter()
+        .map(|((p, a), c)| (p - a).abs() * *c as f64)
+        .sum::<f64>()
+        / n;
+    let mse = pairs
+        .iter()
+        .map(|((p, a), c)| (p - a) * (p - a) * *c as f64)
+        .sum::<f64>()
+        / n;
     out.insert("mae".into(), json!(mae));
     out.insert("rmse".into(), json!(mse.sqrt()));
     out
@@ -746,23 +887,28 @@ pub fn aggregate(
     keys.into_iter()
         .map(|key| {
             let rows = preds.get(key).map(Vec::as_slice).unwrap_or(&[]);
-            let requests = rows.len();
+            let requests: u64 = rows.iter().map(|r| r.count).sum();
             let ok: Vec<&&PredictionRow> = rows.iter().filter(|r| r.status < 400).collect();
-            let labeled = ok.iter().filter(|r| r.label.is_some()).count();
-            let mut unscorable = 0usize;
+            let ok_count: u64 = ok.iter().map(|r| r.count).sum();
+            let labeled: u64 = ok
+                .iter()
+                .filter(|r| r.label.is_some())
+                .map(|r| r.count)
+                .sum();
+            let mut unscorable = 0u64;
             let mut out = Map::new();
             out.insert("start".into(), rfc3339(key.0));
             out.insert("end".into(), rfc3339(key.0 + window_ms));
             out.insert("version".into(), json!(key.1));
             out.insert("requests".into(), json!(requests));
-            out.insert("errors".into(), json!(requests - ok.len()));
+            out.insert("errors".into(), json!(requests - ok_count));
             out.insert("labeled".into(), json!(labeled));
             out.insert(
                 "coverage".into(),
-                if ok.is_empty() {
+                if ok_count == 0 {
                     Value::Null
                 } else {
-                    json!(labeled as f64 / ok.len() as f64)
+                    json!(labeled as f64 / ok_count as f64)
                 },
             );
             let labeled_rows = ok.iter().filter_map(|r| Some((*r, r.label.as_ref()?)));
@@ -778,11 +924,12 @@ pub fn aggregate(
                                     .collect::<Option<Vec<_>>>()
                             });
                         match paired {
-                            Some(ps) => pairs.extend(ps),
-                            None => unscorable += 1,
+                            Some(ps) => pairs.extend(ps.into_iter().map(|p| (p, r.count))),
+                            None => unscorable += r.count,
                         }
                     }
-                    (pairs.len(), classification(&pairs))
+                    let scored: u64 = pairs.iter().map(|p| p.1).sum();
+                    (scored, classification(&pairs))
                 }
                 ModelTask::Regression => {
                     let mut pairs = Vec::new();
@@ -795,11 +942,12 @@ pub fn aggregate(
                                     .collect::<Option<Vec<_>>>()
                             });
                         match paired {
-                            Some(ps) => pairs.extend(ps),
-                            None => unscorable += 1,
+                            Some(ps) => pairs.extend(ps.into_iter().map(|p| (p, r.count))),
+                            None => unscorable += r.count,
                         }
                     }
-                    (pairs.len(), regression(&pairs))
+                    let scored: u64 = pairs.iter().map(|p| p.1).sum();
+                    (scored, regression(&pairs))
                 }
             };
             out.insert("scored".into(), json!(scored));
@@ -826,7 +974,7 @@ pub fn current_scores(
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<Vec<super::metrics::ModelScores>> {
-    let (predictions, _) = fetch(conn, model, from_ms, to_ms)?;
+    let (predictions, _) = fetch_grouped(conn, model, task, from_ms, to_ms, to_ms.max(1))?;
     let task = infer_task(task, &predictions);
     // One window: every time in [from, to) lies in [0, to) (times are after
     // the epoch), so a window of `to` aligned on the epoch holds them all.
@@ -1021,18 +1169,33 @@ pub async fn get_aggregate(
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let events = s.gateway.events.clone();
-    let model = name.clone();
-    let rows =
-        tokio::task::spawn_blocking(move || fetch(&events.monitor(), &model, from, to)).await;
-    let (predictions, metrics) = match rows {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let task = infer_task(endpoint.spec.task, &predictions);
+    let task = endpoint.spec.task;
+    let answer = tokio::task::spawn_blocking(move || {
+        report(&events.monitor(), &name, task, from, to, window)
+    })
+    .await;
+    match answer {
+        Ok(Ok(r)) => axum::Json(r).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The body of `GET /api/v1/models/NAME/metrics/aggregate`: the windows of
+/// `model` over `from_ms <= time < to_ms`.
+pub fn report(
+    conn: &Connection,
+    model: &str,
+    task: Option<ModelTask>,
+    from: i64,
+    to: i64,
+    window: i64,
+) -> rusqlite::Result<Value> {
+    let (predictions, metrics) = fetch_grouped(conn, model, task, from, to, window)?;
+    let task = infer_task(task, &predictions);
     let windows = aggregate(task, &predictions, &metrics, window);
-    axum::Json(json!({
-        "model": name,
+    Ok(json!({
+        "model": model,
         "task": match task {
             ModelTask::Classification => "classification",
             ModelTask::Regression => "regression",
@@ -1042,7 +1205,80 @@ pub async fn get_aggregate(
         "windowSeconds": window / 1000,
         "windows": windows,
     }))
-    .into_response()
+}
+
+/// A summary kept by [`summary`].
+struct Summary {
+    fingerprint: (i64, u64),
+    computed: std::time::Instant,
+    took: std::time::Duration,
+    value: Value,
+}
+
+/// Summaries by model, for the dashboard.
+static SUMMARIES: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Summary>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// What changes when monitoring data is written: the last inference
+/// event (written by the event log's writer) and the changes made through
+/// `conn`, the monitoring connection that writes feedback and business
+/// metrics (cheap: an index end and a counter).
+fn fingerprint(conn: &Connection) -> rusqlite::Result<(i64, u64)> {
+    let last_event = conn.query_row(
+        "SELECT IFNULL(MAX(rowid), 0) FROM inference_events",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok((last_event, conn.total_changes()))
+}
+
+/// The dashboard's summary of `model` over the last `days` days, one
+/// window per version ([`report`]), kept between calls on the event log's
+/// monitoring connection (`conn`): reused while no
+/// monitoring data was written (for up to 5 minutes), and while younger
+/// than 10 seconds when it took more than 100 ms to compute, so that a
+/// large store under traffic is aggregated at most every 10 s per model.
+pub fn summary(
+    conn: &Connection,
+    model: &str,
+    task: Option<ModelTask>,
+    days: i64,
+) -> rusqlite::Result<Value> {
+    let fingerprint = fingerprint(conn)?;
+    let key = format!("{}\0{model}\0{days}", conn.path().unwrap_or_default());
+    if let Some(s) = SUMMARIES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+    {
+        let age = s.computed.elapsed();
+        let unchanged = s.fingerprint == fingerprint && age < std::time::Duration::from_secs(300);
+        let costly = s.took > std::time::Duration::from_millis(100)
+            && age < std::time::Duration::from_secs(10);
+        if unchanged || costly {
+            return Ok(s.value.clone());
+        }
+    }
+    let start = std::time::Instant::now();
+    let to = chrono::Utc::now().timestamp_millis() + 1;
+    let value = report(
+        conn,
+        model,
+        task,
+        to - days * 86_400_000,
+        to,
+        36_500 * 86_400_000,
+    )?;
+    SUMMARIES.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        key,
+        Summary {
+            fingerprint,
+            computed: start,
+            took: start.elapsed(),
+            value: value.clone(),
+        },
+    );
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -1057,6 +1293,7 @@ mod tests {
             status: 200,
             outputs,
             label,
+            count: 1,
         }
     }
 
@@ -1408,6 +1645,18 @@ mod tests {
             ]
         );
         assert_eq!(fetch(&conn, "m", 0, 1_500).unwrap().0.len(), 1);
+        // Grouped while read, the rows aggregate as they do one by one.
+        for window in [1_000, 3_600_000] {
+            let (preds, metrics) = fetch(&conn, "m", 0, 10_000).unwrap();
+            let (grouped, grouped_metrics) =
+                fetch_grouped(&conn, "m", None, 0, 10_000, window).unwrap();
+            for task in [ModelTask::Classification, ModelTask::Regression] {
+                assert_eq!(
+                    aggregate(task, &grouped, &grouped_metrics, window),
+                    aggregate(task, &preds, &metrics, window)
+                );
+            }
+        }
         // The gauges' scores: e1 predicted 1, labeled 1; e2 unlabeled.
         let scores = current_scores(&conn, "m", None, 0, 10_000).unwrap();
         assert_eq!(

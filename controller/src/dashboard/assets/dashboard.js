@@ -180,6 +180,32 @@
         line("errors", PALETTE[4], { fill: "rgba(198,40,40,0.08)", value: fmt(0) }),
         line("requests", "#9aa4af", { width: 1, value: fmt(0) }),
       ], [xs, col("errors"), col("requests")]);
+      // CPU (cores) and memory (MiB) of the model's processes; GPU
+      // utilization (%) when its replicas hold GPUs.
+      var mib = pts.map(function (p) { return p.memoryBytes == null ? null : p.memoryBytes / 1048576; });
+      var series = [
+        line("CPU", PALETTE[0], { scale: "cores", value: fmt(2, " cores") }),
+        line("memory", PALETTE[2], { scale: "MiB", value: fmt(0, " MiB") }),
+      ];
+      var data = [xs, col("cpuCores"), mib];
+      var axes = [
+        {},
+        { scale: "cores", size: 56, label: "cores" },
+        { scale: "MiB", side: 1, size: 64, label: "MiB", grid: { show: false } },
+      ];
+      if (pts.some(function (p) { return p.gpuUtilization != null; })) {
+        series.push(line("GPU", PALETTE[4], { scale: "%", value: fmt(0, "%") }));
+        series.push(line("GPU memory", PALETTE[1], { scale: "MiB", dash: [4, 4], value: fmt(0, " MiB") }));
+        data.push(col("gpuUtilization"), pts.map(function (p) {
+          return p.gpuMemoryBytes == null ? null : p.gpuMemoryBytes / 1048576;
+        }));
+        axes.push({ scale: "%", side: 1, size: 48, label: "GPU %", grid: { show: false } });
+      }
+      draw("chart-resources", series, data, {
+        scales: { cores: { range: function (u, lo, hi) { return [0, Math.max(hi || 0, 0.1) * 1.1]; } },
+                  "%": { range: [0, 100] } },
+        axes: axes,
+      });
     });
   }
 

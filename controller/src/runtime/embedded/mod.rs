@@ -712,10 +712,20 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let metrics = &inner.gateway.metrics;
-        metrics.sample(EVERY.as_secs_f64());
         let mut pids = vec![("gateway".to_string(), 0usize, std::process::id())];
+        // The GPUs held by each model's replicas (their allocator holders).
+        let held: HashMap<String, Vec<u32>> =
+            inner.state().allocator.assignments().into_iter().collect();
+        let mut model_gpus: HashMap<String, BTreeSet<u32>> = HashMap::new();
         if let Ok(processes) = inner.store.processes() {
             for p in processes.into_iter().filter(|p| p.key.kind == Kind::Model) {
+                let holder = format!("app:{}:{}:{}", p.key.id(), p.replica, p.port);
+                if let Some(devices) = held.get(&holder) {
+                    model_gpus
+                        .entry(p.key.name.to_string())
+                        .or_default()
+                        .extend(devices);
+                }
                 pids.push((p.key.name.to_string(), p.replica as usize, p.pid as u32));
             }
         }
@@ -725,12 +735,49 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
             true,
             ProcessRefreshKind::nothing().with_cpu().with_memory(),
         );
-        for (name, replica, pid) in pids {
+        // Per model: its replicas' CPU and memory summed; in-process (ONNX)
+        // models are the gateway's.
+        let mut used: HashMap<String, (f64, u64)> = HashMap::new();
+        let mut gateway = None;
+        for (i, (name, replica, pid)) in pids.into_iter().enumerate() {
             if let Some(p) = system.process(Pid::from_u32(pid)) {
-                metrics.set_process(&name, replica, p.cpu_usage() as f64 / 100.0, p.memory());
+                let cpu = p.cpu_usage() as f64 / 100.0;
+                metrics.set_process(&name, replica, cpu, p.memory());
+                if i == 0 {
+                    gateway = Some((cpu, p.memory()));
+                } else {
+                    let u = used.entry(name).or_default();
+                    u.0 += cpu;
+                    u.1 += p.memory();
+                }
             }
         }
-        for g in crate::runtime::gpu::sample_usage() {
+        let gpus = crate::runtime::gpu::sample_usage();
+        for endpoint in inner.gateway.endpoints() {
+            let name = endpoint.key.name.to_string();
+            if let Some(devices) = model_gpus.get(&name) {
+                let usage: Vec<_> = gpus.iter().filter(|g| devices.contains(&g.index)).collect();
+                if !usage.is_empty() {
+                    let utilization = usage
+                        .iter()
+                        .map(|g| f64::from(g.utilization_percent))
+                        .sum::<f64>()
+                        / usage.len() as f64;
+                    let memory = usage.iter().map(|g| g.memory_used_bytes).sum();
+                    metrics.set_model_gpu(&name, utilization, memory);
+                }
+            }
+            let u = match used.get(&name) {
+                Some(u) => Some(*u),
+                None if endpoint.spec.runtime == crate::spec::ModelRuntime::Onnx => gateway,
+                None => None,
+            };
+            if let Some((cpu, memory)) = u {
+                metrics.set_model_resources(&name, cpu, memory);
+            }
+        }
+        metrics.sample(EVERY.as_secs_f64());
+        for g in gpus {
             metrics.set_gpu(g.index, g.utilization_percent, g.memory_used_bytes);
         }
     }
