@@ -5,14 +5,14 @@
 
 mod common;
 
+use common::{CLASSIFIER, SAMPLE_BATCH};
+
 use common::TestRepo;
 use common::up::Up;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Duration;
 
-const CLASSIFIER: &str = "../examples/quickstart/models/classifier.onnx";
-const SAMPLE_BATCH: &str = "../examples/quickstart/data/sample-batch.json";
 const CLIENT_DIR: &str = "../clients/python";
 
 const SPECS: &str = "apiVersion: cairn/v1

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{CLASSIFIER, LAB_PROJECT as PROJECT, SAMPLE_BATCH, SAMPLE_REQUEST};
+
 use common::TestRepo;
 use common::up::Up;
 use serde_json::{Value, json};
@@ -17,27 +19,6 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The quickstart's classifier, from this crate's directory.
-const CLASSIFIER: &str = "../examples/quickstart/models/classifier.onnx";
-const SAMPLE_REQUEST: &str = "../examples/quickstart/data/sample-request.json";
-const SAMPLE_BATCH: &str = "../examples/quickstart/data/sample-batch.json";
-
-/// A project (`lab`) whose default pool is this machine.
-const PROJECT: &str = "apiVersion: cairn/v1
-kind: Project
-metadata:
-  name: lab
-spec:
-  defaultPool: local
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: local
-spec:
-  local: {}
-";
 
 /// The quickstart classifier's signature, as `spec` lines.
 const SIGNATURE: &str = "signature:

@@ -5,47 +5,11 @@
 
 mod common;
 
+use common::{CLASSIFIER, CLF_MODEL as MODEL, LAB_PROJECT as PROJECT, SAMPLE_BATCH};
+
 use common::TestRepo;
 use common::up::Up;
 use serde_json::{Value, json};
-
-/// The quickstart's classifier, from this crate's directory.
-const CLASSIFIER: &str = "../examples/quickstart/models/classifier.onnx";
-const SAMPLE_BATCH: &str = "../examples/quickstart/data/sample-batch.json";
-
-const PROJECT: &str = "apiVersion: cairn/v1
-kind: Project
-metadata:
-  name: lab
-spec:
-  defaultPool: local
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: local
-spec:
-  local: {}
-";
-
-const MODEL: &str = "apiVersion: cairn/v1
-kind: Model
-metadata:
-  name: clf
-spec:
-  runtime: onnx
-  artifact: models/classifier.onnx
-  task: classification
-  signature:
-    inputs:
-      - {name: mean_radius, type: float}
-      - {name: mean_texture, type: float}
-      - {name: mean_smoothness, type: float}
-      - {name: worst_concavity, type: float}
-    outputs:
-      - {name: label, type: int}
-      - {name: probabilities, type: float, shape: [2]}
-";
 
 const FEATURES: [&str; 4] = [
     "mean_radius",

@@ -152,3 +152,44 @@ pub fn write_valid(repo: &TestRepo) {
 pub fn git_dir(repo: &TestRepo) -> PathBuf {
     repo.repo.path().to_path_buf()
 }
+
+/// The quickstart's classifier and sample requests, from this crate's directory.
+pub const CLASSIFIER: &str = "../examples/quickstart/models/classifier.onnx";
+pub const SAMPLE_REQUEST: &str = "../examples/quickstart/data/sample-request.json";
+pub const SAMPLE_BATCH: &str = "../examples/quickstart/data/sample-batch.json";
+
+/// A project (`lab`) whose default pool is this machine.
+pub const LAB_PROJECT: &str = "apiVersion: cairn/v1
+kind: Project
+metadata:
+  name: lab
+spec:
+  defaultPool: local
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata:
+  name: local
+spec:
+  local: {}
+";
+
+/// The quickstart classifier served as `clf`, with its signature.
+pub const CLF_MODEL: &str = "apiVersion: cairn/v1
+kind: Model
+metadata:
+  name: clf
+spec:
+  runtime: onnx
+  artifact: models/classifier.onnx
+  task: classification
+  signature:
+    inputs:
+      - {name: mean_radius, type: float}
+      - {name: mean_texture, type: float}
+      - {name: mean_smoothness, type: float}
+      - {name: worst_concavity, type: float}
+    outputs:
+      - {name: label, type: int}
+      - {name: probabilities, type: float, shape: [2]}
+";
