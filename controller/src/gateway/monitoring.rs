@@ -427,27 +427,7 @@ pub fn fetch(
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT e.version, b.time_ms, b.name, b.num, b.text \
-         FROM business_metrics b LEFT JOIN inference_events e ON e.uuid = b.uuid \
-         WHERE b.model = ?1 AND b.time_ms >= ?2 AND b.time_ms < ?3",
-    )?;
-    let metrics = stmt
-        .query_map(params![model, from_ms, to_ms], |r| {
-            let num: Option<f64> = r.get(3)?;
-            let text: Option<String> = r.get(4)?;
-            Ok(MetricRow {
-                version: r.get(0)?,
-                time_ms: r.get(1)?,
-                name: r.get(2)?,
-                value: match num {
-                    Some(n) => MetricValue::Num(n),
-                    None => MetricValue::Text(text.unwrap_or_default()),
-                },
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((predictions, metrics))
+    Ok((predictions, fetch_metrics(conn, model, from_ms, to_ms)?))
 }
 
 /// The rows of `model` with `from_ms <= time < to_ms`, as [`fetch`], but
@@ -542,17 +522,17 @@ pub fn fetch_grouped(
             },
         )
         .collect();
-    let (_, metrics) = fetch_metrics(conn, model, from_ms, to_ms)?;
+    let metrics = fetch_metrics(conn, model, from_ms, to_ms)?;
     Ok((predictions, metrics))
 }
 
-/// The business metrics of [`fetch`] alone.
+/// The business metrics of a model in `[from_ms, to_ms)`.
 fn fetch_metrics(
     conn: &Connection,
     model: &str,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<((), Vec<MetricRow>)> {
+) -> rusqlite::Result<Vec<MetricRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.version, b.time_ms, b.name, b.num, b.text \
          FROM business_metrics b LEFT JOIN inference_events e ON e.uuid = b.uuid \
@@ -573,7 +553,7 @@ fn fetch_metrics(
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(((), metrics))
+    Ok(metrics)
 }
 
 // ----------------------------------------------------------- aggregation --
