@@ -79,7 +79,7 @@ pub fn run(which: Which) -> Result<()> {
             if cfg!(debug_assertions) {
                 return rerun_in_release();
             }
-            crate::monitoring::run(events, batch, runs)
+            crate::monitoring::run(&release_binary()?, events, batch, runs)
         }
         Which::Gateway {
             threads,

@@ -30,7 +30,7 @@ pub struct Load {
     pub warmup: u64,
 }
 
-const MODEL_SPECS: &str = "apiVersion: cairn/v1
+pub(crate) const MODEL_SPECS: &str = "apiVersion: cairn/v1
 kind: Project
 metadata:
   name: bench
@@ -334,7 +334,7 @@ fn start_ceiling() -> Result<Ceiling> {
 
 /// Starts `cairn up` on `repo`, its log in `log`, and waits until the
 /// classifier is ready.
-fn start_cairn(cairn: &Path, repo: &Path, data: &Path, log: &Path) -> Result<Server> {
+pub(crate) fn start_cairn(cairn: &Path, repo: &Path, data: &Path, log: &Path) -> Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();

@@ -120,23 +120,26 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     layout(Section::Models, "Models", &body).into_response()
 }
 
-/// Business metrics and quality per version over `from`..now (one window),
-/// kept between renders (see [`crate::gateway::monitoring::summary`]).
-async fn summary(state: &DashboardState, name: &str, days: i64) -> Value {
-    let Some(endpoint) = state.gateway.gateway.endpoint(name) else {
-        return Value::Null;
-    };
+/// Business metrics and quality per version over the last `days` days (one
+/// window), as kept between renders: `None` while a large store's first
+/// summary is being computed (see [`crate::gateway::monitoring::page_summary`]).
+async fn summary(state: &DashboardState, name: &str, days: i64) -> Option<Value> {
+    let endpoint = state.gateway.gateway.endpoint(name)?;
     let events = state.gateway.gateway.events.clone();
     let model = name.to_string();
     let task = endpoint.spec.task;
-    match tokio::task::spawn_blocking(move || {
-        crate::gateway::monitoring::summary(&events.monitor(), &model, task, days)
+    tokio::task::spawn_blocking(move || {
+        crate::gateway::monitoring::page_summary(&events, &model, task, days)
     })
     .await
-    {
-        Ok(Ok(v)) => v,
-        _ => Value::Null,
-    }
+    .ok()?
+    .ok()?
+}
+
+/// Stands in for a table while its data is summarized in the background;
+/// the page's live refresh replaces it.
+fn pending() -> String {
+    "<p class=\"placeholder\" data-pending>Summarizing the stored events… this section fills in shortly.</p>".into()
 }
 
 /// The quality of each version (requests, coverage, accuracy or error).
@@ -253,7 +256,8 @@ pub(super) async fn detail(
                 );
             }
         };
-    let summary = summary(&state, &name, 30).await;
+    let summary = summary(&state, &name, crate::gateway::monitoring::PAGE_DAYS).await;
+    let regression = endpoint.spec.task == Some(crate::spec::ModelTask::Regression);
     let version_rows: Vec<String> = versions
         .as_array()
         .into_iter()
@@ -314,9 +318,9 @@ pub(super) async fn detail(
 </select></h2>
 <div class="charts wide">{accuracy}</div>
 <h3>By version <span class="muted small">last 30 days</span></h3>
-{quality}
+<div id="quality-by-version" data-live>{quality}</div>
 <h2>Business metrics <span class="muted small">last 30 days</span></h2>
-{business}
+<div id="business-by-version" data-live>{business}</div>
 </section>
 <h2>Versions</h2>
 {versions}"#,
@@ -331,15 +335,15 @@ pub(super) async fn detail(
         ),
         accuracy = chart(
             "accuracy",
-            if s(&summary, "task") == "regression" {
+            if regression {
                 "Error and label coverage"
             } else {
                 "Accuracy and label coverage"
             },
             "per version"
         ),
-        quality = quality_table(&summary),
-        business = business_table(&summary),
+        quality = summary.as_ref().map_or_else(pending, quality_table),
+        business = summary.as_ref().map_or_else(pending, business_table),
         versions = table(
             "versions",
             &["Version", "Commit", "SHA-256", "Produced by", "Created"],

@@ -423,13 +423,52 @@ async fn versions(State(s): State<GatewayState>, Path(name): Path<String>) -> Re
         Ok(e) => e,
         Err(r) => return r,
     };
-    match s.store.model_versions(&endpoint.key) {
-        Ok(v) => {
-            axum::Json(json!({"name": name, "current": endpoint.current().number, "versions": v}))
-                .into_response()
-        }
+    match registry(&s, &endpoint) {
+        Ok(v) => axum::Json(v).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// The model registry's view of a served model: every version with its
+/// commit, artifact digest, producing run, training datasets, rollout
+/// history and current share of traffic.
+pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, crate::store::StoreError> {
+    let current = endpoint.current();
+    let canary = endpoint.canary();
+    let steps = s.store.rollout_steps(&endpoint.key)?;
+    let datasets: Vec<&str> = endpoint
+        .spec
+        .lineage
+        .trained_on
+        .iter()
+        .map(|d| d.as_str())
+        .collect();
+    let versions: Vec<Value> = s
+        .store
+        .model_versions(&endpoint.key)?
+        .into_iter()
+        .map(|v| {
+            let traffic = match &canary {
+                Some((c, w)) if c.number == v.version => *w,
+                Some((_, w)) if current.number == v.version => 100 - *w,
+                None if current.number == v.version => 100,
+                _ => 0,
+            };
+            let rollout: Vec<&crate::store::RolloutStep> =
+                steps.iter().filter(|st| st.version == v.version).collect();
+            let mut value = serde_json::to_value(&v).unwrap_or(Value::Null);
+            value["traffic"] = json!(traffic);
+            value["datasets"] = json!(datasets);
+            value["rollout"] = json!(rollout);
+            value
+        })
+        .collect();
+    Ok(json!({
+        "name": endpoint.key.name.as_str(),
+        "current": current.number,
+        "canary": canary.as_ref().map(|(c, w)| json!({"version": c.number, "weight": w})),
+        "versions": versions,
+    }))
 }
 
 async fn model_metrics(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {

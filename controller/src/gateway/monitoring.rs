@@ -22,6 +22,7 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
+use super::events::EventLog;
 use super::http::GatewayState;
 use crate::spec::ModelTask;
 use axum::extract::{Path, Query, Request, State};
@@ -1199,6 +1200,20 @@ struct Summary {
 static SUMMARIES: std::sync::LazyLock<std::sync::Mutex<HashMap<String, Summary>>> =
     std::sync::LazyLock::new(Default::default);
 
+/// Summaries being recomputed in the background (see [`page_summary`]).
+static REFRESHING: std::sync::LazyLock<std::sync::Mutex<BTreeSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The span of the dashboard's model page summary, in days.
+pub const PAGE_DAYS: i64 = 30;
+
+/// A summary taking longer than this is recomputed off the page's request.
+const COSTLY: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// With more inference events than this in the store, a summary never
+/// computed before is computed off the page's request.
+const LARGE_STORE: i64 = 100_000;
+
 /// What changes when monitoring data is written: the last inference
 /// event (written by the event log's writer) and the changes made through
 /// `conn`, the monitoring connection that writes feedback and business
@@ -1212,33 +1227,32 @@ fn fingerprint(conn: &Connection) -> rusqlite::Result<(i64, u64)> {
     Ok((last_event, conn.total_changes()))
 }
 
-/// The dashboard's summary of `model` over the last `days` days, one
-/// window per version ([`report`]), kept between calls on the event log's
-/// monitoring connection (`conn`): reused while no
+fn summary_key(conn: &Connection, model: &str, days: i64) -> String {
+    format!("{}\0{model}\0{days}", conn.path().unwrap_or_default())
+}
+
+/// What the cache holds for `key`: the value, whether it is still current,
+/// and how long it took to compute. A summary is current while no
 /// monitoring data was written (for up to 5 minutes), and while younger
-/// than 10 seconds when it took more than 100 ms to compute, so that a
-/// large store under traffic is aggregated at most every 10 s per model.
-pub fn summary(
+/// than 10 seconds when it was costly, so that a large store under traffic
+/// is aggregated at most every 10 s per model.
+fn cached(key: &str, fingerprint: (i64, u64)) -> Option<(Value, bool, std::time::Duration)> {
+    let summaries = SUMMARIES.lock().unwrap_or_else(|e| e.into_inner());
+    let s = summaries.get(key)?;
+    let age = s.computed.elapsed();
+    let unchanged = s.fingerprint == fingerprint && age < std::time::Duration::from_secs(300);
+    let costly = s.took > COSTLY && age < std::time::Duration::from_secs(10);
+    Some((s.value.clone(), unchanged || costly, s.took))
+}
+
+/// Computes the summary and keeps it.
+fn compute_summary(
     conn: &Connection,
     model: &str,
     task: Option<ModelTask>,
     days: i64,
 ) -> rusqlite::Result<Value> {
     let fingerprint = fingerprint(conn)?;
-    let key = format!("{}\0{model}\0{days}", conn.path().unwrap_or_default());
-    if let Some(s) = SUMMARIES
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-    {
-        let age = s.computed.elapsed();
-        let unchanged = s.fingerprint == fingerprint && age < std::time::Duration::from_secs(300);
-        let costly = s.took > std::time::Duration::from_millis(100)
-            && age < std::time::Duration::from_secs(10);
-        if unchanged || costly {
-            return Ok(s.value.clone());
-        }
-    }
     let start = std::time::Instant::now();
     let to = chrono::Utc::now().timestamp_millis() + 1;
     let value = report(
@@ -1250,7 +1264,7 @@ pub fn summary(
         36_500 * 86_400_000,
     )?;
     SUMMARIES.lock().unwrap_or_else(|e| e.into_inner()).insert(
-        key,
+        summary_key(conn, model, days),
         Summary {
             fingerprint,
             computed: start,
@@ -1259,6 +1273,111 @@ pub fn summary(
         },
     );
     Ok(value)
+}
+
+/// The dashboard's summary of `model` over the last `days` days, one
+/// window per version ([`report`]), kept between calls on the event log's
+/// monitoring connection (`conn`) and reused while current (see
+/// [`cached`]). Blocks while it is computed.
+pub fn summary(
+    conn: &Connection,
+    model: &str,
+    task: Option<ModelTask>,
+    days: i64,
+) -> rusqlite::Result<Value> {
+    let key = summary_key(conn, model, days);
+    if let Some((value, true, _)) = cached(&key, fingerprint(conn)?) {
+        return Ok(value);
+    }
+    compute_summary(conn, model, task, days)
+}
+
+/// The summary as the dashboard's model page shows it, without ever making
+/// the page wait on a large store: a cheap summary is brought up to date
+/// at once; a costly one (or a first one over a large store) is recomputed
+/// on a background thread while the page shows the last one kept, or
+/// `None` when there is none yet. Blocking: call it off the async threads.
+pub fn page_summary(
+    events: &EventLog,
+    model: &str,
+    task: Option<ModelTask>,
+    days: i64,
+) -> rusqlite::Result<Option<Value>> {
+    let conn = events.monitor();
+    let fingerprint = fingerprint(&conn)?;
+    let key = summary_key(&conn, model, days);
+    let (kept, costly) = match cached(&key, fingerprint) {
+        Some((value, true, _)) => return Ok(Some(value)),
+        Some((value, false, took)) => (Some(value), took > COSTLY),
+        None => (None, fingerprint.0 > LARGE_STORE),
+    };
+    if !costly {
+        return compute_summary(&conn, model, task, days).map(Some);
+    }
+    drop(conn);
+    refresh_in_background(events, model, task, days, key);
+    Ok(kept)
+}
+
+/// Computes `model`'s page summary on a background thread when none is
+/// kept and the store is large, so that the first visit to its page finds
+/// it ready. Called when a model starts being served; returns at once.
+pub fn warm_page_summary(events: &EventLog, model: &str, task: Option<ModelTask>) {
+    let events = events.clone();
+    let model = model.to_string();
+    let _ = std::thread::Builder::new()
+        .name("cairn-summary".into())
+        .spawn(move || {
+            let conn = events.monitor();
+            let key = summary_key(&conn, &model, PAGE_DAYS);
+            let large = fingerprint(&conn).is_ok_and(|f| f.0 > LARGE_STORE);
+            let kept = SUMMARIES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&key);
+            drop(conn);
+            if large && !kept {
+                refresh_in_background(&events, &model, task, PAGE_DAYS, key);
+            }
+        });
+}
+
+fn refresh_in_background(
+    events: &EventLog,
+    model: &str,
+    task: Option<ModelTask>,
+    days: i64,
+    key: String,
+) {
+    if !REFRESHING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.clone())
+    {
+        return;
+    }
+    let events = events.clone();
+    let model = model.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-summary".into())
+        .spawn({
+            let key = key.clone();
+            move || {
+                if let Err(e) = compute_summary(&events.monitor(), &model, task, days) {
+                    tracing::warn!("summarizing `{model}` for the dashboard failed: {e}");
+                }
+                REFRESHING
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+            }
+        });
+    if spawned.is_err() {
+        REFRESHING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    }
 }
 
 #[cfg(test)]

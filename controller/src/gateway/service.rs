@@ -12,6 +12,7 @@ use crate::spec::{Durability, ModelSpec};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -52,6 +53,14 @@ pub struct Version {
     pub backend: Backend,
 }
 
+/// A version taking a share of a model's traffic during a canary rollout.
+pub struct Canary {
+    /// The new version.
+    pub version: Arc<Version>,
+    /// Its share of requests, in percent.
+    pub weight: AtomicU8,
+}
+
 /// A model endpoint.
 pub struct Endpoint {
     /// The model.
@@ -59,17 +68,64 @@ pub struct Endpoint {
     /// Its spec.
     pub spec: ModelSpec,
     current: RwLock<Arc<Version>>,
+    canary: RwLock<Option<Arc<Canary>>>,
+    /// Requests routed so far: spreads a canary's share evenly.
+    routed: AtomicU64,
     concurrency: Arc<Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Endpoint {
-    /// The version serving now.
+    fn new(key: &ResourceKey, spec: &ModelSpec, current: Arc<Version>) -> Endpoint {
+        let max = spec
+            .limits
+            .as_ref()
+            .and_then(|l| l.max_concurrency)
+            .map_or(DEFAULT_MAX_CONCURRENCY, |c| c as usize);
+        Endpoint {
+            key: key.clone(),
+            spec: spec.clone(),
+            current: RwLock::new(current),
+            canary: RwLock::new(None),
+            routed: AtomicU64::new(0),
+            concurrency: Arc::new(Semaphore::new(max)),
+            waiting: Default::default(),
+        }
+    }
+
+    /// The stable version: the one serving all traffic outside a canary.
     pub fn current(&self) -> Arc<Version> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The canary version and its share of traffic in percent, during a
+    /// canary rollout.
+    pub fn canary(&self) -> Option<(Arc<Version>, u8)> {
+        let canary = self.canary.read().unwrap_or_else(|e| e.into_inner());
+        canary
+            .as_ref()
+            .map(|c| (c.version.clone(), c.weight.load(Ordering::Relaxed)))
+    }
+
+    /// The version that serves the next request: the canary for its
+    /// share of requests, spread evenly (a multiplicative hash of a
+    /// request counter, so that 10 % is one request in ten, not ten in a
+    /// row), the stable version otherwise.
+    pub fn route(&self) -> Arc<Version> {
+        {
+            let canary = self.canary.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(c) = canary.as_ref() {
+                let n = self.routed.fetch_add(1, Ordering::Relaxed);
+                let bucket = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 100;
+                if bucket < u64::from(c.weight.load(Ordering::Relaxed)) {
+                    return c.version.clone();
+                }
+            }
+        }
+        self.current()
     }
 }
 
@@ -163,32 +219,80 @@ impl Gateway {
     }
 
     /// Serves `version` for the model, replacing the previous version
-    /// atomically: requests in flight finish on the old one.
+    /// atomically: requests in flight finish on the old one. A canary in
+    /// progress is dropped.
     pub fn install(&self, key: &ResourceKey, spec: &ModelSpec, version: Version) {
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
         let name = key.name.to_string();
-        let max = spec
-            .limits
-            .as_ref()
-            .and_then(|l| l.max_concurrency)
-            .map_or(DEFAULT_MAX_CONCURRENCY, |c| c as usize);
         match endpoints.get(&name) {
             Some(e) if e.key == *key && e.spec == *spec => {
                 *e.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(version);
+                *e.canary.write().unwrap_or_else(|e| e.into_inner()) = None;
             }
             _ => {
-                endpoints.insert(
-                    name,
-                    Arc::new(Endpoint {
-                        key: key.clone(),
-                        spec: spec.clone(),
-                        current: RwLock::new(Arc::new(version)),
-                        concurrency: Arc::new(Semaphore::new(max)),
-                        waiting: Default::default(),
-                    }),
-                );
+                super::monitoring::warm_page_summary(&self.events, &name, spec.task);
+                endpoints.insert(name, Arc::new(Endpoint::new(key, spec, Arc::new(version))));
             }
         }
+    }
+
+    /// Starts a canary: `version` takes `weight` percent of the model's
+    /// requests beside the stable version, under `spec` (the new spec).
+    /// Returns false when the model is not served (nothing to compare with).
+    pub fn start_canary(
+        &self,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        version: Version,
+        weight: u8,
+    ) -> bool {
+        let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
+        let name = key.name.to_string();
+        let Some(old) = endpoints.get(&name).filter(|e| e.key == *key) else {
+            return false;
+        };
+        let canary = Some(Arc::new(Canary {
+            version: Arc::new(version),
+            weight: AtomicU8::new(weight.min(100)),
+        }));
+        if old.spec == *spec {
+            *old.canary.write().unwrap_or_else(|e| e.into_inner()) = canary;
+        } else {
+            let endpoint = Endpoint::new(key, spec, old.current());
+            *endpoint.canary.write().unwrap_or_else(|e| e.into_inner()) = canary;
+            endpoints.insert(name, Arc::new(endpoint));
+        }
+        true
+    }
+
+    /// Sets the canary's share of traffic; false when there is no canary.
+    pub fn set_canary_weight(&self, name: &str, weight: u8) -> bool {
+        let Some(endpoint) = self.endpoint(name) else {
+            return false;
+        };
+        let canary = endpoint.canary.read().unwrap_or_else(|e| e.into_inner());
+        match canary.as_ref() {
+            Some(c) => {
+                c.weight.store(weight.min(100), Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Ends a canary: promoted, it becomes the stable version; otherwise it
+    /// stops taking traffic. Returns the canary version.
+    pub fn finish_canary(&self, name: &str, promote: bool) -> Option<Arc<Version>> {
+        let endpoint = self.endpoint(name)?;
+        let canary = endpoint
+            .canary
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()?;
+        if promote {
+            *endpoint.current.write().unwrap_or_else(|e| e.into_inner()) = canary.version.clone();
+        }
+        Some(canary.version.clone())
     }
 
     /// Stops serving a model.
@@ -290,7 +394,7 @@ impl Gateway {
                 }
             }
         };
-        let version = endpoint.current();
+        let version = endpoint.route();
         let name = endpoint.key.name.as_str();
         let version_label = version.number.to_string();
         self.metrics.started(name, &version_label);

@@ -102,6 +102,19 @@ pub fn migrations() -> Migrations<'static> {
             PRIMARY KEY (model, version)
         );",
         ),
+        M::up(
+            "ALTER TABLE model_versions ADD COLUMN state TEXT NOT NULL DEFAULT 'retired';
+        CREATE TABLE rollout_steps (
+            id INTEGER PRIMARY KEY,
+            model TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            weight INTEGER NOT NULL,
+            decision TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX rollout_steps_model ON rollout_steps (model, version);",
+        ),
     ])
 }
 

@@ -785,7 +785,7 @@ impl Store {
         let conn = self.conn();
         let existing = conn
             .query_row(
-                "SELECT version, commit_id, artifact_sha256, run_id, created_at FROM model_versions
+                "SELECT version, commit_id, artifact_sha256, run_id, created_at, state FROM model_versions
                  WHERE model = ?1 AND commit_id = ?2 AND artifact_sha256 = ?3",
                 params![model.id(), commit, sha256],
                 version_from_row,
@@ -810,6 +810,7 @@ impl Store {
             sha256: sha256.to_string(),
             run_id,
             created_at: created,
+            state: "retired".into(),
         })
     }
 
@@ -817,10 +818,92 @@ impl Store {
     pub fn model_versions(&self, model: &ResourceKey) -> Result<Vec<ModelVersion>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT version, commit_id, artifact_sha256, run_id, created_at FROM model_versions WHERE model = ?1 ORDER BY version DESC",
+            "SELECT version, commit_id, artifact_sha256, run_id, created_at, state FROM model_versions WHERE model = ?1 ORDER BY version DESC",
         )?;
         let rows = stmt.query_map([model.id()], version_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks a version `serving`, `canary`, `retired` or `rolled-back`;
+    /// a version marked `serving` retires the one serving before it.
+    pub fn set_version_state(&self, model: &ResourceKey, version: i64, state: &str) -> Result<()> {
+        let conn = self.conn();
+        if state == "serving" {
+            conn.execute(
+                "UPDATE model_versions SET state = 'retired' WHERE model = ?1 AND state = 'serving' AND version != ?2",
+                params![model.id(), version],
+            )?;
+        }
+        conn.execute(
+            "UPDATE model_versions SET state = ?3 WHERE model = ?1 AND version = ?2",
+            params![model.id(), version, state],
+        )?;
+        Ok(())
+    }
+
+    /// Whether a rollout of this artifact was rolled back.
+    pub fn rolled_back(&self, model: &ResourceKey, sha256: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT version FROM model_versions WHERE model = ?1 AND artifact_sha256 = ?2 AND state = 'rolled-back' ORDER BY version DESC LIMIT 1",
+                params![model.id(), sha256],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records a step or decision of a canary rollout.
+    pub fn record_rollout_step(
+        &self,
+        model: &ResourceKey,
+        version: i64,
+        weight: u8,
+        decision: &str,
+        detail: &str,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO rollout_steps (model, version, at, weight, decision, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![model.id(), version, now(), weight, decision, detail],
+        )?;
+        Ok(())
+    }
+
+    /// The rollout history of a model, oldest first.
+    pub fn rollout_steps(&self, model: &ResourceKey) -> Result<Vec<RolloutStep>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT version, at, weight, decision, detail FROM rollout_steps WHERE model = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([model.id()], |r| {
+            Ok(RolloutStep {
+                version: r.get(0)?,
+                at: r.get(1)?,
+                weight: r.get(2)?,
+                decision: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The successful run's artifact of a job output with this digest.
+    pub fn artifact_by_sha256(
+        &self,
+        job: &ResourceKey,
+        output: &str,
+        sha256: &str,
+    ) -> Result<Option<Artifact>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT a.id, a.run_id, a.output, a.path, a.sha256, a.size, a.created_at FROM artifacts a
+                 JOIN runs r ON r.id = a.run_id
+                 WHERE a.job = ?1 AND a.output = ?2 AND a.sha256 = ?3 AND r.state = 'succeeded' ORDER BY a.id DESC LIMIT 1",
+                params![job.id(), output, sha256],
+                artifact_from_row,
+            )
+            .optional()?)
     }
 
     // -------------------------------------------------------- audit, sync --
@@ -920,6 +1003,8 @@ pub struct ModelVersion {
     pub run_id: Option<i64>,
     /// When the version was first served.
     pub created_at: String,
+    /// `serving`, `canary`, `retired` or `rolled-back`.
+    pub state: String,
 }
 
 fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
@@ -929,7 +1014,24 @@ fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
         sha256: r.get(2)?,
         run_id: r.get(3)?,
         created_at: r.get(4)?,
+        state: r.get(5)?,
     })
+}
+
+/// One step or decision of a canary rollout.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStep {
+    /// The canary version.
+    pub version: i64,
+    /// When.
+    pub at: String,
+    /// The canary's share of traffic, in percent, after the decision.
+    pub weight: i64,
+    /// `start`, `advance`, `promote` or `rollback`.
+    pub decision: String,
+    /// What the analysis found.
+    pub detail: String,
 }
 
 fn artifact_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Artifact> {
