@@ -6,5 +6,6 @@ pub mod keys;
 pub mod metrics;
 pub mod monitoring;
 pub mod onnx;
+pub mod rollout;
 pub mod service;
 pub mod tensor;

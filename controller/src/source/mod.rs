@@ -7,6 +7,7 @@
 
 mod credentials;
 mod git;
+pub mod writeback;
 
 pub use credentials::{Credentials, redact_url};
 pub use git::{GitError, GitSource, Progress, RepoLocation};

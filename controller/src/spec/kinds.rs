@@ -813,6 +813,11 @@ pub struct JobArtifactRef {
     pub job: Name,
     /// The job's output name.
     pub output: Name,
+    /// Pins the model to the artifact with this digest (written by
+    /// promotions and `cairn models rollback`); without it the latest
+    /// successful run's artifact is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
 }
 
 /// What kind of prediction a model makes.

@@ -7,10 +7,13 @@
 
 use super::Inner;
 use crate::gateway::onnx::OnnxModel;
+use crate::gateway::rollout;
 use crate::gateway::service::{Backend, Version};
 use crate::loader::ResourceKey;
 use crate::runtime::RuntimeError;
-use crate::spec::{ApplicationSpec, Command, Kind, ModelRuntime, ModelSpec, RestartPolicy};
+use crate::spec::{
+    ApplicationSpec, Command, Kind, ModelRuntime, ModelSpec, RestartPolicy, RolloutStrategy,
+};
 use crate::store::Phase;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -87,13 +90,26 @@ impl Inner {
                     project: key.project.clone(),
                     name: from.job.clone(),
                 };
-                match self.store.latest_artifact(&job, from.output.as_str())? {
+                let found = match &from.sha256 {
+                    Some(sha) => {
+                        self.store
+                            .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?
+                    }
+                    None => self.store.latest_artifact(&job, from.output.as_str())?,
+                };
+                match found {
                     Some(a) => (PathBuf::from(a.path), Some(a.run_id)),
                     None => {
-                        let message = format!(
-                            "waiting for a successful run of job `{}` to produce output `{}`",
-                            from.job, from.output
-                        );
+                        let message = match &from.sha256 {
+                            Some(sha) => format!(
+                                "no successful run of job `{}` produced output `{}` with sha256 {sha}",
+                                from.job, from.output
+                            ),
+                            None => format!(
+                                "waiting for a successful run of job `{}` to produce output `{}`",
+                                from.job, from.output
+                            ),
+                        };
                         self.set_status(key, Phase::Idle, &message);
                         return Ok(message);
                     }
@@ -112,7 +128,8 @@ impl Inner {
         let commit = commit.to_string();
         self.handle.spawn(async move {
             let loaded = tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 OnnxModel::load(&bytes).map_err(|e| e.to_string())
             })
             .await
@@ -133,28 +150,17 @@ impl Inner {
                         }
                     };
                     let workers = spec.replicas.max(1) as usize;
-                    inner.gateway.install(
-                        &key,
-                        &spec,
-                        Version {
-                            number: version,
-                            commit: commit.clone(),
-                            sha256: sha256.clone(),
-                            backend: Backend::Onnx {
-                                model: Arc::new(model),
-                                workers: Arc::new(Semaphore::new(workers)),
-                                cost_us: Default::default(),
-                            },
+                    let served = Version {
+                        number: version,
+                        commit: commit.clone(),
+                        sha256: sha256.clone(),
+                        backend: Backend::Onnx {
+                            model: Arc::new(model),
+                            workers: Arc::new(Semaphore::new(workers)),
+                            cost_us: Default::default(),
                         },
-                    );
-                    let message = format!(
-                        "serving version {version} (sha256 {}) at /models/{}/predict with {workers} worker(s)",
-                        &sha256[..12],
-                        key.name
-                    );
-                    tracing::info!("{key}: {message}");
-                    inner.set_status(&key, Phase::Ready, &message);
-                    let _ = inner.store.audit(Some(&commit), Some(&key), "serve", &message);
+                    };
+                    inner.serve_version(&key, &spec, served, &commit, workers);
                 }
                 Err(e) => {
                     let message = format!("could not load the model: {e}");
@@ -164,6 +170,97 @@ impl Inner {
             }
         });
         Ok("loading".into())
+    }
+
+    /// Puts a loaded version in service: at once, or — when the model
+    /// declares a canary rollout and another version is serving — as a
+    /// canary driven by [`rollout::run`]. An artifact whose canary was
+    /// rolled back is not rolled out again.
+    fn serve_version(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        version: Version,
+        commit: &str,
+        workers: usize,
+    ) {
+        let number = version.number;
+        let sha256 = version.sha256.clone();
+        let short = &sha256[..sha256.len().min(12)];
+        let stable = self
+            .gateway
+            .endpoint(key.name.as_str())
+            .filter(|e| e.key == *key)
+            .map(|e| e.current());
+        let canary = spec
+            .rollout
+            .as_ref()
+            .filter(|r| r.strategy == RolloutStrategy::Canary);
+        match (canary, stable) {
+            (Some(rollout), Some(stable)) if stable.sha256 != sha256 => {
+                if let Ok(Some(bad)) = self.store.rolled_back(key, &sha256) {
+                    let message = format!(
+                        "serving version {} — the canary of version {bad} (sha256 {short}) was rolled back; commit another artifact to roll out again",
+                        stable.number
+                    );
+                    self.set_status(key, Phase::Failed, &message);
+                    return;
+                }
+                let steps = rollout::steps(rollout);
+                if !self.gateway.start_canary(key, spec, version, steps[0]) {
+                    return;
+                }
+                let message = format!(
+                    "canary: version {number} (sha256 {short}) takes {}% of traffic beside version {}",
+                    steps[0], stable.number
+                );
+                tracing::info!("{key}: {message}");
+                self.set_status(key, Phase::Progressing, &message);
+                let inner = self.clone();
+                let key = key.clone();
+                let rollout = rollout.clone();
+                let commit = commit.to_string();
+                self.handle.spawn(async move {
+                    let outcome = rollout::run(
+                        inner.gateway.clone(),
+                        inner.store.clone(),
+                        key.clone(),
+                        rollout,
+                        stable.number,
+                        number,
+                        commit,
+                    )
+                    .await;
+                    let (phase, message) = match outcome {
+                        rollout::Outcome::Promoted => (
+                            Phase::Ready,
+                            format!("serving version {number} (canary promoted) at /models/{}/predict", key.name),
+                        ),
+                        rollout::Outcome::RolledBack(reason) => (
+                            Phase::Failed,
+                            format!(
+                                "canary of version {number} rolled back ({reason}); serving version {}",
+                                stable.number
+                            ),
+                        ),
+                        rollout::Outcome::Superseded => return,
+                    };
+                    tracing::info!("{key}: {message}");
+                    inner.set_status(&key, phase, &message);
+                });
+            }
+            _ => {
+                self.gateway.install(key, spec, version);
+                let _ = self.store.set_version_state(key, number, "serving");
+                let message = format!(
+                    "serving version {number} (sha256 {short}) at /models/{}/predict with {workers} worker(s)",
+                    key.name
+                );
+                tracing::info!("{key}: {message}");
+                self.set_status(key, Phase::Ready, &message);
+                let _ = self.store.audit(Some(commit), Some(key), "serve", &message);
+            }
+        }
     }
 
     fn deploy_process(
