@@ -459,6 +459,134 @@ pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
 }
 
 #[derive(Debug, clap::Args)]
+pub(super) struct ModelsArgs {
+    #[command(subcommand)]
+    action: ModelsAction,
+    #[command(flatten)]
+    server: Server,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ModelsAction {
+    /// Every version of a model: commit, artifact digest, producing run,
+    /// state, traffic share and rollout steps.
+    History {
+        /// The model.
+        model: String,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Serve an earlier version again, through Git: commits a pin of the
+    /// model to that version's artifact digest, then syncs.
+    Rollback {
+        /// The model.
+        model: String,
+        /// The version to serve again.
+        #[arg(long)]
+        to: i64,
+        /// Put the commit on a new branch for review instead of the
+        /// followed branch.
+        #[arg(long)]
+        review: bool,
+    },
+}
+
+/// `cairn models`.
+pub(super) fn models(args: ModelsArgs) -> Result<ExitCode> {
+    match args.action {
+        ModelsAction::History { model, output } => {
+            let v = args
+                .server
+                .get(&format!("/api/v1/models/{}/versions", query_value(&model)))?;
+            if output == OutputFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let versions = v["versions"].as_array().cloned().unwrap_or_default();
+            let rows: Vec<[String; 7]> = versions
+                .iter()
+                .map(|v| {
+                    [
+                        format!("v{}", v["version"]),
+                        v["state"].as_str().unwrap_or("").to_string(),
+                        format!("{}%", v["traffic"]),
+                        v["commit"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(10)
+                            .collect(),
+                        v["sha256"]
+                            .as_str()
+                            .unwrap_or("")
+                            .chars()
+                            .take(12)
+                            .collect(),
+                        v["runId"]
+                            .as_i64()
+                            .map_or("-".into(), |r| format!("run {r}")),
+                        v["createdAt"].as_str().unwrap_or("").to_string(),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "VERSION",
+                    "STATE",
+                    "TRAFFIC",
+                    "COMMIT",
+                    "SHA-256",
+                    "PRODUCED BY",
+                    "CREATED",
+                ],
+                &rows,
+            );
+            let steps: Vec<&Value> = versions
+                .iter()
+                .flat_map(|v| v["rollout"].as_array().into_iter().flatten())
+                .collect();
+            if !steps.is_empty() {
+                println!("\nRollouts:");
+                let mut steps = steps;
+                steps.sort_by_key(|s| s["at"].as_str().unwrap_or("").to_string());
+                for s in steps {
+                    println!(
+                        "  {}  v{} {:>3}%  {:<10} {}",
+                        s["at"].as_str().unwrap_or(""),
+                        s["version"],
+                        s["weight"],
+                        s["decision"].as_str().unwrap_or(""),
+                        s["detail"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        ModelsAction::Rollback { model, to, review } => {
+            let v = args.server.post(
+                &format!("/api/v1/models/{}/rollback", query_value(&model)),
+                &serde_json::json!({
+                    "version": to,
+                    "promote": if review { "pull-request" } else { "commit" },
+                }),
+            )?;
+            let pinned = &v["pinned"];
+            println!(
+                "pinned `{model}` to version {to}: commit {} on {}{}",
+                pinned["commit"].as_str().unwrap_or("?"),
+                pinned["branch"].as_str().unwrap_or("?"),
+                if pinned["onFollowedBranch"] == true {
+                    " (syncing now)"
+                } else {
+                    " (open a pull request from it to roll back)"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, clap::Args)]
 pub(super) struct KeysArgs {
     #[command(subcommand)]
     action: KeysAction,

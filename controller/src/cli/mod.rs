@@ -56,6 +56,8 @@ enum Command {
     Predict(client::PredictArgs),
     /// Manage a model's access keys.
     Keys(client::KeysArgs),
+    /// The model registry: a model's versions, and rollbacks through Git.
+    Models(client::ModelsArgs),
     /// Show a model's monitoring aggregates: requests, label coverage,
     /// scores and business metrics per time window and version.
     Metrics(client::MetricsArgs),
@@ -150,6 +152,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => client::logs(args),
         Command::Predict(args) => client::predict(args),
         Command::Keys(args) => client::keys(args),
+        Command::Models(args) => client::models(args),
         Command::Metrics(args) => client::metrics(args),
     };
     match result {

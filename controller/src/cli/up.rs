@@ -160,6 +160,50 @@ async fn up(args: Args) -> Result<ExitCode> {
     )
     .context("watching the repository")?;
 
+    // New artifacts promoted through Git: pin commits, then a sync.
+    if let Some(mut promotions) = runtime.take_promotions() {
+        let controller = controller.clone();
+        let trigger = watchers.trigger.clone();
+        tokio::spawn(async move {
+            while let Some(request) = promotions.recv().await {
+                let c = controller.clone();
+                let r = request.clone();
+                let pinned = tokio::task::spawn_blocking(move || {
+                    c.pin_model(&r.model, &r.sha256, &r.message, r.promotion)
+                })
+                .await;
+                match pinned {
+                    Ok(Ok(p)) => {
+                        tracing::info!(
+                            "{}: artifact {} pinned by commit {} on {}",
+                            request.model,
+                            &request.sha256[..12],
+                            &p.commit[..12],
+                            p.branch
+                        );
+                        if p.on_followed_branch {
+                            let _ = trigger
+                                .send(crate::controller::Trigger::Changed {
+                                    detected_at: crate::store::now(),
+                                })
+                                .await;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!("{}: promotion failed: {e}", request.model);
+                        let _ = controller.store().audit(
+                            None,
+                            Some(&request.model),
+                            "promote-failed",
+                            &e.to_string(),
+                        );
+                    }
+                    Err(e) => tracing::warn!("{}: promotion failed: {e}", request.model),
+                }
+            }
+        });
+    }
+
     let app_state = AppState {
         controller: controller.clone(),
         hooks: WebhookConfig {

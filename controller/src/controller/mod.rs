@@ -7,6 +7,9 @@
 //! they described is deleted.
 
 mod watch;
+mod writeback;
+
+pub use writeback::{PinError, Pinned};
 
 pub use watch::{Trigger, WatchOptions, Watchers, spawn_watchers};
 

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{name}/runs", get(job_runs).post(start_run))
         .route("/api/v1/jobs/{name}/runs/{number}", get(job_run))
         .route("/api/v1/jobs/{name}/runs/{number}/logs", get(run_logs))
+        .route("/api/v1/models/{name}/rollback", post(rollback_model))
         .route("/hooks/git", post(git_hook))
         .route("/apps/{name}", any(app_proxy))
         .route("/apps/{name}/", any(app_proxy))
@@ -204,6 +205,98 @@ async fn start_run(
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "run": run, "pipeline": runs })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rollback {
+    /// The version to serve again.
+    version: i64,
+    /// `commit` (default) or `pull-request`.
+    #[serde(default)]
+    promote: Option<crate::spec::Promotion>,
+}
+
+/// Rolls a model back to an earlier version through Git: a commit that
+/// pins the model to that version's artifact digest, then a sync.
+async fn rollback_model(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let request: Rollback = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("invalid body: {e} (expected {{\"version\": N}})"),
+        )
+    })?;
+    let Some(endpoint) = s.controller.runtime().gateway().endpoint(&name) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no model `{name}` is served"),
+        ));
+    };
+    let versions = s.controller.store().model_versions(&endpoint.key)?;
+    let Some(target) = versions.iter().find(|v| v.version == request.version) else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "model `{name}` has no version {} (versions: {})",
+                request.version,
+                versions
+                    .iter()
+                    .map(|v| v.version.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    if target.sha256.is_empty() {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "version {} has no artifact digest to pin (a process model)",
+                target.version
+            ),
+        ));
+    }
+    let message = format!(
+        "Roll back model {name} to version {} (sha256 {})\n\nPins spec.from.sha256 to the artifact of version {}, produced by run {} and first served from commit {}.",
+        target.version,
+        &target.sha256[..12],
+        target.version,
+        target.run_id.map_or("-".into(), |r| r.to_string()),
+        &target.commit[..target.commit.len().min(12)],
+    );
+    let controller = s.controller.clone();
+    let key = endpoint.key.clone();
+    let sha = target.sha256.clone();
+    let promotion = request.promote.unwrap_or(crate::spec::Promotion::Commit);
+    let pinned =
+        tokio::task::spawn_blocking(move || controller.pin_model(&key, &sha, &message, promotion))
+            .await?
+            .map_err(|e| match e {
+                crate::controller::PinError::Unknown(m) => ApiError(StatusCode::NOT_FOUND, m),
+                crate::controller::PinError::Unsupported(m) => {
+                    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)
+                }
+                crate::controller::PinError::Writeback(
+                    w @ crate::source::writeback::WritebackError::NotPinnable(_),
+                ) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, w.to_string()),
+                other => ApiError(StatusCode::CONFLICT, other.to_string()),
+            })?;
+    if pinned.on_followed_branch {
+        let _ = s
+            .trigger
+            .send(Trigger::Changed {
+                detected_at: crate::store::now(),
+            })
+            .await;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "pinned": pinned, "version": target.version })),
     ))
 }
 

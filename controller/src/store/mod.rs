@@ -773,8 +773,10 @@ impl Store {
 
     // ----------------------------------------------------- model versions --
 
-    /// The version number of a model built from `commit` and an artifact
-    /// with digest `sha256`: the existing one, or the next.
+    /// The version number of a model serving the artifact with digest
+    /// `sha256` (for process models, which have none: built from `commit`):
+    /// the existing one — an artifact served again, as by a rollback, keeps
+    /// its number — or the next.
     pub fn model_version(
         &self,
         model: &ResourceKey,
@@ -786,7 +788,8 @@ impl Store {
         let existing = conn
             .query_row(
                 "SELECT version, commit_id, artifact_sha256, run_id, created_at, state FROM model_versions
-                 WHERE model = ?1 AND commit_id = ?2 AND artifact_sha256 = ?3",
+                 WHERE model = ?1 AND artifact_sha256 = ?3 AND (?3 != '' OR commit_id = ?2)
+                 ORDER BY version DESC LIMIT 1",
                 params![model.id(), commit, sha256],
                 version_from_row,
             )

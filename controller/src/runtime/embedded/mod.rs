@@ -52,10 +52,28 @@ pub(crate) struct Inner {
     /// The URL of `cairn up`'s HTTP server, given to jobs and applications
     /// as `CAIRN_SERVER` once known.
     server_url: std::sync::OnceLock<String>,
+    /// Where new artifacts to promote through Git are announced (see
+    /// [`EmbeddedRuntime::take_promotions`]).
+    promotions: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<PromotionRequest>>,
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         axum::body::Body,
     >,
+}
+
+/// A new artifact of a model to promote through Git.
+#[derive(Clone, Debug)]
+pub struct PromotionRequest {
+    /// The model.
+    pub model: ResourceKey,
+    /// The artifact's digest.
+    pub sha256: String,
+    /// The run that produced it.
+    pub run_id: i64,
+    /// How to promote.
+    pub promotion: crate::spec::Promotion,
+    /// The commit message.
+    pub message: String,
 }
 
 #[derive(Default)]
@@ -125,6 +143,7 @@ impl EmbeddedRuntime {
                 envs: EnvManager::new(&data_dir.join("envs")),
                 gateway: Arc::new(Gateway::new(events, keys)),
                 server_url: std::sync::OnceLock::new(),
+                promotions: std::sync::OnceLock::new(),
                 http,
             }),
         };
@@ -149,6 +168,18 @@ impl EmbeddedRuntime {
     /// Only the first call counts.
     pub fn set_server_url(&self, url: String) {
         let _ = self.inner.server_url.set(url);
+    }
+
+    /// The stream of artifacts to promote through Git: a job produced a
+    /// new artifact for a model whose `monitoring.drift.onDrift.promote` is
+    /// set. Whoever takes it writes the pin (see
+    /// [`crate::controller::Controller::pin_model`]). Only the first call
+    /// gets the stream; without a taker, promotions are logged and dropped.
+    pub fn take_promotions(
+        &self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<PromotionRequest>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner.promotions.set(tx).ok().map(|_| rx)
     }
 
     /// The GPUs this machine has.

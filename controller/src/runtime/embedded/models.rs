@@ -370,7 +370,11 @@ impl Inner {
         }
     }
 
-    /// A job run succeeded: models serving its outputs get the new artifact.
+    /// A job run succeeded: models serving its outputs get the new
+    /// artifact — at once when they follow the job's latest output, through
+    /// a Git promotion when their drift settings ask for one
+    /// (`onDrift.promote`), and not at all when they are pinned to a digest
+    /// otherwise.
     pub(super) fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
         let users: Vec<(ResourceKey, ModelDef)> = self
             .state()
@@ -382,12 +386,84 @@ impl Inner {
             .map(|(k, m)| (k.clone(), m.clone()))
             .collect();
         for (key, def) in users {
+            let Some(from) = def.spec.from.as_ref() else {
+                continue;
+            };
+            let promotion = def
+                .spec
+                .monitoring
+                .as_ref()
+                .and_then(|m| m.drift.as_ref())
+                .and_then(|d| d.on_drift.as_ref())
+                .and_then(|o| o.promote);
+            if let Some(promotion) = promotion {
+                self.request_promotion(
+                    &key,
+                    job,
+                    from.output.as_str(),
+                    from.sha256.as_ref(),
+                    promotion,
+                );
+                continue;
+            }
+            if from.sha256.is_some() {
+                continue;
+            }
             tracing::info!("{key}: new artifact from {job}; rolling out");
             if let Err(e) =
                 self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
             {
                 self.set_status(&key, Phase::Failed, &e.to_string());
             }
+        }
+    }
+
+    fn request_promotion(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        job: &ResourceKey,
+        output: &str,
+        pinned: Option<&crate::spec::Sha256>,
+        promotion: crate::spec::Promotion,
+    ) {
+        let artifact = match self.store.latest_artifact(job, output) {
+            Ok(Some(a)) => a,
+            _ => return,
+        };
+        if pinned.is_some_and(|p| p.as_str() == artifact.sha256) {
+            return;
+        }
+        let run = self.store.run_by_id(artifact.run_id).ok().flatten();
+        let why = run
+            .as_ref()
+            .filter(|r| r.trigger == "drift")
+            .map(|r| format!("\n\nRetrained after drift was detected ({}).", r.params))
+            .unwrap_or_default();
+        let message = format!(
+            "Promote model {} to artifact sha256 {}\n\nPins spec.from.sha256 to the output `{output}` of run #{} of job {}.{why}",
+            key.name,
+            &artifact.sha256[..12],
+            run.as_ref().map_or(artifact.run_id, |r| r.number),
+            job.name,
+        );
+        let request = super::PromotionRequest {
+            model: key.clone(),
+            sha256: artifact.sha256.clone(),
+            run_id: artifact.run_id,
+            promotion,
+            message,
+        };
+        match self.promotions.get() {
+            Some(tx) if tx.send(request).is_ok() => {
+                tracing::info!(
+                    "{key}: promoting artifact {} through Git",
+                    &artifact.sha256[..12]
+                );
+            }
+            _ => tracing::warn!(
+                "{key}: a new artifact ({}) awaits promotion, but nothing writes to Git here",
+                &artifact.sha256[..12]
+            ),
         }
     }
 }
