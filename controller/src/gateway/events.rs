@@ -125,6 +125,8 @@ struct Inner {
     /// A read-write connection for monitoring data (business metrics,
     /// feedback), written apart from the event writer's batches.
     monitor: Mutex<Connection>,
+    /// The database file as SQLite names it.
+    db_path: String,
     counters: Arc<Counters>,
     max_payload_bytes: usize,
 }
@@ -251,6 +253,7 @@ impl EventLog {
                 tx: Some(tx),
                 writer: Some(writer),
                 reader: Mutex::new(reader),
+                db_path: monitor.path().unwrap_or_default().to_string(),
                 monitor: Mutex::new(monitor),
                 counters,
                 max_payload_bytes: config.max_payload_bytes,
@@ -303,6 +306,20 @@ impl EventLog {
     /// off the async runtime's threads).
     pub fn monitor(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.inner.monitor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The database file as SQLite names it.
+    pub fn db_path(&self) -> &str {
+        &self.inner.db_path
+    }
+
+    /// The monitoring connection if no one else holds it.
+    pub fn try_monitor(&self) -> Option<std::sync::MutexGuard<'_, Connection>> {
+        match self.inner.monitor.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Reads one event back.

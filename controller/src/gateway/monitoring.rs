@@ -1303,7 +1303,18 @@ pub fn page_summary(
     task: Option<ModelTask>,
     days: i64,
 ) -> rusqlite::Result<Option<Value>> {
-    let conn = events.monitor();
+    // Busy for more than a moment (a summary being computed over a large
+    // store): show what is kept rather than wait.
+    let waited = std::time::Instant::now();
+    let conn = loop {
+        if let Some(conn) = events.try_monitor() {
+            break conn;
+        }
+        if waited.elapsed() > std::time::Duration::from_millis(20) {
+            return Ok(kept_summary(events, model, days));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
     let fingerprint = fingerprint(&conn)?;
     let key = summary_key(&conn, model, days);
     let (kept, costly) = match cached(&key, fingerprint) {
@@ -1317,6 +1328,16 @@ pub fn page_summary(
     drop(conn);
     refresh_in_background(events, model, task, days, key);
     Ok(kept)
+}
+
+/// The summary kept for `model`, however old.
+fn kept_summary(events: &EventLog, model: &str, days: i64) -> Option<Value> {
+    let key = format!("{}\0{model}\0{days}", events.db_path());
+    SUMMARIES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .map(|s| s.value.clone())
 }
 
 /// Computes `model`'s page summary on a background thread when none is
