@@ -7,12 +7,15 @@
 //! - `bench gateway`: the model gateway under load against a bare axum
 //!   server and MLServer, and the inference event writer alone;
 //! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
-//!   model page's data over 1,000,000 inference events.
+//!   model page's data over 1,000,000 inference events;
+//! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
+//!   components in `plugins/dist/`.
 
 mod bench;
 mod envs;
 mod gateway;
 mod monitoring;
+mod plugins;
 mod reconcile;
 
 use anyhow::{Context, Result, bail};
@@ -39,12 +42,21 @@ enum Task {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Build the WebAssembly plugins into components in plugins/dist/.
+    Plugins {
+        /// Accepted for clarity: components are always release builds.
+        #[arg(long)]
+        release: bool,
+        /// Plugins to build (package names); all when none are given.
+        names: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Schemas { check } => schemas(check),
         Task::Bench { which } => bench::run(which),
+        Task::Plugins { release: _, names } => plugins::build(&names),
     }
 }
 
