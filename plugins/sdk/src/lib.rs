@@ -35,6 +35,8 @@
 //! controller's log through [`log`]. Everything else — files, network,
 //! clocks — is out of reach: a plugin only computes.
 
+#![warn(missing_docs)]
+
 /// Converts a world's generated `config` into [`Config`]; every world
 /// generates its own copy of the `types` interface.
 macro_rules! config_conversion {
