@@ -23,6 +23,8 @@ const DEBIAN_LINKER: &str = "wasm-ld-16";
 /// Debian's Rust compiler for WebAssembly (package `rustc-web`).
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+/// What the host offers a plugin to import.
+const HOST_INTERFACES: [&str; 2] = ["cairn:plugin/types@0.1.0", "cairn:plugin/log@0.1.0"];
 const DEBIAN_PACKAGES: &str = "rustc-web cargo-web rust-web-src lld-16 wasi-libc";
 
 /// One plugin crate of the `plugins/` workspace.
@@ -66,6 +68,12 @@ pub fn plugins_dir() -> PathBuf {
 /// crate at `manifest` (default `plugins/Cargo.toml`) into components in
 /// its `dist/` folder.
 pub fn build(manifest: Option<&Path>, names: &[String]) -> Result<()> {
+    build_into(manifest, names, None)
+}
+
+/// [`build`] with the cargo target folder `target` (default: the
+/// workspace's own `target/`).
+pub fn build_into(manifest: Option<&Path>, names: &[String], target: Option<&Path>) -> Result<()> {
     let dir = match manifest {
         None => plugins_dir(),
         Some(m) => {
@@ -106,18 +114,25 @@ pub fn build(manifest: Option<&Path>, names: &[String]) -> Result<()> {
             Toolchain::Debian => "Debian's rustc-web (-Zbuild-std)",
         }
     );
-    compile(&dir, &selected, toolchain)?;
+    let target = target.map_or_else(|| dir.join("target"), Path::to_path_buf);
+    compile(&dir, &target, &selected, toolchain)?;
     let dist = dir.join("dist");
     for plugin in &selected {
-        let core_path = dir
-            .join("target")
-            .join(TARGET)
-            .join("release")
-            .join(&plugin.artifact);
+        let core_path = target.join(TARGET).join("release").join(&plugin.artifact);
         let core = std::fs::read(&core_path)
             .with_context(|| format!("reading {}", core_path.display()))?;
         let component = componentize(&core)
             .with_context(|| format!("turning {} into a component", plugin.name))?;
+        if let Some(foreign) = imports(&component)?
+            .into_iter()
+            .find(|i| !HOST_INTERFACES.contains(&i.as_str()))
+        {
+            bail!(
+                "{} imports `{foreign}`, which the host does not offer (only {})",
+                plugin.name,
+                HOST_INTERFACES.join(", ")
+            );
+        }
         let out = dist.join(plugin.dist_path());
         std::fs::create_dir_all(out.parent().expect("dist path has a parent"))?;
         std::fs::write(&out, &component).with_context(|| format!("writing {}", out.display()))?;
@@ -151,6 +166,19 @@ pub fn exports(component: &[u8]) -> Result<Vec<String>> {
     };
     Ok(resolve.worlds[world]
         .exports
+        .keys()
+        .map(|key| resolve.name_world_key(key))
+        .collect())
+}
+
+/// The interfaces a component imports.
+pub fn imports(component: &[u8]) -> Result<Vec<String>> {
+    let wit_component::DecodedWasm::Component(resolve, world) = wit_component::decode(component)?
+    else {
+        bail!("not a component");
+    };
+    Ok(resolve.worlds[world]
+        .imports
         .keys()
         .map(|key| resolve.name_world_key(key))
         .collect())
@@ -254,7 +282,7 @@ fn debian_library_source() -> Option<PathBuf> {
     Some(Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library"))
 }
 
-fn compile(dir: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
+fn compile(dir: &Path, target: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
     let mut cmd = match toolchain {
         Toolchain::Rustup => {
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -283,7 +311,7 @@ fn compile(dir: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
     };
     cmd.current_dir(dir)
         .arg("--target-dir")
-        .arg(dir.join("target"))
+        .arg(target)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTC_WRAPPER");
     for p in plugins {
@@ -552,6 +580,14 @@ mod tests {
         for (file, world) in expected {
             let bytes = std::fs::read(dist.join(file)).unwrap();
             assert_eq!(exports(&bytes).unwrap(), [world.export()], "{file}");
+            // No ambient authority: nothing but Cairn's own interfaces.
+            for import in imports(&bytes).unwrap() {
+                assert!(
+                    ["cairn:plugin/types@0.1.0", "cairn:plugin/log@0.1.0"]
+                        .contains(&import.as_str()),
+                    "{file} imports {import}"
+                );
+            }
             let line = format!("{}  {file}", hex::encode(Sha256::digest(&bytes)));
             assert!(sums.lines().any(|l| l == line), "SHA256SUMS lacks `{line}`");
         }
@@ -592,7 +628,9 @@ mod tests {
     #[test]
     fn scaffolds_build_and_pass_their_tests() {
         let tmp = tempfile::tempdir().unwrap();
-        let target = tmp.path().join("target");
+        // The plugins workspace's target folder: the SDK's dependencies (and
+        // the standard library built for wasm32) are usually there already.
+        let target = plugins_dir().join("target");
         let worlds = [
             World::DriftDetector,
             World::BusinessMetric,
@@ -627,7 +665,7 @@ mod tests {
             return;
         }
         let manifest = tmp.path().join("my-drift-detector/Cargo.toml");
-        build(Some(&manifest), &[]).unwrap();
+        build_into(Some(&manifest), &[], Some(&target)).unwrap();
         let component = std::fs::read(
             tmp.path()
                 .join("my-drift-detector/dist/my-drift-detector.wasm"),
