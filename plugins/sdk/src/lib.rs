@@ -16,11 +16,11 @@
 //! exports it with the world's macro; the component then implements exactly
 //! that world:
 //!
-//! ```ignore
+//! ```no_run
 //! use cairn_plugin_sdk::{Config, DriftDetector, Result};
 //! use cairn_plugin_sdk::drift::{Column, DriftReport};
 //!
-//! struct MyDetector;
+//! pub struct MyDetector;
 //!
 //! impl DriftDetector for MyDetector {
 //!     fn fit(config: &Config, reference: Vec<Column>) -> Result<Vec<u8>> { todo!() }
