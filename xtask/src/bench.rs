@@ -42,6 +42,15 @@ pub enum Which {
         #[arg(long)]
         no_mlserver: bool,
     },
+    /// What a canary's traffic split adds to a prediction.
+    Rollout {
+        /// Seconds per `wrk` round.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rounds of each (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// Model monitoring over 1,000,000 inference events: feedback
     /// ingestion, the hourly accuracy aggregate and the model page's data.
     Monitoring {
@@ -68,6 +77,12 @@ pub enum Which {
 
 pub fn run(which: Which) -> Result<()> {
     match which {
+        Which::Rollout { seconds, rounds } => {
+            if cfg!(debug_assertions) {
+                return rerun_in_release();
+            }
+            crate::rollout::run(&release_binary()?, seconds, rounds)
+        }
         Which::Validate { files, runs } => validate(files, runs),
         Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
         Which::Envs { runs } => crate::envs::run(&release_binary()?, runs),

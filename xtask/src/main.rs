@@ -8,6 +8,7 @@
 //!   server and MLServer, and the inference event writer alone;
 //! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
 //!   model page's data over 1,000,000 inference events;
+//! - `bench rollout`: what a canary's traffic split adds to a prediction;
 //! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
 //!   components in `plugins/dist/`;
 //! - `plugin new NAME --world WORLD`: scaffold a plugin crate.
@@ -18,6 +19,7 @@ mod gateway;
 mod monitoring;
 mod plugins;
 mod reconcile;
+mod rollout;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};

@@ -981,9 +981,13 @@ pub struct OnDrift {
     /// How a new version is promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promote: Option<Promotion>,
-    /// Minimum time between two retrains.
+    /// Minimum time between two retrains (default 1 hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cooldown: Option<Duration>,
+    /// Drifted evaluations in a row needed to retrain (default 2), so that
+    /// one noisy window does not start a retrain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consecutive: Option<u32>,
 }
 
 /// How a retrained version reaches production.
