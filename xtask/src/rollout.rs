@@ -113,7 +113,7 @@ pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
         project: None,
         name: "classifier".parse().map_err(anyhow::Error::msg)?,
     };
-    let spec = ModelSpec::default();
+    let spec: ModelSpec = serde_json::from_value(serde_json::json!({"runtime": "onnx"}))?;
     gateway.install(&key, &spec, version(1));
     let endpoint = gateway.endpoint("classifier").expect("installed");
     const N: usize = 2_000_000;
