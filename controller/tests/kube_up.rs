@@ -1,0 +1,299 @@
+//! `cairn up --runtime kubernetes` end to end against the in-process fake
+//! API server: a real Git repository is reconciled into objects, a model
+//! is served through its Service by `cairn model-server` (run the way its
+//! pod runs it), status comes from the objects, drift is reverted, and
+//! pruning never touches what a broken file describes.
+
+mod common;
+
+use common::kube_api::FakeApi;
+use common::up::Up;
+use common::{CLASSIFIER, SAMPLE_REQUEST, TestRepo};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/deployments";
+const SERVICES: &str = "/api/v1/services";
+const CRONJOBS: &str = "/apis/batch/v1/cronjobs";
+
+const PROJECT: &str = "apiVersion: cairn/v1
+kind: Project
+metadata: {name: shop}
+spec: {defaultPool: k8s}
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata: {name: k8s}
+spec: {kubernetes: {}}
+";
+
+const MODEL: &str = "apiVersion: cairn/v1
+kind: Model
+metadata: {name: classifier}
+spec:
+  runtime: onnx
+  artifact: models/classifier.onnx
+  replicas: 2
+  signature:
+    inputs:
+      - {name: mean_radius, type: float}
+      - {name: mean_texture, type: float}
+      - {name: mean_smoothness, type: float}
+      - {name: worst_concavity, type: float}
+    outputs:
+      - {name: label, type: int}
+      - {name: probabilities, type: float, shape: [2]}
+";
+
+const APP: &str = "apiVersion: cairn/v1
+kind: Application
+metadata: {name: board}
+spec:
+  framework: command
+  command: [python3, -m, http.server, '8080']
+  path: board
+  environment: {image: 'python:3.12-slim'}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: nightly}
+spec:
+  command: [python, report.py]
+  image: python:3.12-slim
+  schedule: '0 2 * * *'
+";
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cairn model-server` the way the model's pod does: the Deployment's
+/// command and environment, the artifact from this crate, listening on the
+/// Service's cluster IP.
+fn serve_like_the_pod(deployment: &Value, ip: &str) -> Killed {
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let command: Vec<String> = container["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(command[..2], ["cairn", "model-server"]);
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+    cmd.args(&command[1..])
+        .args(["--listen", &format!("{ip}:80")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for var in container["env"].as_array().unwrap() {
+        if let Some(value) = var["value"].as_str() {
+            cmd.env(var["name"].as_str().unwrap(), value);
+        }
+    }
+    cmd.env("CAIRN_MODEL_ARTIFACT", CLASSIFIER);
+    let child = Killed(cmd.spawn().unwrap());
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect((ip, 80)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "model server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+#[test]
+fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
+    // Services get cluster IPs on a loopback address of their own.
+    let ip_base = 60 + (std::process::id() % 150) as u8;
+    let api = FakeApi::start(ip_base);
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", PROJECT)
+        .write("specs/model.yaml", MODEL)
+        .write("specs/app.yaml", APP)
+        .write("board/index.html", "<h1>board</h1>\n")
+        .write("models/classifier.onnx", std::fs::read(CLASSIFIER).unwrap());
+    let first = repo.commit("shop on Kubernetes");
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(state.path());
+    let up = Up::start(
+        repo.path(),
+        &state.path().join("data"),
+        &[
+            "--runtime",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--repo-url",
+            "https://git.example.com/shop.git",
+            "--status-interval",
+            "200ms",
+        ],
+        &[],
+    );
+    up.wait_synced(&first);
+
+    // Every object, applied with Cairn's labels.
+    let deployment = api
+        .get(DEPLOYMENTS, Some("shop"), "model-classifier")
+        .unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["metadata"]["labels"]["cairn.dev/commit"], first);
+    assert!(api.get(SERVICES, Some("shop"), "app-board").is_some());
+    let cron = api.get(CRONJOBS, Some("shop"), "job-nightly").unwrap();
+    assert_eq!(cron["spec"]["schedule"], "0 2 * * *");
+    assert!(api.get("/api/v1/namespaces", None, "shop").is_some());
+    for p in api.requests_with("PATCH") {
+        assert!(p.query.contains("fieldManager=cairn"), "{p:?}");
+    }
+
+    // A prediction through the gateway reaches the model's Service.
+    let service = api.get(SERVICES, Some("shop"), "model-classifier").unwrap();
+    let ip = service["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let _server = serve_like_the_pod(&deployment, &ip);
+    let request: Value =
+        serde_json::from_str(&std::fs::read_to_string(SAMPLE_REQUEST).unwrap()).unwrap();
+    let (status, body) = up.post("/models/classifier/predict", &request);
+    assert_eq!(status, 200, "{body}\n{}", up.logs());
+    assert_eq!(body["response"]["label"], 0, "{body}");
+    let id = body["uuid"].as_str().unwrap_or_default().to_string();
+    assert_eq!(id.len(), 36, "an inference UUID: {body}");
+    // Bad input is a 400 with the model server's message.
+    let (status, body) = up.post(
+        "/models/classifier/predict",
+        &json!({"request": {"mean_radius": "big"}}),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // Status from the Deployment's conditions and its pods.
+    api.put(
+        "/api/v1/pods",
+        Some("shop"),
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "model-classifier-1", "namespace": "shop",
+                "labels": {"cairn.dev/project": "shop", "cairn.dev/kind": "model", "cairn.dev/name": "classifier"}},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}}),
+    );
+    up.wait_for(
+        Duration::from_secs(20),
+        "the scheduling failure in the status",
+        || {
+            let r = up.resource("Model", "classifier")?;
+            (r["message"]
+                .as_str()?
+                .contains("Insufficient nvidia.com/gpu"))
+            .then_some(())
+        },
+    );
+    api.edit(
+        DEPLOYMENTS,
+        Some("shop"),
+        "model-classifier",
+        "kube-controller-manager",
+        |d| {
+            d["status"] = json!({"observedGeneration": d["metadata"]["generation"], "replicas": 2,
+            "updatedReplicas": 2, "availableReplicas": 2,
+            "conditions": [{"type": "Available", "status": "True"}]});
+        },
+    );
+    up.wait_for(Duration::from_secs(20), "the model to be ready", || {
+        let r = up.resource("Model", "classifier")?;
+        (r["phase"] == "Ready" && r["message"] == "2/2 replicas available").then_some(())
+    });
+
+    // Someone scales the Deployment by hand: Git wins again.
+    api.edit(
+        DEPLOYMENTS,
+        Some("shop"),
+        "model-classifier",
+        "kubectl-edit",
+        |d| {
+            d["spec"]["replicas"] = json!(7);
+        },
+    );
+    api.wait_until(Duration::from_secs(20), "the drift to be reverted", |api| {
+        api.get(DEPLOYMENTS, Some("shop"), "model-classifier")
+            .unwrap()["spec"]["replicas"]
+            == 2
+    });
+    up.wait_for(
+        Duration::from_secs(10),
+        "the drift in the audit log",
+        || {
+            let audit = up.get("/api/v1/audit");
+            audit
+                .to_string()
+                .contains("drifted from Git; reverted")
+                .then_some(())
+        },
+    );
+
+    // A broken model file and a removed application in one commit: the
+    // application goes, the model's objects stay.
+    let deletes_before = api.requests_with("DELETE").len();
+    repo.write(
+        "specs/model.yaml",
+        "apiVersion: cairn/v1\nkind: Model\nmetadata: {name: classifier\n",
+    );
+    repo.remove("specs/app.yaml");
+    let broken = repo.commit("break the model, drop the app");
+    up.wait_for(
+        Duration::from_secs(20),
+        "the broken commit to be seen",
+        || {
+            let s = up.get("/api/v1/status");
+            (s["lastSync"]["commit"] == broken).then_some(())
+        },
+    );
+    assert!(
+        api.get(DEPLOYMENTS, Some("shop"), "model-classifier")
+            .is_some()
+    );
+    assert!(
+        api.get(SERVICES, Some("shop"), "model-classifier")
+            .is_some()
+    );
+    let deleted: Vec<String> = api.requests_with("DELETE")[deletes_before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        deleted.iter().all(|p| !p.contains("classifier")),
+        "{deleted:?}"
+    );
+    assert!(
+        deleted
+            .iter()
+            .any(|p| p.ends_with("/deployments/app-board")),
+        "{deleted:?}\n{}",
+        up.logs()
+    );
+    assert!(api.get(DEPLOYMENTS, Some("shop"), "app-board").is_none());
+    let model = up.resource("Model", "classifier").unwrap();
+    assert_eq!(model["phase"], "Invalid", "{model}");
+
+    // Removed from a clean repository, the model goes too.
+    repo.remove("specs/model.yaml");
+    let clean = repo.commit("retire the classifier");
+    up.wait_synced(&clean);
+    api.wait_until(
+        Duration::from_secs(10),
+        "the model's objects to be pruned",
+        |api| {
+            api.get(DEPLOYMENTS, Some("shop"), "model-classifier")
+                .is_none()
+                && api
+                    .get(SERVICES, Some("shop"), "model-classifier")
+                    .is_none()
+        },
+    );
+    assert!(api.get("/api/v1/namespaces", None, "shop").is_some());
+}
