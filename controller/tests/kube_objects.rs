@@ -282,7 +282,7 @@ fn every_kind_matches_its_golden_file() {
     );
     check_golden(
         "run-train-7.yaml",
-        &objects::to_yaml(&[KubeObject::Job(run)]),
+        &objects::to_yaml(&[KubeObject::Job(Box::new(run))]),
     );
 }
 

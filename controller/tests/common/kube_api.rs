@@ -254,9 +254,9 @@ users:
 /// Splits a request path into (collection, namespace, name).
 fn parse_path(path: &str) -> Option<(String, Option<String>, Option<String>)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (prefix_len, rest) = match segments.first()? {
-        &"api" => (2, &segments[2.min(segments.len())..]),
-        &"apis" => (3, &segments[3.min(segments.len())..]),
+    let (prefix_len, rest) = match *segments.first()? {
+        "api" => (2, &segments[2.min(segments.len())..]),
+        "apis" => (3, &segments[3.min(segments.len())..]),
         _ => return None,
     };
     let prefix = format!("/{}", segments[..prefix_len].join("/"));

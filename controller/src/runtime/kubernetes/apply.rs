@@ -13,7 +13,7 @@
 //! ([`orphans`]). Namespaces are never deleted.
 
 use super::objects::{
-    KubeObject, LABEL_KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PROJECT, LABEL_RUN, ObjectKind,
+    KubeObject, LABEL_KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PROJECT, ObjectKind,
     kind_from_label, selector_string,
 };
 use crate::loader::ResourceKey;
@@ -118,14 +118,6 @@ impl LiveObject {
     /// The resource whose labels it carries, if it carries Cairn's.
     pub fn owner(&self) -> Option<ResourceKey> {
         owner_of(&self.object)
-    }
-
-    fn is_run(&self) -> bool {
-        self.object
-            .metadata
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(LABEL_RUN))
     }
 }
 
@@ -265,7 +257,8 @@ impl Applier {
     }
 
     /// Deletes the objects labelled with `key` that are not in `keep`;
-    /// with `runs`, also the `Job`s of its runs. Returns what was deleted.
+    /// with `runs`, also its `Job`s (runs, kept as history otherwise).
+    /// Returns what was deleted.
     pub async fn prune_resource(
         &self,
         key: &ResourceKey,
@@ -284,7 +277,7 @@ impl Applier {
                         && Some(k.name()) == live.object.metadata.name.as_deref()
                         && k.namespace() == live.object.metadata.namespace.as_deref()
                 });
-                if wanted || (live.is_run() && !runs) {
+                if wanted || (live.kind == ObjectKind::Job && !runs) {
                     continue;
                 }
                 self.delete(&live).await?;

@@ -244,7 +244,12 @@ impl Inner {
                         .iter()
                         .filter(|j| j.owner().as_ref() == Some(&key))
                         .collect();
-                    let Some(latest) = runs.iter().max_by_key(|j| run_number(j)) else {
+                    let Some(latest) = runs.iter().max_by_key(|j| {
+                        (
+                            j.object.metadata.creation_timestamp.clone().map(|t| t.0),
+                            run_number(j),
+                        )
+                    }) else {
                         continue;
                     };
                     let Ok(job) = typed::<k8s_openapi::api::batch::v1::Job>(latest) else {
@@ -338,7 +343,11 @@ impl Inner {
         if let Some(spec) = resumed.spec.as_mut() {
             spec.suspend = Some(false);
         }
-        if let Err(e) = self.applier.apply(&KubeObject::Job(resumed)).await {
+        if let Err(e) = self
+            .applier
+            .apply(&KubeObject::Job(Box::new(resumed)))
+            .await
+        {
             tracing::warn!(
                 "could not resume {}: {e}",
                 job.metadata.name.clone().unwrap_or_default()
@@ -493,21 +502,41 @@ impl Runtime for KubernetesRuntime {
 
     fn finish_sync(&self, ctx: &ApplyContext<'_>) {
         let inner = &self.inner;
-        // Remember every resource's objects, so drift of unchanged ones is repaired too.
-        let (desired, _) =
-            objects::desired_objects(ctx.state, ctx.commit, ctx.checkout, &inner.settings);
+        // Remember every resource's objects, so that drift of unchanged ones
+        // is repaired too — as applied, at the commit that applied them.
         let keys: BTreeSet<ResourceKey> = ctx.state.resources.keys().cloned().collect();
         let clean = !ctx.state.has_errors()
             && ctx.state.guard.all.is_none()
             && ctx.state.guard.broken_files.is_empty()
             && ctx.state.guard.broken_resources.is_empty();
-        {
+        let missing: Vec<ResourceKey> = {
             let mut state = inner.lock();
-            for (key, objects) in desired {
-                // What changed in this sync is already recorded as applied.
-                state.desired.entry(key).or_insert(objects);
-            }
             state.desired.retain(|k, _| keys.contains(k));
+            keys.iter()
+                .filter(|k| !state.desired.contains_key(*k))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let commits: HashMap<ResourceKey, String> = inner
+                .store
+                .applied()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| (a.key, a.commit))
+                .collect();
+            for key in missing {
+                let (Some(r), Some(commit)) = (ctx.state.resources.get(&key), commits.get(&key))
+                else {
+                    continue;
+                };
+                if let Ok(objects) =
+                    objects::objects_for(r, ctx.state, commit, ctx.checkout, &inner.settings)
+                    && !objects.is_empty()
+                {
+                    inner.lock().desired.insert(key, objects);
+                }
+            }
         }
         match self.block_on(inner.applier.prune_orphans(&keys, clean)) {
             Ok(deleted) => {
@@ -633,7 +662,7 @@ impl KubernetesRuntime {
             let spec = spec_of(key).unwrap_or_default();
             let template = inner.lock().desired.get(key).and_then(|objects| {
                 objects.iter().find_map(|o| match o {
-                    KubeObject::CronJob(c) => Some(c.clone()),
+                    KubeObject::CronJob(c) => Some((**c).clone()),
                     _ => None,
                 })
             });
@@ -688,7 +717,7 @@ impl KubernetesRuntime {
                 .annotations
                 .get_or_insert_default()
                 .insert(ANNOTATION_RUN_ID.into(), run.id.to_string());
-            jobs.push(KubeObject::Job(job));
+            jobs.push(KubeObject::Job(Box::new(job)));
             let _ = inner.store.audit(
                 Some(&commit),
                 Some(key),

@@ -107,17 +107,17 @@ pub enum ObjectError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum KubeObject {
     /// A project's namespace.
-    Namespace(Namespace),
+    Namespace(Box<Namespace>),
     /// A project's quotas.
-    ResourceQuota(ResourceQuota),
+    ResourceQuota(Box<ResourceQuota>),
     /// A job run.
-    Job(Job),
+    Job(Box<Job>),
     /// A scheduled (or on-demand) job.
-    CronJob(CronJob),
+    CronJob(Box<CronJob>),
     /// A model's or application's replicas.
-    Deployment(Deployment),
+    Deployment(Box<Deployment>),
     /// A model's or application's stable address.
-    Service(Service),
+    Service(Box<Service>),
 }
 
 /// The kinds of objects Cairn manages, for listing and pruning.
@@ -482,10 +482,10 @@ impl Builder<'_> {
         let name = self.key().name.to_string();
         let mut ns_meta = self.meta(&name);
         ns_meta.namespace = None;
-        let mut objects = vec![KubeObject::Namespace(Namespace {
+        let mut objects = vec![KubeObject::Namespace(Box::new(Namespace {
             metadata: ns_meta,
             ..Default::default()
-        })];
+        }))];
         if let Some(q) = &p.quotas {
             let mut hard = BTreeMap::new();
             if let Some(cpu) = q.cpu {
@@ -501,14 +501,14 @@ impl Builder<'_> {
             }
             let mut meta = self.meta(QUOTA_NAME);
             meta.namespace = Some(name);
-            objects.push(KubeObject::ResourceQuota(ResourceQuota {
+            objects.push(KubeObject::ResourceQuota(Box::new(ResourceQuota {
                 metadata: meta,
                 spec: Some(ResourceQuotaSpec {
                     hard: Some(hard),
                     ..Default::default()
                 }),
                 status: None,
-            }));
+            })));
         }
         objects
     }
@@ -790,7 +790,7 @@ impl Builder<'_> {
             ANNOTATION_FILE.to_string(),
             self.r.file.to_string(),
         )]));
-        Ok(KubeObject::CronJob(CronJob {
+        Ok(KubeObject::CronJob(Box::new(CronJob {
             metadata: self.meta(&object_name("job", self.key().name.as_str())),
             spec: Some(CronJobSpec {
                 schedule,
@@ -806,7 +806,7 @@ impl Builder<'_> {
                 ..Default::default()
             }),
             status: None,
-        }))
+        })))
     }
 
     fn serving(
@@ -855,8 +855,8 @@ impl Builder<'_> {
             status: None,
         };
         vec![
-            KubeObject::Service(service),
-            KubeObject::Deployment(deployment),
+            KubeObject::Service(Box::new(service)),
+            KubeObject::Deployment(Box::new(deployment)),
         ]
     }
 
