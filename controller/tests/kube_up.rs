@@ -314,3 +314,125 @@ fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
     let (status, _) = up.post("/models/classifier/predict", &request);
     assert_eq!(status, 404);
 }
+
+const PIPELINE: &str = "apiVersion: cairn/v1
+kind: Job
+metadata: {name: prepare}
+spec:
+  command: [python, prepare.py]
+  image: python:3.12-slim
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: train}
+spec:
+  command: [python, train.py]
+  image: python:3.12-slim
+  dependsOn: [prepare]
+  params: {epochs: 3}
+";
+
+const JOBS: &str = "/apis/batch/v1/jobs";
+
+/// Marks a run's Job as finished the way the Job controller does.
+fn finish(api: &FakeApi, name: &str, condition: &str) {
+    api.edit(JOBS, Some("shop"), name, "kube-controller-manager", |j| {
+        j["status"] = json!({"conditions": [{"type": condition, "status": "True",
+            "reason": if condition == "Failed" { "BackoffLimitExceeded" } else { "Completed" },
+            "message": if condition == "Failed" { "Job has reached the specified backoff limit" } else { "" }}]});
+    });
+}
+
+#[test]
+fn pipelines_run_as_jobs_step_after_step_and_runs_are_recorded() {
+    let api = FakeApi::start(40);
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", PROJECT)
+        .write("specs/jobs.yaml", PIPELINE);
+    let first = repo.commit("a pipeline");
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(state.path());
+    let up = Up::start(
+        repo.path(),
+        &state.path().join("data"),
+        &[
+            "--runtime",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--status-interval",
+            "200ms",
+        ],
+        &[],
+    );
+    up.wait_synced(&first);
+
+    // The sync runs both jobs as one pipeline: `train` waits, suspended.
+    api.wait_until(Duration::from_secs(10), "the runs' Jobs", |api| {
+        api.get(JOBS, Some("shop"), "job-prepare-1").is_some()
+            && api.get(JOBS, Some("shop"), "job-train-1").is_some()
+    });
+    let prepare = api.get(JOBS, Some("shop"), "job-prepare-1").unwrap();
+    let train = api.get(JOBS, Some("shop"), "job-train-1").unwrap();
+    assert_ne!(prepare["spec"]["suspend"], true);
+    assert_eq!(train["spec"]["suspend"], true);
+    assert_eq!(
+        train["metadata"]["annotations"]["cairn.dev/depends-on"],
+        "prepare"
+    );
+    assert_eq!(
+        train["metadata"]["labels"]["cairn.dev/pipeline"],
+        prepare["metadata"]["labels"]["cairn.dev/pipeline"]
+    );
+    up.wait_for(Duration::from_secs(10), "train to wait for prepare", || {
+        let r = up.resource("Job", "train")?;
+        (r["phase"] == "Idle" && r["message"] == "waiting for prepare").then_some(())
+    });
+
+    // `prepare` succeeds: `train` is resumed, and the run is recorded.
+    finish(&api, "job-prepare-1", "Complete");
+    api.wait_until(Duration::from_secs(10), "train to be resumed", |api| {
+        api.get(JOBS, Some("shop"), "job-train-1").unwrap()["spec"]["suspend"] == false
+    });
+    let run = up.wait_run("prepare", 1);
+    assert_eq!(run["state"], "succeeded", "{run}");
+
+    // `train` fails: its run and status say why.
+    finish(&api, "job-train-1", "Failed");
+    let run = up.wait_run("train", 1);
+    assert_eq!(run["state"], "failed", "{run}");
+    up.wait_for(Duration::from_secs(10), "train's failure in the status", || {
+        let r = up.resource("Job", "train")?;
+        (r["phase"] == "Failed"
+            && r["message"]
+                == "the run failed: BackoffLimitExceeded: Job has reached the specified backoff limit")
+            .then_some(())
+    });
+
+    // A manual run of `train` with a parameter runs its upstream job first.
+    let (status, body) = up.post(
+        "/api/v1/jobs/train/runs",
+        &json!({"params": {"epochs": 10}}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["pipeline"].as_array().unwrap().len(), 2, "{body}");
+    let manual = api.get(JOBS, Some("shop"), "job-train-2").unwrap();
+    assert_eq!(manual["spec"]["suspend"], true);
+    let env = &manual["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "CAIRN_PARAM_EPOCHS" && e["value"] == "10"),
+        "{env}"
+    );
+    assert!(api.get(JOBS, Some("shop"), "job-prepare-2").is_some());
+
+    // Logs stay in the cluster, and say where to find them.
+    let (status, text) = up.get_raw("/api/v1/jobs/train/runs/1/logs").unwrap();
+    assert_eq!(status, 404);
+    assert!(
+        text.contains("kubectl logs -n shop -l cairn.dev/name=train"),
+        "{text}"
+    );
+}
