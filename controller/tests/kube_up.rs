@@ -127,21 +127,24 @@ fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
     let first = repo.commit("shop on Kubernetes");
     let state = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(state.path());
-    let up = Up::start(
-        repo.path(),
-        &state.path().join("data"),
-        &[
-            "--runtime",
-            "kubernetes",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--repo-url",
-            "https://git.example.com/shop.git",
-            "--status-interval",
-            "200ms",
-        ],
-        &[],
-    );
+    let start = || {
+        Up::start(
+            repo.path(),
+            &state.path().join("data"),
+            &[
+                "--runtime",
+                "kubernetes",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--repo-url",
+                "https://git.example.com/shop.git",
+                "--status-interval",
+                "200ms",
+            ],
+            &[],
+        )
+    };
+    let up = start();
     up.wait_synced(&first);
 
     // Every object, applied with Cairn's labels.
@@ -237,6 +240,51 @@ fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
                 .to_string()
                 .contains("drifted from Git; reverted")
                 .then_some(())
+        },
+    );
+
+    // Applications are proxied to their Service.
+    let app_ip = api.get(SERVICES, Some("shop"), "app-board").unwrap()["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _app = Killed(
+        Command::new("python3")
+            .args(["-m", "http.server", "80", "--bind", &app_ip])
+            .current_dir(repo.path().join("board"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let page = up.wait_for(
+        Duration::from_secs(20),
+        "the application behind its Service",
+        || up.get_text("/apps/board/").ok(),
+    );
+    assert_eq!(page, "<h1>board</h1>\n");
+
+    // After a restart, the model is served again and drift is still repaired.
+    drop(up);
+    let up = start();
+    let (status, body) = up.post("/models/classifier/predict", &request);
+    assert_eq!(status, 200, "{body}\n{}", up.logs());
+    api.edit(
+        DEPLOYMENTS,
+        Some("shop"),
+        "model-classifier",
+        "kubectl-edit",
+        |d| {
+            d["spec"]["replicas"] = json!(9);
+        },
+    );
+    api.wait_until(
+        Duration::from_secs(20),
+        "the drift to be reverted after a restart",
+        |api| {
+            api.get(DEPLOYMENTS, Some("shop"), "model-classifier")
+                .unwrap()["spec"]["replicas"]
+                == 2
         },
     );
 

@@ -187,7 +187,10 @@ async fn up(args: Args) -> Result<ExitCode> {
         data_dir.display()
     );
     tokio::task::block_in_place(|| controller.restore())?;
-    if let Err(e) = controller.reconcile(crate::store::now(), false).await {
+    // On Kubernetes the first sync always runs, even for a commit already
+    // synced: it rebuilds what the drift watcher and the status refresh follow.
+    let force = args.runtime == RuntimeKind::Kubernetes;
+    if let Err(e) = controller.reconcile(crate::store::now(), force).await {
         tracing::warn!("first sync failed: {e:#}");
     }
     let watchers = spawn_watchers(
