@@ -287,6 +287,16 @@ fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
                 == 2
         },
     );
+    // Deleted by hand: created again.
+    api.delete(SERVICES, Some("shop"), "model-classifier");
+    api.wait_until(
+        Duration::from_secs(20),
+        "the Service to be re-created",
+        |api| {
+            api.get(SERVICES, Some("shop"), "model-classifier")
+                .is_some()
+        },
+    );
 
     // A broken model file and a removed application in one commit: the
     // broken file could have held anything, so nothing is deleted.

@@ -206,14 +206,41 @@ users:
                 name.to_string(),
             );
             let (object, owner) = inner.objects.get_mut(&key).expect("object to edit");
+            let spec = object["spec"].clone();
             edit(object);
             object["metadata"]["resourceVersion"] = json!(rv.to_string());
+            // Like the API server: a change of spec is a new generation.
+            if object["spec"] != spec {
+                let generation = object["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                object["metadata"]["generation"] = json!(generation);
+            }
             *owner = manager.to_string();
             object.clone()
         };
         let _ = self.shared.events.send((
             collection.to_string(),
             json!({"type": "MODIFIED", "object": event}),
+        ));
+    }
+
+    /// Deletes a stored object as another client would (`kubectl delete`).
+    pub fn delete(&self, collection: &str, namespace: Option<&str>, name: &str) {
+        let object = {
+            let mut inner = self.shared.inner.lock().unwrap();
+            inner.rv += 1;
+            inner
+                .objects
+                .remove(&(
+                    collection.to_string(),
+                    namespace.map(str::to_string),
+                    name.to_string(),
+                ))
+                .expect("object to delete")
+                .0
+        };
+        let _ = self.shared.events.send((
+            collection.to_string(),
+            json!({"type": "DELETED", "object": object}),
         ));
     }
 

@@ -174,13 +174,17 @@ impl Inner {
         }
     }
 
-    /// Routes a model's endpoint in the gateway to its Service.
-    fn serve(&self, key: &ResourceKey, spec: &ModelSpec, commit: &str, addr: SocketAddr) {
+    /// Routes a model's endpoint in the gateway to its Service, at the
+    /// address the Service has when a request comes (a Service deleted and
+    /// created again gets a new cluster IP).
+    fn serve(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec, commit: &str) {
         let number = self
             .store
             .model_version(key, commit, "", None)
             .map(|v| v.version)
             .unwrap_or(1);
+        let weak = Arc::downgrade(self);
+        let service = key.clone();
         self.gateway.install(
             key,
             spec,
@@ -189,7 +193,9 @@ impl Inner {
                 commit: commit.to_string(),
                 sha256: String::new(),
                 backend: Backend::Process {
-                    upstream: Arc::new(move || Some(addr)),
+                    upstream: Arc::new(move || {
+                        weak.upgrade()?.lock().services.get(&service).copied()
+                    }),
                 },
             },
         );
@@ -204,6 +210,11 @@ impl Inner {
             return Ok(());
         }
         let managed = format!("{}=cairn", objects::LABEL_MANAGED_BY);
+        for service in self.applier.list(ObjectKind::Service, &managed).await? {
+            if let (Some(owner), Some(addr)) = (service.owner(), service_addr(&service.object)) {
+                self.lock().services.insert(owner, addr);
+            }
+        }
         let deployments = self.applier.list(ObjectKind::Deployment, &managed).await?;
         let jobs = self.applier.list(ObjectKind::Job, &managed).await?;
         let pods: Vec<Pod> = Api::<Pod>::all(self.applier.client().clone())
@@ -459,8 +470,8 @@ impl Runtime for KubernetesRuntime {
                         state.sync_runs.insert(key.clone());
                     }
                 }
-                if let (Spec::Model(m), Some(addr)) = (&r.spec, service) {
-                    inner.serve(key, m, ctx.commit, addr);
+                if let (Spec::Model(m), Some(_)) = (&r.spec, service) {
+                    inner.serve(key, m, ctx.commit);
                     inner
                         .lock()
                         .models
@@ -586,7 +597,7 @@ impl Runtime for KubernetesRuntime {
             if a.key.kind == Kind::Model
                 && let Some(m) = super::spec_of::<ModelSpec>(&a.value)
             {
-                inner.serve(&a.key, &m, &a.commit, addr);
+                inner.serve(&a.key, &m, &a.commit);
                 inner
                     .lock()
                     .models

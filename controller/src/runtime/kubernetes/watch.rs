@@ -12,6 +12,7 @@ use kube::api::Api;
 use kube::core::DynamicObject;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Finds the desired object for a live one: kind, namespace, name.
@@ -45,6 +46,9 @@ async fn watch_kind(applier: Applier, kind: ObjectKind, desired: DesiredLookup, 
     let api: Api<DynamicObject> = Api::all_with(applier.client().clone(), &kind.api_resource());
     let config = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}=cairn"));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    // The generation each object was last checked at: a change of status
+    // alone (replicas becoming ready) leaves it as it is and needs no apply.
+    let mut checked: HashMap<(Option<String>, String), i64> = HashMap::new();
     while let Some(event) = events.next().await {
         let (object, deleted) = match event {
             Ok(Event::Apply(o) | Event::InitApply(o)) => (o, false),
@@ -57,6 +61,15 @@ async fn watch_kind(applier: Applier, kind: ObjectKind, desired: DesiredLookup, 
         };
         let name = object.metadata.name.clone().unwrap_or_default();
         let namespace = object.metadata.namespace.clone();
+        let place = (namespace.clone(), name.clone());
+        if deleted {
+            checked.remove(&place);
+        } else if let Some(generation) = object.metadata.generation {
+            if checked.get(&place) == Some(&generation) {
+                continue;
+            }
+            checked.insert(place, generation);
+        }
         let Some(want) = desired(kind, namespace.as_deref(), &name) else {
             continue;
         };
