@@ -494,3 +494,91 @@ fn pipelines_run_as_jobs_step_after_step_and_runs_are_recorded() {
         "{text}"
     );
 }
+
+/// Scale figures (run with `--ignored --nocapture`): the first sync of many
+/// resources onto the fake API server, a sync that changes one of them,
+/// and `cairn plan --runtime kubernetes` for all of them.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn scale_figures() {
+    let n: usize = std::env::var("CAIRN_SCALE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let api = FakeApi::start(2);
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", PROJECT)
+        .write("board/index.html", "hi\n")
+        .write("models/classifier.onnx", std::fs::read(CLASSIFIER).unwrap());
+    let mut specs = String::new();
+    for i in 0..n {
+        specs.push_str(&MODEL.replace("name: classifier", &format!("name: model-{i}")));
+        specs.push_str("---\n");
+        specs.push_str(
+            &APP.replace("name: board", &format!("name: board-{i}"))
+                .replace("name: nightly", &format!("name: nightly-{i}")),
+        );
+        specs.push_str("---\n");
+    }
+    repo.write("specs/many.yaml", &specs);
+    let first = repo.commit("many workloads");
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(state.path());
+    let up = Up::start(
+        repo.path(),
+        &state.path().join("data"),
+        &[
+            "--runtime",
+            "kubernetes",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--repo-url",
+            "https://git.example.com/shop.git",
+        ],
+        &[],
+    );
+    up.wait_for(Duration::from_secs(300), "the first sync", || {
+        let s = up.get("/api/v1/status");
+        (s["lastSync"]["commit"] == first).then_some(())
+    });
+    let first_ms = up.get("/api/v1/sync")["lastSync"]["durationMs"]
+        .as_i64()
+        .unwrap_or(-1);
+    let patches = api.requests_with("PATCH").len();
+    repo.write(
+        "specs/many.yaml",
+        specs.replacen("replicas: 2", "replicas: 3", 1),
+    );
+    let second = repo.commit("scale one model");
+    up.wait_synced(&second);
+    let second_ms = up.get("/api/v1/sync")["lastSync"]["durationMs"]
+        .as_i64()
+        .unwrap_or(-1);
+    // The plan of every object, from a commit with none of them.
+    repo.write("specs/many.yaml", "");
+    let none = repo.commit("nothing");
+    let started = std::time::Instant::now();
+    let out = common::cairn()
+        .args([
+            "plan",
+            &repo.arg(),
+            "--from",
+            &none,
+            "--to",
+            &second,
+            "--runtime",
+            "kubernetes",
+        ])
+        .args(["--repo-url", "https://git.example.com/shop.git"])
+        .output()
+        .unwrap();
+    let plan_ms = started.elapsed().as_millis();
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    println!(
+        "{} resources ({} objects): first sync {first_ms} ms ({patches} applies), \
+         a one-model change {second_ms} ms, cairn plan --runtime kubernetes {plan_ms} ms ({} KiB of YAML)",
+        3 * n + 2,
+        yaml.matches("\nkind: ").count() + usize::from(yaml.starts_with("kind: ")),
+        yaml.len() / 1024
+    );
+}

@@ -37,7 +37,7 @@ struct Inner {
     /// Injected failures: (method, object name) → (code, reason, message).
     failures: BTreeMap<(String, String), (u16, String, String)>,
     rv: u64,
-    next_ip: u8,
+    next_ip: u32,
 }
 
 #[derive(Clone)]
@@ -60,7 +60,7 @@ impl FakeApi {
         let (events, _) = broadcast::channel(1024);
         let shared = Shared {
             inner: Arc::new(Mutex::new(Inner {
-                next_ip: ip_base,
+                next_ip: u32::from(ip_base),
                 rv: 100,
                 ..Default::default()
             })),
@@ -560,7 +560,7 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                             None => {
                                 let n = inner.next_ip;
                                 inner.next_ip += 1;
-                                format!("127.0.0.{n}")
+                                format!("127.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255)
                             }
                         };
                         object["spec"]["clusterIP"] = json!(ip);
