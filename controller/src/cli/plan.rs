@@ -75,7 +75,6 @@ pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
         let rendered = materialized.map(|()| {
             crate::runtime::kubernetes::plan::render(
                 &plan,
-                &old,
                 &new,
                 &commit,
                 &checkout,

@@ -17,7 +17,6 @@ pub struct Rendered {
 /// Renders the objects each action of `plan` applies or prunes.
 pub fn render(
     plan: &Plan,
-    _old: &DesiredState,
     new: &DesiredState,
     commit: &str,
     checkout: &std::path::Path,

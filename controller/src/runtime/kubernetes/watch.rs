@@ -90,13 +90,10 @@ pub async fn repair(
     deleted: bool,
 ) -> Option<String> {
     match applier.apply(want).await {
-        Ok(stored) if deleted => {
-            let _ = stored;
-            Some(format!(
-                "{} was deleted outside Git; re-created",
-                want.describe()
-            ))
-        }
+        Ok(_) if deleted => Some(format!(
+            "{} was deleted outside Git; re-created",
+            want.describe()
+        )),
         Ok(stored) if stored.metadata.resource_version != live.metadata.resource_version => {
             Some(format!("{} drifted from Git; reverted", want.describe()))
         }
