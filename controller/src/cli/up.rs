@@ -160,7 +160,6 @@ async fn up(args: Args) -> Result<ExitCode> {
                 store.clone(),
                 &data_dir,
             )?;
-            kube.spawn_background(args.status_interval);
             tracing::info!("runtime: Kubernetes (field manager `cairn`)");
             AnyRuntime::Kubernetes(kube)
         }
@@ -192,6 +191,11 @@ async fn up(args: Args) -> Result<ExitCode> {
     let force = args.runtime == RuntimeKind::Kubernetes;
     if let Err(e) = controller.reconcile(crate::store::now(), force).await {
         tracing::warn!("first sync failed: {e:#}");
+    }
+    // Watching starts once the first sync applied everything: its own
+    // writes are then known and not mistaken for drift.
+    if let AnyRuntime::Kubernetes(kube) = runtime.as_ref() {
+        kube.spawn_background(args.status_interval);
     }
     let watchers = spawn_watchers(
         controller.clone(),

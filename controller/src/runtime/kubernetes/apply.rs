@@ -20,7 +20,8 @@ use crate::loader::ResourceKey;
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::DynamicObject;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "cairn";
@@ -156,17 +157,37 @@ pub fn orphans<'a>(
         .collect()
 }
 
-/// Applies and prunes objects through one API client.
+/// Where an object lives: kind, namespace, name.
+pub type Place = (ObjectKind, Option<String>, String);
+
+/// Applies and prunes objects through one API client. Clones share the
+/// record of what they applied.
 #[derive(Clone)]
 pub struct Applier {
     client: Client,
     policy: ConflictPolicy,
+    /// The `resourceVersion` each object had after Cairn last applied it.
+    applied: Arc<Mutex<HashMap<Place, String>>>,
 }
 
 impl Applier {
     /// An applier using `client`.
     pub fn new(client: Client, policy: ConflictPolicy) -> Self {
-        Applier { client, policy }
+        Applier {
+            client,
+            policy,
+            applied: Arc::default(),
+        }
+    }
+
+    /// The `resourceVersion` an object had after Cairn last applied it: an
+    /// event carrying it reports Cairn's own write.
+    pub fn applied_version(&self, place: &Place) -> Option<String> {
+        self.applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(place)
+            .cloned()
     }
 
     /// The API client.

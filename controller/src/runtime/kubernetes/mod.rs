@@ -63,6 +63,8 @@ struct State {
     services: HashMap<ResourceKey, SocketAddr>,
     /// The spec of each served model.
     models: HashMap<ResourceKey, (ModelSpec, String)>,
+    /// The resources of the last sweep for orphans.
+    swept: Option<BTreeSet<ResourceKey>>,
 }
 
 impl KubernetesRuntime {
@@ -549,14 +551,20 @@ impl Runtime for KubernetesRuntime {
                 }
             }
         }
-        match self.block_on(inner.applier.prune_orphans(&keys, clean)) {
-            Ok(deleted) => {
-                for d in deleted {
-                    tracing::info!("pruned {d}: its spec was removed");
-                    let _ = inner.store.audit(Some(ctx.commit), None, "prune", &d);
+        // Orphans can only appear when the set of resources changes (or
+        // while the controller was down): sweep then, not on every sync.
+        let swept = inner.lock().swept.as_ref() == Some(&keys);
+        if clean && !swept {
+            match self.block_on(inner.applier.prune_orphans(&keys, clean)) {
+                Ok(deleted) => {
+                    for d in deleted {
+                        tracing::info!("pruned {d}: its spec was removed");
+                        let _ = inner.store.audit(Some(ctx.commit), None, "prune", &d);
+                    }
+                    inner.lock().swept = Some(keys);
                 }
+                Err(e) => tracing::warn!("pruning failed: {e}"),
             }
-            Err(e) => tracing::warn!("pruning failed: {e}"),
         }
         let targets: Vec<ResourceKey> = std::mem::take(&mut inner.lock().sync_runs)
             .into_iter()

@@ -64,6 +64,15 @@ async fn watch_kind(applier: Applier, kind: ObjectKind, desired: DesiredLookup, 
         let place = (namespace.clone(), name.clone());
         if deleted {
             checked.remove(&place);
+        } else if object.metadata.resource_version.is_some()
+            && applier.applied_version(&(kind, namespace.clone(), name.clone()))
+                == object.metadata.resource_version
+        {
+            // Cairn's own write.
+            if let Some(generation) = object.metadata.generation {
+                checked.insert(place, generation);
+            }
+            continue;
         } else if let Some(generation) = object.metadata.generation {
             if checked.get(&place) == Some(&generation) {
                 continue;
