@@ -486,13 +486,20 @@ fn pipelines_run_as_jobs_step_after_step_and_runs_are_recorded() {
     );
     assert!(api.get(JOBS, Some("shop"), "job-prepare-2").is_some());
 
-    // Logs stay in the cluster, and say where to find them.
-    let (status, text) = up.get_raw("/api/v1/jobs/train/runs/1/logs").unwrap();
-    assert_eq!(status, 404);
-    assert!(
-        text.contains("kubectl logs -n shop -l cairn.dev/name=train"),
-        "{text}"
+    // A run's log is read from its pod.
+    api.put(
+        "/api/v1/pods",
+        Some("shop"),
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "job-train-1-x7k2p", "namespace": "shop",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": {"job-name": "job-train-1", "cairn.dev/name": "train"}}}),
     );
+    api.set_log("job-train-1-x7k2p", "epoch 1/3\nTraceback: out of memory\n");
+    let text = up.get_text("/api/v1/jobs/train/runs/1/logs").unwrap();
+    assert_eq!(text, "epoch 1/3\nTraceback: out of memory\n");
+    let (status, text) = up.get_raw("/api/v1/jobs/prepare/runs/9/logs").unwrap();
+    assert_eq!(status, 404, "{text}");
 }
 
 /// Scale figures (run with `--ignored --nocapture`): the first sync of many

@@ -33,6 +33,8 @@ type Place = (String, Option<String>, String);
 #[derive(Default)]
 struct Inner {
     objects: BTreeMap<Place, (Value, String)>,
+    /// Container logs by pod name.
+    logs: BTreeMap<String, String>,
     requests: Vec<Recorded>,
     /// Injected failures: (method, object name) → (code, reason, message).
     failures: BTreeMap<(String, String), (u16, String, String)>,
@@ -244,6 +246,16 @@ users:
         ));
     }
 
+    /// The log a pod's container answers with.
+    pub fn set_log(&self, pod: &str, text: &str) {
+        self.shared
+            .inner
+            .lock()
+            .unwrap()
+            .logs
+            .insert(pod.to_string(), text.to_string());
+    }
+
     /// Stores an object directly (pods, objects made by others).
     pub fn put(&self, collection: &str, namespace: Option<&str>, object: Value) {
         let name = object["metadata"]["name"].as_str().unwrap().to_string();
@@ -418,6 +430,15 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         query: query.clone(),
         body: body.clone(),
     });
+    if let Some(pod_path) = path.strip_suffix("/log")
+        && method == Method::GET
+    {
+        let pod = pod_path.rsplit('/').next().unwrap_or_default().to_string();
+        return match s.inner.lock().unwrap().logs.get(&pod) {
+            Some(text) => (StatusCode::OK, text.clone()).into_response(),
+            None => status(404, "NotFound", &format!("pods \"{pod}\" not found")),
+        };
+    }
     let Some((collection, namespace, name)) = parse_path(&path) else {
         return status(
             404,

@@ -51,6 +51,8 @@ struct Inner {
     gateway: Arc<Gateway>,
     handle: Handle,
     state: Mutex<State>,
+    /// Where logs read from the cluster are written for the log API.
+    logs_dir: PathBuf,
 }
 
 #[derive(Default)]
@@ -89,6 +91,7 @@ impl KubernetesRuntime {
                 gateway: Arc::new(Gateway::new(events, keys)),
                 handle: Handle::current(),
                 state: Mutex::new(State::default()),
+                logs_dir: data_dir.join("logs"),
             }),
         })
     }
@@ -614,14 +617,133 @@ impl Runtime for KubernetesRuntime {
         }
     }
 
+    /// Reads the log of a run's (latest) pod or of a replica from the
+    /// cluster into a file under the data directory.
     fn logs(&self, target: &LogTarget) -> Result<LogSource, RuntimeError> {
-        let (LogTarget::Run(key, _) | LogTarget::Replica(key, _)) = target;
-        Err(RuntimeError::Unsupported(format!(
-            "logs of the Kubernetes runtime stay in the cluster: kubectl logs -n {} -l {}={}",
-            objects::project_namespace(key.project.as_ref()),
-            objects::LABEL_NAME,
+        let inner = &self.inner;
+        let (key, selector, index) = match target {
+            LogTarget::Run(key, number) => {
+                if inner.store.run(key, *number)?.is_none() {
+                    return Err(RuntimeError::NotFound(format!(
+                        "{key} has no run #{number}"
+                    )));
+                }
+                let selector = format!("{},{LABEL_RUN}={number}", objects::selector_string(key));
+                (key, selector, None)
+            }
+            LogTarget::Replica(key, replica) => {
+                (key, objects::selector_string(key), Some(*replica))
+            }
+        };
+        let text = self
+            .block_on(inner.read_log(key, &selector, index))
+            .map_err(|e| match e {
+                ApplyError::Api { message, .. } if message.starts_with("no pod") => {
+                    RuntimeError::NotFound(message)
+                }
+                other => cluster_error(other),
+            })?;
+        std::fs::create_dir_all(&inner.logs_dir)?;
+        let file = match target {
+            LogTarget::Run(_, n) => format!("run-{n}"),
+            LogTarget::Replica(_, r) => format!("replica-{r}"),
+        };
+        let path = inner.logs_dir.join(format!(
+            "{}-{}-{}-{file}.log",
+            objects::kind_label(key.kind),
+            key.project.as_ref().map_or("", |p| p.as_str()),
             key.name
-        )))
+        ));
+        std::fs::write(&path, text)?;
+        // A snapshot read now: the log API must not wait for it to grow.
+        Ok(LogSource { path, live: false })
+    }
+}
+
+impl Inner {
+    /// The log of the main container of a pod: for a run, of the newest
+    /// pod of its Job (selected by `job_selector`); for a replica, of the
+    /// `index`th pod by name.
+    async fn read_log(
+        &self,
+        key: &ResourceKey,
+        job_selector: &str,
+        index: Option<i64>,
+    ) -> Result<String, ApplyError> {
+        let client = self.applier.client().clone();
+        let api_error = |object: &str, e: kube::Error| ApplyError::Api {
+            object: object.to_string(),
+            message: e.to_string(),
+        };
+        let (namespace, pod_selector) = match index {
+            None => {
+                let jobs = self.applier.list(ObjectKind::Job, job_selector).await?;
+                let job = jobs.first().ok_or_else(|| ApplyError::Api {
+                    object: key.to_string(),
+                    message: format!(
+                        "no pod: the run's Job is gone from the cluster ({job_selector})"
+                    ),
+                })?;
+                (
+                    job.object.metadata.namespace.clone().unwrap_or_default(),
+                    format!(
+                        "job-name={}",
+                        job.object.metadata.name.clone().unwrap_or_default()
+                    ),
+                )
+            }
+            Some(_) => {
+                let deployments = self
+                    .applier
+                    .list(ObjectKind::Deployment, job_selector)
+                    .await?;
+                let d = deployments.first().ok_or_else(|| ApplyError::Api {
+                    object: key.to_string(),
+                    message: format!("no pod: {key} has no Deployment in the cluster"),
+                })?;
+                let labels: Vec<String> = objects::selector(key)
+                    .into_iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                (
+                    d.object.metadata.namespace.clone().unwrap_or_default(),
+                    labels.join(","),
+                )
+            }
+        };
+        let pods_api: Api<Pod> = Api::namespaced(client, &namespace);
+        let mut pods = pods_api
+            .list(&ListParams::default().labels(&pod_selector))
+            .await
+            .map_err(|e| api_error("listing pods", e))?
+            .items;
+        let pod = match index {
+            None => {
+                pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+                pods.pop()
+            }
+            Some(i) => {
+                pods.sort_by_key(|p| p.metadata.name.clone());
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| pods.into_iter().nth(i))
+            }
+        };
+        let pod = pod.ok_or_else(|| ApplyError::Api {
+            object: key.to_string(),
+            message: format!("no pod of {key} in namespace {namespace} yet"),
+        })?;
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        pods_api
+            .logs(
+                &name,
+                &kube::api::LogParams {
+                    container: Some("main".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| api_error(&format!("the log of pod {namespace}/{name}"), e))
     }
 }
 
