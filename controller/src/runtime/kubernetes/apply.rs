@@ -327,3 +327,59 @@ impl Applier {
         Ok(deleted)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn live(kind: ObjectKind, labels: serde_json::Value) -> LiveObject {
+        LiveObject {
+            kind,
+            object: serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": kind.as_str(),
+                "metadata": {"name": "x", "namespace": "ns", "labels": labels}
+            }))
+            .unwrap(),
+        }
+    }
+
+    fn key(kind: crate::spec::Kind, project: Option<&str>, name: &str) -> ResourceKey {
+        ResourceKey {
+            kind,
+            project: project.map(|p| p.parse().unwrap()),
+            name: name.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_labelled_objects_of_undesired_resources_are_orphans() {
+        use crate::spec::Kind;
+        let cairn = |kind: &str, name: &str| {
+            json!({"app.kubernetes.io/managed-by": "cairn", "cairn.dev/project": "p",
+                   "cairn.dev/kind": kind, "cairn.dev/name": name})
+        };
+        let objects = [
+            live(ObjectKind::Deployment, cairn("model", "kept")),
+            live(ObjectKind::Service, cairn("model", "gone")),
+            live(
+                ObjectKind::Namespace,
+                json!({"app.kubernetes.io/managed-by": "cairn",
+                "cairn.dev/kind": "project", "cairn.dev/name": "p"}),
+            ),
+            live(ObjectKind::Deployment, json!({"app": "postgres"})),
+            live(
+                ObjectKind::Service,
+                json!({"app.kubernetes.io/managed-by": "helm",
+                "cairn.dev/kind": "model", "cairn.dev/name": "gone", "cairn.dev/project": "p"}),
+            ),
+            live(ObjectKind::Service, cairn("no-such-kind", "gone")),
+        ];
+        let desired = BTreeSet::from([key(Kind::Model, Some("p"), "kept")]);
+        let found = orphans(&objects, &desired, true);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, ObjectKind::Service);
+        assert_eq!(found[0].owner(), Some(key(Kind::Model, Some("p"), "gone")));
+        assert!(orphans(&objects, &BTreeSet::new(), false).is_empty());
+    }
+}

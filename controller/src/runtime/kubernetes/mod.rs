@@ -106,8 +106,8 @@ impl KubernetesRuntime {
         &self.inner.applier
     }
 
-    /// Starts the watcher that reverts drift and the periodic status
-    /// refresh; both stop when the runtime is dropped.
+    /// Starts the watchers that revert drift (for the life of the process)
+    /// and the periodic status refresh (until the runtime is dropped).
     pub fn spawn_background(&self, status_every: Duration) {
         let weak = Arc::downgrade(&self.inner);
         self.inner.handle.spawn(watch::revert_drift(
