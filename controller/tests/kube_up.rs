@@ -3,6 +3,10 @@
 //! is served through its Service by `cairn model-server` (run the way its
 //! pod runs it), status comes from the objects, drift is reverted, and
 //! pruning never touches what a broken file describes.
+//!
+//! Services answer on port 80 of their cluster IP, so these tests bind
+//! `127.0.0.N:80`: they run as root (as CI does) or with
+//! `CAP_NET_BIND_SERVICE`.
 
 mod common;
 
@@ -106,7 +110,7 @@ fn serve_like_the_pod(deployment: &Value, ip: &str) -> Killed {
     while std::net::TcpStream::connect((ip, 80)).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(20),
-            "model server did not start"
+            "the model server did not start on {ip}:80 (binding port 80 needs root or CAP_NET_BIND_SERVICE)"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
