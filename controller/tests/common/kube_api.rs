@@ -548,7 +548,13 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                 let mut fresh = object.clone();
                 let unchanged = existing.as_ref().is_some_and(|(old, _)| {
                     let mut a = old.clone();
-                    for f in ["resourceVersion", "uid", "generation", "creationTimestamp"] {
+                    for f in [
+                        "resourceVersion",
+                        "uid",
+                        "generation",
+                        "creationTimestamp",
+                        "managedFields",
+                    ] {
                         a["metadata"].as_object_mut().map(|m| m.remove(f));
                     }
                     a.as_object_mut().map(|m| m.remove("status"));
@@ -572,6 +578,10 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                     object["metadata"]["resourceVersion"] = json!(rv.to_string());
                     object["metadata"]["generation"] = json!(generation);
                     object["metadata"]["uid"] = json!(format!("uid-{name}"));
+                    object["metadata"]["managedFields"] = json!([{
+                        "manager": manager, "operation": "Apply",
+                        "apiVersion": object["apiVersion"].clone(), "fieldsType": "FieldsV1", "fieldsV1": {}
+                    }]);
                     if kind == "Service" {
                         let ip = match existing
                             .as_ref()
