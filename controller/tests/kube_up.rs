@@ -456,6 +456,13 @@ fn pipelines_run_as_jobs_step_after_step_and_runs_are_recorded() {
     api.wait_until(Duration::from_secs(10), "train to be resumed", |api| {
         api.get(JOBS, Some("shop"), "job-train-1").unwrap()["spec"]["suspend"] == false
     });
+    // Only `suspend` changes: the fields the API server filled in stay.
+    let resume = api
+        .requests_with("PATCH")
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/jobs/job-train-1"))
+        .unwrap();
+    assert_eq!(resume.body, Some(json!({"spec": {"suspend": false}})));
     let run = up.wait_run("prepare", 1);
     assert_eq!(run["state"], "succeeded", "{run}");
 

@@ -418,6 +418,12 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
 
 async fn handle(State(s): State<Shared>, req: Request) -> Response {
     let method = req.method().clone();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let bytes: Bytes = axum::body::to_bytes(req.into_body(), 16 << 20)
@@ -511,6 +517,28 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                 Some((v, _)) => json_response(v),
                 None => status(404, "NotFound", &format!("\"{name}\" not found")),
             }
+        }
+        (Method::PATCH, Some(name)) if content_type.starts_with("application/merge-patch+json") => {
+            let Some(patch) = body else {
+                return status(400, "BadRequest", "the body is not JSON");
+            };
+            let stored = {
+                let mut inner = s.inner.lock().unwrap();
+                inner.rv += 1;
+                let rv = inner.rv;
+                let key = (collection.clone(), namespace.clone(), name.clone());
+                let Some((object, _)) = inner.objects.get_mut(&key) else {
+                    return status(404, "NotFound", &format!("\"{name}\" not found"));
+                };
+                merge(object, &patch);
+                object["metadata"]["resourceVersion"] = json!(rv.to_string());
+                object.clone()
+            };
+            let _ = s.events.send((
+                collection,
+                json!({"type": "MODIFIED", "object": stored.clone()}),
+            ));
+            json_response(&stored)
         }
         (Method::PATCH, Some(name)) => {
             let Some(mut object) = body else {
@@ -637,6 +665,22 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             "MethodNotAllowed",
             "not supported by the fake API server",
         ),
+    }
+}
+
+/// A JSON merge patch (RFC 7386).
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
     }
 }
 

@@ -235,6 +235,25 @@ impl Applier {
         Ok(out)
     }
 
+    /// Lets a suspended `Job` start: a merge patch of `spec.suspend` alone,
+    /// so that the fields the API server filled in (its selector, its
+    /// pods' labels) are left as they are.
+    pub async fn resume_job(&self, namespace: &str, name: &str) -> Result<(), ApplyError> {
+        let api = self.api(ObjectKind::Job, Some(namespace));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(
+            name,
+            &params,
+            &Patch::Merge(serde_json::json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| ApplyError::from_kube(format!("Job {namespace}/{name}"), e))
+    }
+
     /// Objects of one kind in every namespace matching a label selector.
     pub async fn list(
         &self,

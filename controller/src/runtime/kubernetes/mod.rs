@@ -352,22 +352,10 @@ impl Inner {
         if !done {
             return;
         }
-        let mut resumed = job.clone();
-        resumed.metadata.managed_fields = None;
-        resumed.metadata.resource_version = None;
-        resumed.status = None;
-        if let Some(spec) = resumed.spec.as_mut() {
-            spec.suspend = Some(false);
-        }
-        if let Err(e) = self
-            .applier
-            .apply(&KubeObject::Job(Box::new(resumed)))
-            .await
-        {
-            tracing::warn!(
-                "could not resume {}: {e}",
-                job.metadata.name.clone().unwrap_or_default()
-            );
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        if let Err(e) = self.applier.resume_job(&namespace, &name).await {
+            tracing::warn!("could not resume {namespace}/{name}: {e}");
         }
     }
 }
