@@ -497,6 +497,23 @@ fn pipelines_run_as_jobs_step_after_step_and_runs_are_recorded() {
     );
     assert!(api.get(JOBS, Some("shop"), "job-prepare-2").is_some());
 
+    // Its upstream run fails: it is skipped, never started.
+    finish(&api, "job-prepare-2", "Failed");
+    let run = up.wait_run("train", 2);
+    assert_eq!(run["state"], "skipped", "{run}");
+    assert_eq!(
+        api.get(JOBS, Some("shop"), "job-train-2").unwrap()["spec"]["suspend"],
+        true
+    );
+    up.wait_for(
+        Duration::from_secs(10),
+        "train to be reported skipped",
+        || {
+            let r = up.resource("Job", "train")?;
+            (r["message"] == "skipped: upstream job `prepare` failed").then_some(())
+        },
+    );
+
     // A run's log is read from its pod.
     api.put(
         "/api/v1/pods",

@@ -13,8 +13,8 @@
 //! ([`orphans`]). Namespaces are never deleted.
 
 use super::objects::{
-    KubeObject, LABEL_KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PROJECT, ObjectKind,
-    kind_from_label, selector_string,
+    ANNOTATION_SKIPPED, KubeObject, LABEL_KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PROJECT,
+    ObjectKind, kind_from_label, selector_string,
 };
 use crate::loader::ResourceKey;
 use kube::Client;
@@ -252,6 +252,26 @@ impl Applier {
         .await
         .map(|_| ())
         .map_err(|e| ApplyError::from_kube(format!("Job {namespace}/{name}"), e))
+    }
+
+    /// Marks a suspended pipeline step that will never run (its upstream
+    /// failed) with the annotation [`ANNOTATION_SKIPPED`].
+    pub async fn skip_job(
+        &self,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> Result<(), ApplyError> {
+        let api = self.api(ObjectKind::Job, Some(namespace));
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_SKIPPED: reason}}});
+        api.patch(name, &params, &Patch::Merge(patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| ApplyError::from_kube(format!("Job {namespace}/{name}"), e))
     }
 
     /// Objects of one kind in every namespace matching a label selector.

@@ -310,6 +310,7 @@ impl Inner {
         let s = status::job_status(&job, &[]);
         let state = match s.phase {
             Phase::Succeeded => RunState::Succeeded,
+            Phase::Failed if status::skipped(&job).is_some() => RunState::Skipped,
             Phase::Failed => RunState::Failed,
             _ => return,
         };
@@ -340,21 +341,34 @@ impl Inner {
         else {
             return;
         };
-        let done = upstream.split(',').all(|name| {
-            jobs.iter().any(|j| {
-                let l = j.object.metadata.labels.clone().unwrap_or_default();
-                l.get(objects::LABEL_NAME).map(String::as_str) == Some(name)
-                    && l.get(objects::LABEL_PIPELINE) == Some(pipeline)
-                    && typed::<k8s_openapi::api::batch::v1::Job>(j)
-                        .is_ok_and(|j| status::job_status(&j, &[]).phase == Phase::Succeeded)
-            })
-        });
-        if !done {
-            return;
-        }
+        let phase_of = |name: &str| {
+            jobs.iter()
+                .find(|j| {
+                    let l = j.object.metadata.labels.clone().unwrap_or_default();
+                    l.get(objects::LABEL_NAME).map(String::as_str) == Some(name)
+                        && l.get(objects::LABEL_PIPELINE) == Some(pipeline)
+                })
+                .and_then(|j| typed::<k8s_openapi::api::batch::v1::Job>(j).ok())
+                .map(|j| status::job_status(&j, &[]).phase)
+        };
         let name = job.metadata.name.clone().unwrap_or_default();
         let namespace = job.metadata.namespace.clone().unwrap_or_default();
-        if let Err(e) = self.applier.resume_job(&namespace, &name).await {
+        // An upstream step failed (or was skipped): this one never runs.
+        if let Some(failed) = upstream
+            .split(',')
+            .find(|u| phase_of(u) == Some(Phase::Failed))
+        {
+            let reason = format!("upstream job `{failed}` failed");
+            if let Err(e) = self.applier.skip_job(&namespace, &name, &reason).await {
+                tracing::warn!("could not mark {namespace}/{name} skipped: {e}");
+            }
+            return;
+        }
+        if upstream
+            .split(',')
+            .all(|u| phase_of(u) == Some(Phase::Succeeded))
+            && let Err(e) = self.applier.resume_job(&namespace, &name).await
+        {
             tracing::warn!("could not resume {namespace}/{name}: {e}");
         }
     }

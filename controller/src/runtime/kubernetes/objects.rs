@@ -59,6 +59,8 @@ pub const ANNOTATION_DEPENDS_ON: &str = "cairn.dev/depends-on";
 pub const SERVING_PORT: i32 = 8080;
 /// Where the commit's files are checked out inside pods.
 pub const WORKSPACE: &str = "/workspace";
+/// Why a pipeline step never ran, as an annotation on its suspended `Job`.
+pub const ANNOTATION_SKIPPED: &str = "cairn.dev/skipped";
 /// The Secret holding the values of a project's `secrets`.
 pub const SECRETS_NAME: &str = "cairn-secrets";
 /// The name of a project's `ResourceQuota`.

@@ -127,8 +127,20 @@ pub fn deployment_status(d: &Deployment, pods: &[Pod]) -> Observed {
     Observed::new(Phase::Progressing, message)
 }
 
+/// Why a pipeline step was skipped, if it was.
+pub fn skipped(job: &Job) -> Option<&str> {
+    job.metadata
+        .annotations
+        .as_ref()?
+        .get(super::objects::ANNOTATION_SKIPPED)
+        .map(String::as_str)
+}
+
 /// The status of one job run's Job.
 pub fn job_status(job: &Job, pods: &[Pod]) -> Observed {
+    if let Some(reason) = skipped(job) {
+        return Observed::new(Phase::Failed, format!("skipped: {reason}"));
+    }
     let status = job.status.clone().unwrap_or_default();
     for c in status.conditions.iter().flatten() {
         if c.status != "True" {
