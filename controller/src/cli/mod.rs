@@ -1,6 +1,8 @@
 //! The `cairn` command line.
 
 mod client;
+mod kube;
+mod model_server;
 mod plan;
 mod up;
 mod validate;
@@ -61,6 +63,9 @@ enum Command {
     /// Show a model's monitoring aggregates: requests, label coverage,
     /// scores and business metrics per time window and version.
     Metrics(client::MetricsArgs),
+    /// Serve one ONNX model over HTTP: the program of a model's pods on
+    /// Kubernetes, behind Cairn's gateway.
+    ModelServer(model_server::Args),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -154,6 +159,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(args) => client::keys(args),
         Command::Models(args) => client::models(args),
         Command::Metrics(args) => client::metrics(args),
+        Command::ModelServer(args) => model_server::run(args),
     };
     match result {
         Ok(code) => code,

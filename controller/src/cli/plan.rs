@@ -1,5 +1,6 @@
 //! `cairn plan`.
 
+use super::kube::{ObjectArgs, RuntimeKind};
 use super::validate::{describe, snapshot};
 use super::{ColorChoice, RepoArgs, term_color};
 use crate::diagnostics;
@@ -32,6 +33,12 @@ pub(super) struct Args {
     /// Also list unchanged resources.
     #[arg(long, short)]
     verbose: bool,
+    /// With `kubernetes`, print the exact objects the change applies (YAML)
+    /// and those it prunes, instead of the resource-level plan.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Embedded)]
+    runtime: RuntimeKind,
+    #[command(flatten)]
+    kube: ObjectArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -58,6 +65,38 @@ pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
     );
     let from = describe(&old_snapshot, &args.from);
     let to = describe(&new_snapshot, &args.to);
+    if args.runtime == RuntimeKind::Kubernetes {
+        let commit = new_snapshot.commit().map_or_else(
+            || if args.staged { "staged" } else { "worktree" }.to_string(),
+            |c| c.id.clone(),
+        );
+        let checkout = tempfile_dir()?;
+        let materialized = new_snapshot.materialize(&checkout);
+        let rendered = materialized.map(|()| {
+            crate::runtime::kubernetes::plan::render(
+                &plan,
+                &new,
+                &commit,
+                &checkout,
+                &args.kube.settings(None),
+            )
+        });
+        let _ = std::fs::remove_dir_all(&checkout);
+        let rendered = rendered?;
+        print!("{}", rendered.yaml);
+        for problem in &rendered.problems {
+            eprintln!("error: {problem}");
+        }
+        if new.has_errors() {
+            let mut stderr = StandardStream::stderr(term_color(color));
+            diagnostics::render_human(&new.report, &mut stderr)?;
+        }
+        return Ok(if rendered.problems.is_empty() && !new.has_errors() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        });
+    }
     match args.format {
         PlanFormat::Text => print!("{}", plan::render_text(&plan, &from, &to, args.verbose)),
         PlanFormat::Markdown => {
@@ -97,4 +136,15 @@ pub(super) fn run(args: Args, color: ColorChoice) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh directory for the files of the planned revision.
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "cairn-plan-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

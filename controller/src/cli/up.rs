@@ -2,10 +2,13 @@
 //! one process.
 
 use super::RepoArgs;
+use super::kube::{KubeArgs, RuntimeKind};
 use crate::controller::{Controller, Settings, WatchOptions, spawn_watchers};
 use crate::gateway::http::GatewayState;
+use crate::runtime::any::AnyRuntime;
 use crate::runtime::embedded::EmbeddedRuntime;
 use crate::runtime::gpu::{GpuInventory, GpuSource};
+use crate::runtime::kubernetes::KubernetesRuntime;
 use crate::server::api::{AppState, router};
 use crate::server::hooks::WebhookConfig;
 use crate::server::proxy::ProxyClient;
@@ -48,6 +51,14 @@ pub(super) struct Args {
     /// On exit, leave jobs and applications running for the next `cairn up` to adopt.
     #[arg(long)]
     detach: bool,
+    /// Where workloads run.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Embedded, env = "CAIRN_RUNTIME")]
+    runtime: RuntimeKind,
+    /// How often the Kubernetes runtime reads status from the cluster.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    status_interval: Duration,
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
@@ -109,23 +120,51 @@ async fn up(args: Args) -> Result<ExitCode> {
     let _ = std::fs::write(data_dir.join(".gitignore"), "*\n");
     let store = Arc::new(Store::open(&data_dir.join("cairn.db")).context("opening the store")?);
 
-    let gpus = GpuInventory::discover();
-    match gpus.source {
-        GpuSource::None => tracing::info!(
-            "no GPUs: {}",
-            gpus.note.as_deref().unwrap_or("NVML not available")
-        ),
-        _ => tracing::info!(
-            "GPUs: {}",
-            gpus.devices
-                .iter()
-                .map(|d| format!("{} {}", d.index, d.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-    let runtime = Arc::new(EmbeddedRuntime::new(store.clone(), &data_dir, gpus)?);
-    runtime.set_server_url(server_url(local));
+    let runtime = match args.runtime {
+        RuntimeKind::Embedded => {
+            let gpus = GpuInventory::discover();
+            match gpus.source {
+                GpuSource::None => tracing::info!(
+                    "no GPUs: {}",
+                    gpus.note.as_deref().unwrap_or("NVML not available")
+                ),
+                _ => tracing::info!(
+                    "GPUs: {}",
+                    gpus.devices
+                        .iter()
+                        .map(|d| format!("{} {}", d.index, d.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+            let embedded = EmbeddedRuntime::new(store.clone(), &data_dir, gpus)?;
+            embedded.set_server_url(server_url(local));
+            AnyRuntime::Embedded(embedded)
+        }
+        RuntimeKind::Kubernetes => {
+            let client = args.kube.client().await?;
+            let followed = match &location {
+                RepoLocation::Remote(url) => Some(url.as_str()),
+                RepoLocation::Local(_) => None,
+            };
+            let settings = args.kube.objects.settings(followed);
+            if settings.repo_url.is_none() {
+                tracing::warn!(
+                    "no repository URL for pods (--repo-url): workloads get no files from the repository"
+                );
+            }
+            let kube = KubernetesRuntime::new(
+                client,
+                settings,
+                args.kube.policy(),
+                store.clone(),
+                &data_dir,
+            )?;
+            tracing::info!("runtime: Kubernetes (field manager `cairn`)");
+            AnyRuntime::Kubernetes(kube)
+        }
+    };
+    let runtime = Arc::new(runtime);
     let controller = Arc::new(Controller::new(
         runtime.clone(),
         store.clone(),
@@ -147,8 +186,16 @@ async fn up(args: Args) -> Result<ExitCode> {
         data_dir.display()
     );
     tokio::task::block_in_place(|| controller.restore())?;
-    if let Err(e) = controller.reconcile(crate::store::now(), false).await {
+    // On Kubernetes the first sync always runs, even for a commit already
+    // synced: it rebuilds what the drift watcher and the status refresh follow.
+    let force = args.runtime == RuntimeKind::Kubernetes;
+    if let Err(e) = controller.reconcile(crate::store::now(), force).await {
         tracing::warn!("first sync failed: {e:#}");
+    }
+    // Watching starts once the first sync applied everything: its own
+    // writes are then known and not mistaken for drift.
+    if let AnyRuntime::Kubernetes(kube) = runtime.as_ref() {
+        kube.spawn_background(args.status_interval);
     }
     let watchers = spawn_watchers(
         controller.clone(),

@@ -4,12 +4,15 @@
 //! interface: *observe* what it runs, *apply* one planned action, *restore*
 //! after a restart, and read *logs*. The embedded runtime
 //! ([`embedded::EmbeddedRuntime`]) runs everything on this machine as
-//! supervised processes; a Kubernetes runtime implements the same interface.
+//! supervised processes; the Kubernetes runtime ([`kubernetes::KubernetesRuntime`])
+//! implements the same interface on a cluster.
 
+pub mod any;
 pub mod embedded;
 pub mod envs;
 pub mod frameworks;
 pub mod gpu;
+pub mod kubernetes;
 pub mod process;
 
 use crate::loader::{DesiredState, Resource, ResourceKey};
@@ -36,6 +39,9 @@ pub enum RuntimeError {
     /// The file system failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The cluster refused or could not be reached.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// What an action is applied with.

@@ -5,7 +5,8 @@ use super::hooks::{self, WebhookConfig};
 use super::proxy::{self, ProxyClient};
 use crate::controller::{Controller, Trigger};
 use crate::loader::ResourceKey;
-use crate::runtime::embedded::{EmbeddedRuntime, RunRequest};
+use crate::runtime::any::AnyRuntime;
+use crate::runtime::embedded::RunRequest;
 use crate::runtime::{LogTarget, Runtime};
 use crate::spec::{Kind, Name};
 use axum::Router;
@@ -25,7 +26,7 @@ use tokio::sync::mpsc;
 #[derive(Clone)]
 pub struct AppState {
     /// The controller.
-    pub controller: Arc<Controller<EmbeddedRuntime>>,
+    pub controller: Arc<Controller<AnyRuntime>>,
     /// Webhook verification.
     pub hooks: WebhookConfig,
     /// Where to ask for a reconciliation.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kube_api;
 pub mod up;
 
 use std::path::{Path, PathBuf};
