@@ -115,6 +115,7 @@ pub fn migrations() -> Migrations<'static> {
         );
         CREATE INDEX rollout_steps_model ON rollout_steps (model, version);",
         ),
+        M::up("ALTER TABLE model_versions ADD COLUMN spec_digest TEXT NOT NULL DEFAULT '';"),
     ])
 }
 

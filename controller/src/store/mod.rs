@@ -774,23 +774,26 @@ impl Store {
     // ----------------------------------------------------- model versions --
 
     /// The version number of a model serving the artifact with digest
-    /// `sha256` (for process models, which have none: built from `commit`):
-    /// the existing one — an artifact served again, as by a rollback, keeps
-    /// its number — or the next.
+    /// `sha256` under a spec with digest `spec_digest` (which leaves out the
+    /// artifact pin; process models, without an artifact, are keyed by
+    /// `commit`): the existing one — an artifact served again under the
+    /// same spec, as by a rollback, keeps its number — or the next.
     pub fn model_version(
         &self,
         model: &ResourceKey,
         commit: &str,
         sha256: &str,
+        spec_digest: &str,
         run_id: Option<i64>,
     ) -> Result<ModelVersion> {
         let conn = self.conn();
         let existing = conn
             .query_row(
                 "SELECT version, commit_id, artifact_sha256, run_id, created_at, state FROM model_versions
-                 WHERE model = ?1 AND artifact_sha256 = ?3 AND (?3 != '' OR commit_id = ?2)
+                 WHERE model = ?1 AND artifact_sha256 = ?3 AND spec_digest = ?4
+                   AND (?3 != '' OR commit_id = ?2)
                  ORDER BY version DESC LIMIT 1",
-                params![model.id(), commit, sha256],
+                params![model.id(), commit, sha256, spec_digest],
                 version_from_row,
             )
             .optional()?;
@@ -804,8 +807,8 @@ impl Store {
         )?;
         let created = now();
         conn.execute(
-            "INSERT INTO model_versions (model, version, commit_id, artifact_sha256, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![model.id(), next, commit, sha256, run_id, created],
+            "INSERT INTO model_versions (model, version, commit_id, artifact_sha256, run_id, created_at, spec_digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![model.id(), next, commit, sha256, run_id, created, spec_digest],
         )?;
         Ok(ModelVersion {
             version: next,

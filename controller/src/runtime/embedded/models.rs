@@ -32,6 +32,19 @@ pub(super) struct ModelDef {
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// A digest of what a model's spec serves, leaving out the artifact pin
+/// (`from.sha256`): versions are (artifact, spec) pairs, so that serving an
+/// artifact again under the same spec — a rollback — finds its version.
+fn spec_digest(spec: &ModelSpec) -> String {
+    use sha2::Digest;
+    let mut spec = spec.clone();
+    if let Some(from) = spec.from.as_mut() {
+        from.sha256 = None;
+    }
+    let json = serde_json::to_vec(&spec).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(json))
+}
+
 /// The function runner shipped inside the binary.
 const RUNNER: &str = include_str!("../../gateway/runner.py");
 
@@ -142,7 +155,13 @@ impl Inner {
             match loaded {
                 Ok(model) => {
                     let sha256 = model.sha256().to_string();
-                    let version = match inner.store.model_version(&key, &commit, &sha256, run_id) {
+                    let version = match inner.store.model_version(
+                        &key,
+                        &commit,
+                        &sha256,
+                        &spec_digest(&spec),
+                        run_id,
+                    ) {
                         Ok(v) => v.version,
                         Err(e) => {
                             inner.set_status(&key, Phase::Failed, &e.to_string());
@@ -301,7 +320,10 @@ impl Inner {
             health_path: Some("/healthz".into()),
             restart: RestartPolicy::Always,
         };
-        let version = self.store.model_version(key, commit, "", None)?.version;
+        let version = self
+            .store
+            .model_version(key, commit, "", &spec_digest(spec), None)?
+            .version;
         // A model already served keeps its version, answered by its own
         // replicas, until the new replicas are ready; a new one is served
         // at once (503 until a replica is ready).

@@ -185,7 +185,7 @@ impl Inner {
     fn serve(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec, commit: &str) {
         let number = self
             .store
-            .model_version(key, commit, "", None)
+            .model_version(key, commit, "", "", None)
             .map(|v| v.version)
             .unwrap_or(1);
         let weak = Arc::downgrade(self);
