@@ -7,9 +7,11 @@
 //! - `bench gateway`: the model gateway under load against a bare axum
 //!   server and MLServer, and the inference event writer alone;
 //! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
-//!   model page's data over 1,000,000 inference events.
+//!   model page's data over 1,000,000 inference events;
+//! - `bench plugins`: the WebAssembly plugin host beside native Rust.
 
 mod bench;
+mod bench_plugins;
 mod envs;
 mod gateway;
 mod monitoring;

@@ -2,6 +2,7 @@
 
 mod client;
 mod plan;
+mod plugin;
 mod up;
 mod validate;
 
@@ -59,6 +60,8 @@ enum Command {
     /// Show a model's monitoring aggregates: requests, label coverage,
     /// scores and business metrics per time window and version.
     Metrics(client::MetricsArgs),
+    /// Work with WebAssembly plugins: `cairn plugin test PLUGIN.wasm --world ...`.
+    Plugin(plugin::Args),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -151,6 +154,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Predict(args) => client::predict(args),
         Command::Keys(args) => client::keys(args),
         Command::Metrics(args) => client::metrics(args),
+        Command::Plugin(args) => plugin::run(args),
     };
     match result {
         Ok(code) => code,

@@ -315,6 +315,7 @@ pub(super) async fn detail(
 <div class="charts wide">{accuracy}</div>
 <h3>By version <span class="muted small">last 30 days</span></h3>
 {quality}
+{drift}
 <h2>Business metrics <span class="muted small">last 30 days</span></h2>
 {business}
 </section>
@@ -338,6 +339,16 @@ pub(super) async fn detail(
             },
             "per version"
         ),
+        drift = match endpoint.spec.monitoring.as_ref().and_then(|m| m.drift.as_ref()) {
+            Some(d) => format!(
+                "<h2>Drift <span class=\"muted small\">plugin {}, every {}, threshold {}; last 7 days</span></h2>\n<div class=\"charts wide\">{}</div>",
+                escape(d.plugin.as_str()),
+                escape(&d.window.to_string()),
+                d.threshold,
+                chart("drift", "Drift score", "overall and per feature"),
+            ),
+            None => String::new(),
+        },
         quality = quality_table(&summary),
         business = business_table(&summary),
         versions = table(

@@ -59,6 +59,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{name}/versions", get(versions))
         .route("/api/v1/models/{name}/metrics", get(model_metrics))
+        .route("/api/v1/models/{name}/drift", get(super::drift::get_drift))
         .route(
             "/api/v1/models/{name}/metrics/aggregate",
             get(monitoring::get_aggregate),

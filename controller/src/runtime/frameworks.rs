@@ -16,6 +16,65 @@ pub struct Launch {
     pub health_path: String,
 }
 
+/// How an application's replicas are launched: natively (`command`), or as
+/// a framework plugin answered (`flask`, `shiny`, `streamlit` are the
+/// built-in plugins of those names; any other name is an app-framework
+/// Plugin of the project).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LaunchPlan {
+    /// Cairn's own launch rules ([`launch`]).
+    Native,
+    /// A plugin's answer; `$(PORT)` and `$(URL_PREFIX)` are expanded per
+    /// replica.
+    Plugin {
+        /// Program and arguments.
+        command: Vec<String>,
+        /// Extra environment.
+        env: Vec<(String, String)>,
+        /// Path answering 200 when ready.
+        health_path: String,
+    },
+}
+
+impl LaunchPlan {
+    /// The launch of one replica listening on `port`.
+    pub fn launch(
+        &self,
+        spec: &ApplicationSpec,
+        dir: &Path,
+        prefix: &str,
+        port: u16,
+    ) -> Result<Launch, String> {
+        match self {
+            LaunchPlan::Native => launch(spec, dir, prefix, port),
+            LaunchPlan::Plugin {
+                command,
+                env,
+                health_path,
+            } => {
+                let vars = [
+                    ("PORT".to_string(), port.to_string()),
+                    ("URL_PREFIX".to_string(), prefix.to_string()),
+                ];
+                let argv = super::expand_args(command, &vars);
+                if argv.is_empty() {
+                    return Err("the framework plugin returned an empty command".into());
+                }
+                let (keys, values): (Vec<String>, Vec<String>) = env.iter().cloned().unzip();
+                let env = keys
+                    .into_iter()
+                    .zip(super::expand_args(&values, &vars))
+                    .collect();
+                Ok(Launch {
+                    argv,
+                    env,
+                    health_path: spec.health_path.clone().unwrap_or_else(|| health_path.clone()),
+                })
+            }
+        }
+    }
+}
+
 /// Resolves an application's launch command. `dir` is the application's
 /// directory in the checkout; `prefix` the path it is served under
 /// (`/apps/NAME`); `port` the port it must listen on.
@@ -159,6 +218,24 @@ mod tests {
             health_path: None,
             restart: Default::default(),
         }
+    }
+
+    #[test]
+    fn plugin_plans_expand_port_and_prefix() {
+        let plan = LaunchPlan::Plugin {
+            command: vec!["serve".into(), "--port=$(PORT)".into(), "$(URL_PREFIX)".into()],
+            env: vec![("BASE".into(), "$(URL_PREFIX)/".into())],
+            health_path: "/health".into(),
+        };
+        let l = plan
+            .launch(&spec("x", Command::Empty), Path::new("."), "/apps/demo", 8123)
+            .unwrap();
+        assert_eq!(l.argv, ["serve", "--port=8123", "/apps/demo"]);
+        assert_eq!(l.env, [("BASE".to_string(), "/apps/demo/".to_string())]);
+        assert_eq!(l.health_path, "/health");
+        let mut with_health = spec("x", Command::Empty);
+        with_health.health_path = Some("/ok".into());
+        assert_eq!(plan.launch(&with_health, Path::new("."), "/a", 1).unwrap().health_path, "/ok");
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! and replicas are admitted.
 
 mod apps;
+mod drift;
 mod jobs;
 mod models;
+mod plugins;
 
 use super::envs::EnvManager;
 use super::gpu::{GpuAllocator, GpuInventory};
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+pub use drift::DriftError;
 pub use jobs::RunRequest;
 
 /// The embedded runtime. Cheap to clone.
@@ -49,6 +52,10 @@ pub(crate) struct Inner {
     released: Notify,
     envs: EnvManager,
     gateway: Arc<Gateway>,
+    /// The WebAssembly plugin host.
+    plugins: crate::plugins::PluginHost,
+    /// Drift monitors of the served models.
+    drift: drift::DriftMonitors,
     /// The URL of `cairn up`'s HTTP server, given to jobs and applications
     /// as `CAIRN_SERVER` once known.
     server_url: std::sync::OnceLock<String>,
@@ -77,6 +84,8 @@ struct State {
     environments: HashMap<ResourceKey, EnvironmentSpec>,
     /// Served models.
     models: HashMap<ResourceKey, models::ModelDef>,
+    /// Applied plugins.
+    plugins: HashMap<ResourceKey, plugins::PluginDef>,
     /// The environment each workload last used (by hash), for garbage collection.
     env_users: HashMap<ResourceKey, String>,
 }
@@ -114,6 +123,8 @@ impl EmbeddedRuntime {
             .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
         let keys = KeyStore::open(&data_dir.join("keys.db"))
             .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
+        let plugins = crate::plugins::PluginHost::new(Some(&data_dir.join("plugins").join("cache")))
+            .map_err(|e| RuntimeError::Start(format!("plugin host: {e}")))?;
         let runtime = EmbeddedRuntime {
             inner: Arc::new(Inner {
                 store,
@@ -124,6 +135,8 @@ impl EmbeddedRuntime {
                 released: Notify::new(),
                 envs: EnvManager::new(&data_dir.join("envs")),
                 gateway: Arc::new(Gateway::new(events, keys)),
+                plugins,
+                drift: drift::DriftMonitors::default(),
                 server_url: std::sync::OnceLock::new(),
                 http,
             }),
@@ -160,6 +173,27 @@ impl EmbeddedRuntime {
     /// created, the requested job's last.
     pub fn run_job(&self, request: RunRequest) -> Result<Vec<crate::store::Run>, RuntimeError> {
         self.inner.trigger(request)
+    }
+
+    /// Evaluates the drift of model `name` over its last window now.
+    pub async fn evaluate_drift(
+        &self,
+        name: &str,
+    ) -> Result<crate::gateway::drift::DriftVerdict, DriftError> {
+        let key = self
+            .inner
+            .state()
+            .models
+            .keys()
+            .find(|k| k.name.as_str() == name)
+            .cloned()
+            .ok_or_else(|| DriftError::NoModel(name.to_string()))?;
+        self.inner.evaluate_drift(&key).await
+    }
+
+    /// The WebAssembly plugin host.
+    pub fn plugin_host(&self) -> crate::plugins::PluginHost {
+        self.inner.plugins.clone()
     }
 
     /// A ready replica of application `name` to send a request to.
@@ -408,7 +442,11 @@ impl Runtime for EmbeddedRuntime {
                     inner.undeploy_model(key);
                     Ok("no longer served".into())
                 }
-                Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
+                Kind::Plugin => {
+                    inner.forget_plugin(key);
+                    Ok("forgotten".into())
+                }
+                Kind::Dataset => Ok("forgotten".into()),
             },
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
@@ -452,7 +490,14 @@ impl Runtime for EmbeddedRuntime {
                             _ => "recorded; built when a workload first needs it".into(),
                         })
                     }
-                    Spec::Dataset(_) | Spec::Plugin(_) => Ok("recorded".into()),
+                    Spec::Plugin(p) => {
+                        inner.record_plugin(key, p, &action.file, ctx.checkout);
+                        if updated {
+                            inner.plugin_changed(key);
+                        }
+                        Ok("recorded; compiled when first used".into())
+                    }
+                    Spec::Dataset(_) => Ok("recorded".into()),
                 }
             }
             _ => Ok(String::new()),
@@ -496,6 +541,13 @@ impl Runtime for EmbeddedRuntime {
                 Kind::Environment => {
                     if let Some(e) = spec_of::<EnvironmentSpec>(&a.value) {
                         inner.state().environments.insert(a.key.clone(), e);
+                    }
+                }
+                Kind::Plugin => {
+                    if let (Some(p), Some(dir)) =
+                        (spec_of::<crate::spec::PluginSpec>(&a.value), checkout(&a.commit))
+                    {
+                        inner.record_plugin(&a.key, &p, &a.file, &dir);
                     }
                 }
                 _ => {}

@@ -6,7 +6,11 @@
 //! is ready.
 
 use super::Inner;
+use crate::gateway::business::MetricBinding;
 use crate::gateway::onnx::OnnxModel;
+use crate::plugins::metrics::MetricPlugin;
+use crate::plugins::model::WasmModel;
+use sha2::Digest;
 use crate::gateway::service::{Backend, Version};
 use crate::loader::ResourceKey;
 use crate::runtime::RuntimeError;
@@ -59,16 +63,194 @@ impl Inner {
         {
             self.remove_app(key);
         }
+        self.attach_monitoring(key, spec);
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
             ModelRuntime::Process => self.deploy_process(key, spec, commit, checkout, generation),
-            ModelRuntime::Wasm => {
-                let message =
-                    "`wasm` models are served by plugins, which this build does not run yet";
-                self.set_status(key, Phase::Failed, message);
-                Err(RuntimeError::Unsupported(message.into()))
+            ModelRuntime::Wasm => self.deploy_wasm(key, spec, commit, checkout, generation),
+        }
+    }
+
+    /// Starts a model's drift monitor and business-metric plugins (their
+    /// failures show in the model's status).
+    fn attach_monitoring(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
+        self.schedule_drift(key, spec);
+        let names: Vec<_> = spec
+            .monitoring
+            .as_ref()
+            .map(|m| m.metrics.clone())
+            .unwrap_or_default();
+        if names.is_empty() {
+            self.gateway.business.set(key.name.as_str(), Vec::new());
+            return;
+        }
+        let inner = self.clone();
+        let key = key.clone();
+        self.handle.spawn_blocking(move || {
+            let mut bindings = Vec::new();
+            for name in &names {
+                let bound = inner
+                    .resolve_plugin(key.project.as_ref(), name)
+                    .and_then(|r| {
+                        let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
+                        let weak = Arc::downgrade(&inner);
+                        let (user, r2) = (key.clone(), r.clone());
+                        Ok(MetricBinding {
+                            plugin,
+                            config: crate::plugins::config_of(&r.def.spec.config),
+                            on_error: Arc::new(move |problem: String| {
+                                if let Some(inner) = weak.upgrade() {
+                                    inner.report_plugin_problem(&user, &r2.problem(problem));
+                                }
+                            }),
+                        })
+                    });
+                match bound {
+                    Ok(b) => bindings.push(b),
+                    Err(problem) => inner.report_plugin_problem(&key, &problem),
+                }
+            }
+            inner.gateway.business.set(key.name.as_str(), bindings);
+        });
+    }
+
+    /// A Plugin spec changed: the models that use it are deployed again.
+    pub(super) fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
+        let users: Vec<(ResourceKey, ModelDef)> = self
+            .state()
+            .models
+            .iter()
+            .filter(|(k, m)| {
+                k.project == plugin.project
+                    && (m.spec.plugin.as_ref() == Some(&plugin.name)
+                        || m.spec.monitoring.as_ref().is_some_and(|mo| {
+                            mo.metrics.contains(&plugin.name)
+                                || mo.drift.as_ref().is_some_and(|d| d.plugin == plugin.name)
+                        }))
+            })
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        for (key, def) in users {
+            tracing::info!("{key}: plugin {plugin} changed; deploying again");
+            if let Err(e) =
+                self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
+            {
+                self.set_status(&key, Phase::Failed, &e.to_string());
             }
         }
+    }
+
+    fn deploy_wasm(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        checkout: &Path,
+        generation: u64,
+    ) -> Result<String, RuntimeError> {
+        let Some(plugin_name) = spec.plugin.clone() else {
+            return Err(RuntimeError::NotFound(
+                "a `wasm` model needs `plugin`".into(),
+            ));
+        };
+        let (artifact, run_id) = match (&spec.artifact, &spec.from) {
+            (Some(a), _) => (Some(checkout.join(a.as_str())), None),
+            (None, Some(from)) => {
+                let job = ResourceKey {
+                    kind: Kind::Job,
+                    project: key.project.clone(),
+                    name: from.job.clone(),
+                };
+                match self.store.latest_artifact(&job, from.output.as_str())? {
+                    Some(a) => (Some(PathBuf::from(a.path)), Some(a.run_id)),
+                    None => {
+                        let message = format!(
+                            "waiting for a successful run of job `{}` to produce output `{}`",
+                            from.job, from.output
+                        );
+                        self.set_status(key, Phase::Idle, &message);
+                        return Ok(message);
+                    }
+                }
+            }
+            (None, None) => (None, None),
+        };
+        self.set_status(key, Phase::Progressing, &format!("loading plugin `{plugin_name}`"));
+        let inner = self.clone();
+        let key = key.clone();
+        let spec = spec.clone();
+        let commit = commit.to_string();
+        self.handle.spawn(async move {
+            let loader = inner.clone();
+            let (project, replicas) = (key.project.clone(), spec.replicas.max(1) as usize);
+            let loaded = tokio::task::spawn_blocking(move || {
+                let resolved = loader.resolve_plugin(project.as_ref(), &plugin_name)?;
+                let bytes = match &artifact {
+                    Some(path) => std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                    None => Vec::new(),
+                };
+                let sha256 = if artifact.is_some() {
+                    hex::encode(sha2::Sha256::digest(&bytes))
+                } else {
+                    resolved.plugin.sha256.clone()
+                };
+                let config = crate::plugins::config_of(&resolved.def.spec.config);
+                let model = WasmModel::new(resolved.plugin.clone(), config, bytes, replicas)
+                    .map_err(|e| resolved.problem(e))?;
+                Ok::<_, String>((model, resolved, sha256))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if inner.state().models.get(&key).map(|m| m.generation) != Some(generation) {
+                return;
+            }
+            match loaded {
+                Ok((model, resolved, sha256)) => {
+                    let version = match inner.store.model_version(&key, &commit, &sha256, run_id) {
+                        Ok(v) => v.version,
+                        Err(e) => {
+                            inner.set_status(&key, Phase::Failed, &e.to_string());
+                            return;
+                        }
+                    };
+                    let weak = Arc::downgrade(&inner);
+                    let user = key.clone();
+                    inner.gateway.install(
+                        &key,
+                        &spec,
+                        Version {
+                            number: version,
+                            commit: commit.clone(),
+                            sha256: sha256.clone(),
+                            backend: Backend::Wasm {
+                                model: Arc::new(model),
+                                workers: Arc::new(Semaphore::new(replicas)),
+                                on_error: Arc::new(move |e| {
+                                    if let Some(inner) = weak.upgrade() {
+                                        inner.report_plugin_problem(&user, &resolved.problem(e));
+                                    }
+                                }),
+                            },
+                        },
+                    );
+                    let message = format!(
+                        "serving version {version} (sha256 {}) at /models/{}/predict with {replicas} plugin instance(s)",
+                        &sha256[..12],
+                        key.name
+                    );
+                    tracing::info!("{key}: {message}");
+                    inner.set_status(&key, Phase::Ready, &message);
+                    let _ = inner.store.audit(Some(&commit), Some(&key), "serve", &message);
+                }
+                Err(e) => {
+                    tracing::warn!("{key}: {e}");
+                    inner.set_status(&key, Phase::Failed, &e);
+                }
+            }
+        });
+        Ok("loading".into())
     }
 
     fn deploy_onnx(
@@ -268,6 +450,8 @@ impl Inner {
     pub(super) fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
+        self.stop_drift(key);
+        self.gateway.business.set(key.name.as_str(), Vec::new());
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
             self.remove_app(key);
         }
