@@ -27,8 +27,19 @@ fn fixture(name: &str) -> String {
 #[test]
 fn drift_detector_scores_a_window() {
     let out = cairn()
-        .args(["plugin", "test", &dist("drift-psi"), "--world", "drift-detector"])
-        .args(["--reference", &fixture("reference.csv"), "--window", &fixture("window.csv")])
+        .args([
+            "plugin",
+            "test",
+            &dist("drift-psi"),
+            "--world",
+            "drift-detector",
+        ])
+        .args([
+            "--reference",
+            &fixture("reference.csv"),
+            "--window",
+            &fixture("window.csv"),
+        ])
         .args(["--config", "bins=10", "--json"])
         .assert()
         .success()
@@ -41,16 +52,34 @@ fn drift_detector_scores_a_window() {
     let age = &report["features"][0];
     assert_eq!(age["feature"], "age");
     // The same PSI as through the host in `plugins_host.rs` (numpy).
-    assert!((age["score"].as_f64().unwrap() - 0.5894132854942142).abs() < 1e-9, "{age}");
+    assert!(
+        (age["score"].as_f64().unwrap() - 0.5894132854942142).abs() < 1e-9,
+        "{age}"
+    );
 
     // The human form: a table and the verdict.
     cairn()
-        .args(["plugin", "test", "builtin:drift-ks", "--world", "drift-detector"])
-        .args(["--reference", &fixture("reference.csv"), "--window", &fixture("window.csv")])
+        .args([
+            "plugin",
+            "test",
+            "builtin:drift-ks",
+            "--world",
+            "drift-detector",
+        ])
+        .args([
+            "--reference",
+            &fixture("reference.csv"),
+            "--window",
+            &fixture("window.csv"),
+        ])
         .args(["--features", "age,income", "--threshold", "0.2"])
         .assert()
         .success()
-        .stdout(contains("age").and(contains("income")).and(contains("drifted")));
+        .stdout(
+            contains("age")
+                .and(contains("income"))
+                .and(contains("drifted")),
+        );
 }
 
 #[test]
@@ -61,7 +90,14 @@ fn limits_and_bad_input_are_reported() {
     // A plugin that loops is stopped at the timeout: exit 1 and the reason.
     cairn()
         .args(["plugin", "test", &dist("test/hostile"), "--world", "model"])
-        .args(["--input", input.to_str().unwrap(), "--config", "mode=loop", "--timeout", "100ms"])
+        .args([
+            "--input",
+            input.to_str().unwrap(),
+            "--config",
+            "mode=loop",
+            "--timeout",
+            "100ms",
+        ])
         .assert()
         .code(1)
         .stderr(contains("timed out"));
@@ -73,7 +109,13 @@ fn limits_and_bad_input_are_reported() {
         .success();
     // A missing argument, a missing file, a file that is not a component.
     cairn()
-        .args(["plugin", "test", &dist("drift-psi"), "--world", "drift-detector"])
+        .args([
+            "plugin",
+            "test",
+            &dist("drift-psi"),
+            "--world",
+            "drift-detector",
+        ])
         .assert()
         .code(2)
         .stderr(contains("--reference"));
@@ -83,7 +125,13 @@ fn limits_and_bad_input_are_reported() {
         .code(2)
         .stderr(contains("/nonexistent.wasm"));
     cairn()
-        .args(["plugin", "test", input.to_str().unwrap(), "--world", "model"])
+        .args([
+            "plugin",
+            "test",
+            input.to_str().unwrap(),
+            "--world",
+            "model",
+        ])
         .args(["--input", input.to_str().unwrap()])
         .assert()
         .code(2)

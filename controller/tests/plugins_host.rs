@@ -19,8 +19,12 @@ fn dist(name: &str) -> PathBuf {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift").join(name))
-        .unwrap()
+    std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/drift")
+            .join(name),
+    )
+    .unwrap()
 }
 
 fn host() -> PluginHost {
@@ -49,15 +53,32 @@ fn close(actual: f64, expected: f64, what: &str) {
 
 /// Fits the builtin `name` on the reference fixture and scores the window
 /// fixture over `features`.
-fn drift(name: &str, cfg: serde_json::Value, features: &[&str]) -> cairn::plugins::drift::DriftReport {
+fn drift(
+    name: &str,
+    cfg: serde_json::Value,
+    features: &[&str],
+) -> cairn::plugins::drift::DriftReport {
     let host = host();
     let plugin = host
-        .load(name, &PluginSource::Builtin(name.into()), None, &limits(256, 5000))
+        .load(
+            name,
+            &PluginSource::Builtin(name.into()),
+            None,
+            &limits(256, 5000),
+        )
         .unwrap();
     let detector = DriftDetector::new(plugin).unwrap();
     let features: Vec<String> = features.iter().map(|s| s.to_string()).collect();
-    let reference = columns::select(columns::from_csv(&fixture("reference.csv")).unwrap(), &features).unwrap();
-    let window = columns::select(columns::from_csv(&fixture("window.csv")).unwrap(), &features).unwrap();
+    let reference = columns::select(
+        columns::from_csv(&fixture("reference.csv")).unwrap(),
+        &features,
+    )
+    .unwrap();
+    let window = columns::select(
+        columns::from_csv(&fixture("window.csv")).unwrap(),
+        &features,
+    )
+    .unwrap();
     let cfg = config(cfg);
     let state = detector.fit(&cfg, &reference).unwrap();
     detector.score(&cfg, &state, &window, 0.2).unwrap()
@@ -115,14 +136,22 @@ fn drift_chi2_matches_scipy() {
     assert_eq!(got.feature, "plan");
     close(got.score, 37.755022660875085, "chi-squared");
     let p = got.p_value.expect("chi-squared has a p-value");
-    assert!((p - 6.332876184566343e-09).abs() <= 6.332876184566343e-09 * 1e-3, "p-value {p}");
+    assert!(
+        (p - 6.332876184566343e-09).abs() <= 6.332876184566343e-09 * 1e-3,
+        "p-value {p}"
+    );
 }
 
 #[test]
 fn a_window_like_the_reference_does_not_drift() {
     let host = host();
     let plugin = host
-        .load("psi", &PluginSource::File(dist("drift-psi")), None, &limits(64, 1000))
+        .load(
+            "psi",
+            &PluginSource::File(dist("drift-psi")),
+            None,
+            &limits(64, 1000),
+        )
         .unwrap();
     let detector = DriftDetector::new(plugin).unwrap();
     let reference = columns::from_csv(&fixture("reference.csv")).unwrap();
@@ -132,7 +161,9 @@ fn a_window_like_the_reference_does_not_drift() {
     assert!(!report.drifted);
     assert!(report.score.abs() < 1e-12, "{}", report.score);
     // The plugin's own errors come back as errors, and the host goes on.
-    let bad = detector.score(&cfg, b"not a state", &reference, 0.1).unwrap_err();
+    let bad = detector
+        .score(&cfg, b"not a state", &reference, 0.1)
+        .unwrap_err();
     assert!(matches!(bad, PluginError::Failed(_)), "{bad:?}");
     assert!(detector.fit(&cfg, &reference).is_ok());
 }
@@ -162,7 +193,8 @@ fn business_metric_plugin_computes_from_the_event() {
     let out = metrics.compute(&config(json!({})), &event).unwrap();
     assert!(!out.is_empty(), "no metric computed");
     assert!(
-        out.iter().any(|m| matches!(m.value, MetricValue::Number(n) if n.is_finite())),
+        out.iter()
+            .any(|m| matches!(m.value, MetricValue::Number(n) if n.is_finite())),
         "no numeric metric: {:?}",
         out.iter().map(|m| &m.name).collect::<Vec<_>>()
     );
@@ -172,7 +204,12 @@ fn business_metric_plugin_computes_from_the_event() {
 fn app_framework_plugin_launches_flask() {
     let host = host();
     let plugin = host
-        .load("flask", &PluginSource::Builtin("flask".into()), None, &limits(64, 1000))
+        .load(
+            "flask",
+            &PluginSource::Builtin("flask".into()),
+            None,
+            &limits(64, 1000),
+        )
         .unwrap();
     let framework = FrameworkPlugin::new(plugin).unwrap();
     let app = App {
@@ -195,17 +232,30 @@ fn app_framework_plugin_launches_flask() {
     assert!(joined.contains("$(PORT)"), "{joined}");
     assert!(!launch.health_path.is_empty());
     // No application file: not detected, and launch says why.
-    let empty = App { files: vec![], ..app };
+    let empty = App {
+        files: vec![],
+        ..app
+    };
     assert!(!framework.detect(&cfg, &empty).unwrap());
-    assert!(matches!(framework.launch(&cfg, &empty), Err(PluginError::Failed(_))));
+    assert!(matches!(
+        framework.launch(&cfg, &empty),
+        Err(PluginError::Failed(_))
+    ));
 }
 
 fn linear_model(replicas: usize) -> WasmModel {
     let host = host();
     let plugin = host
-        .load("linear", &PluginSource::Builtin("linear-model".into()), None, &limits(64, 1000))
+        .load(
+            "linear",
+            &PluginSource::Builtin("linear-model".into()),
+            None,
+            &limits(64, 1000),
+        )
         .unwrap();
-    let artifact = json!({"weights": [2.0, -1.0], "bias": 0.5}).to_string().into_bytes();
+    let artifact = json!({"weights": [2.0, -1.0], "bias": 0.5})
+        .to_string()
+        .into_bytes();
     WasmModel::new(plugin, config(json!({})), artifact, replicas).unwrap()
 }
 
@@ -230,7 +280,12 @@ fn model_plugin_loads_once_and_predicts() {
 /// The hostile test plugin as a model, in `mode`.
 fn hostile_model(mode: &str, limits: PluginLimits) -> Result<WasmModel, PluginError> {
     let plugin = host()
-        .load("hostile", &PluginSource::File(dist("test/hostile")), None, &limits)
+        .load(
+            "hostile",
+            &PluginSource::File(dist("test/hostile")),
+            None,
+            &limits,
+        )
         .unwrap();
     WasmModel::new(plugin, config(json!({"mode": mode})), Vec::new(), 1)
 }
@@ -251,7 +306,10 @@ fn an_infinite_loop_is_stopped_at_the_timeout() {
     let took = started.elapsed();
     assert!(matches!(err, PluginError::Timeout(_)), "{err:?}");
     assert!(err.to_string().contains("200ms"), "{err}");
-    assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1000), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(1000),
+        "{took:?}"
+    );
     // The trapped instance was replaced: the next call runs (and is
     // stopped) again rather than failing to re-enter.
     let again = model.predict(&one_row()).unwrap_err();
@@ -262,7 +320,10 @@ fn an_infinite_loop_is_stopped_at_the_timeout() {
 fn fuel_bounds_instructions() {
     let mut l = limits(64, 10_000);
     l.fuel = Some(1_000_000);
-    let err = hostile_model("loop", l).unwrap().predict(&one_row()).unwrap_err();
+    let err = hostile_model("loop", l)
+        .unwrap()
+        .predict(&one_row())
+        .unwrap_err();
     assert!(matches!(err, PluginError::Fuel(1_000_000)), "{err:?}");
 }
 
@@ -270,7 +331,10 @@ fn fuel_bounds_instructions() {
 fn a_memory_bomb_hits_the_memory_limit() {
     let model = hostile_model("memory", limits(32, 5000)).unwrap();
     let err = model.predict(&one_row()).unwrap_err();
-    assert!(matches!(err, PluginError::Memory { limit, .. } if limit == 32 << 20), "{err:?}");
+    assert!(
+        matches!(err, PluginError::Memory { limit, .. } if limit == 32 << 20),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("memory limit"), "{err}");
 }
 
@@ -286,7 +350,10 @@ fn a_huge_output_is_refused() {
     let model = hostile_model("huge-output", limits(64, 5000)).unwrap();
     let err = model.predict(&one_row()).unwrap_err();
     assert!(
-        matches!(err, PluginError::Memory { .. } | PluginError::OutputTooLarge { .. }),
+        matches!(
+            err,
+            PluginError::Memory { .. } | PluginError::OutputTooLarge { .. }
+        ),
         "{err:?}"
     );
 }
@@ -302,7 +369,12 @@ fn a_wrong_sha256_is_refused() {
     let bytes = std::fs::read(dist("drift-psi")).unwrap();
     let wrong = "0".repeat(64);
     let err = host()
-        .load("psi", &PluginSource::Bytes(bytes.clone()), Some(&wrong), &limits(64, 1000))
+        .load(
+            "psi",
+            &PluginSource::Bytes(bytes.clone()),
+            Some(&wrong),
+            &limits(64, 1000),
+        )
         .err()
         .expect("refused");
     match &err {
@@ -315,7 +387,12 @@ fn a_wrong_sha256_is_refused() {
     }
     // Not a component at all.
     let err = host()
-        .load("junk", &PluginSource::Bytes(b"\0asm junk".to_vec()), None, &limits(64, 1000))
+        .load(
+            "junk",
+            &PluginSource::Bytes(b"\0asm junk".to_vec()),
+            None,
+            &limits(64, 1000),
+        )
         .err()
         .expect("refused");
     assert!(matches!(err, PluginError::Compile(_)), "{err:?}");
@@ -333,14 +410,24 @@ fn compiled_components_are_cached_on_disk() {
     let load = || {
         let host = PluginHost::new(Some(dir.path())).unwrap();
         let started = Instant::now();
-        host.load("psi", &PluginSource::File(dist("drift-psi")), None, &limits(64, 1000))
-            .unwrap();
+        host.load(
+            "psi",
+            &PluginSource::File(dist("drift-psi")),
+            None,
+            &limits(64, 1000),
+        )
+        .unwrap();
         started.elapsed()
     };
     let _cold = load();
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1, "one compiled file");
-    let name = files[0].as_ref().unwrap().file_name().to_string_lossy().into_owned();
+    let name = files[0]
+        .as_ref()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
     assert!(name.ends_with(".cwasm"), "{name}");
     // A second host loads the compiled file instead of compiling.
     let _warm = load();

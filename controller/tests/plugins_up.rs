@@ -23,14 +23,18 @@ fn dist(name: &str) -> PathBuf {
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/drift").join(name),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/drift")
+            .join(name),
     )
     .unwrap()
 }
 
 /// A spec document of `kind`; `fields` are its `spec` lines, unindented.
 fn doc(kind: &str, name: &str, fields: &str) -> String {
-    let mut out = format!("apiVersion: cairn/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  project: lab\nspec:\n");
+    let mut out = format!(
+        "apiVersion: cairn/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  project: lab\nspec:\n"
+    );
     for line in fields.lines() {
         out.push_str(&format!("  {line}\n"));
     }
@@ -75,7 +79,10 @@ fn start(files: &[(&str, String)]) -> Env {
     repo.write("specs/project.yaml", LAB_PROJECT)
         .write("models/linear.json", LINEAR)
         .write("data/reference.csv", fixture("reference.csv"))
-        .write("plugins/hostile.wasm", std::fs::read(dist("test/hostile")).unwrap());
+        .write(
+            "plugins/hostile.wasm",
+            std::fs::read(dist("test/hostile")).unwrap(),
+        );
     for (path, text) in files {
         repo.write(path, text);
     }
@@ -90,13 +97,17 @@ fn start(files: &[(&str, String)]) -> Env {
 }
 
 fn hostile_sha() -> String {
-    hex::encode(sha2::Sha256::digest(std::fs::read(dist("test/hostile")).unwrap()))
+    hex::encode(sha2::Sha256::digest(
+        std::fs::read(dist("test/hostile")).unwrap(),
+    ))
 }
 
 fn wait_phase(up: &Up, kind: &str, name: &str, phase: &str) -> Value {
-    up.wait_for(Duration::from_secs(60), &format!("{kind} {name} {phase}"), || {
-        up.resource(kind, name).filter(|r| r["phase"] == phase)
-    })
+    up.wait_for(
+        Duration::from_secs(60),
+        &format!("{kind} {name} {phase}"),
+        || up.resource(kind, name).filter(|r| r["phase"] == phase),
+    )
 }
 
 fn agent() -> ureq::Agent {
@@ -108,15 +119,26 @@ fn agent() -> ureq::Agent {
 }
 
 fn predict(up: &Up, model: &str, request: Value) -> (u16, Value) {
-    up.post(&format!("/models/{model}/predict"), &json!({ "request": request }))
+    up.post(
+        &format!("/models/{model}/predict"),
+        &json!({ "request": request }),
+    )
 }
 
 #[test]
 fn a_wasm_model_serves_records_metrics_and_drift() {
     let plugins = [
         doc("Plugin", "linear", "builtin: linear-model\nworld: model"),
-        doc("Plugin", "psi", "builtin: drift-psi\nworld: drift-detector\nconfig: {bins: 10}"),
-        doc("Plugin", "value", "builtin: prediction-value\nworld: business-metric"),
+        doc(
+            "Plugin",
+            "psi",
+            "builtin: drift-psi\nworld: drift-detector\nconfig: {bins: 10}",
+        ),
+        doc(
+            "Plugin",
+            "value",
+            "builtin: prediction-value\nworld: business-metric",
+        ),
     ]
     .concat();
     let model = wasm_model(
@@ -127,13 +149,22 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
     let env = start(&[("specs/plugins.yaml", plugins), ("specs/model.yaml", model)]);
     let up = &env.up;
     let status = wait_phase(up, "Model", "scorer", "Ready");
-    assert!(status["message"].as_str().unwrap().contains("plugin instance"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("plugin instance"),
+        "{status}"
+    );
 
     // A prediction through the gateway.
     let (code, body) = predict(up, "scorer", json!({"age": 40.0, "income": 50000.0}));
     assert_eq!(code, 200, "{body}");
     let score = body["response"]["score"].as_f64().unwrap_or_else(|| {
-        body["response"].as_array().and_then(|a| a[0].as_f64()).expect("a score")
+        body["response"]
+            .as_array()
+            .and_then(|a| a[0].as_f64())
+            .expect("a score")
     });
     assert!((score - (20.0 + 50.0 - 1.0)).abs() < 1e-3, "{body}");
     let uuid = body["uuid"].as_str().unwrap().to_string();
@@ -184,7 +215,9 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
     assert!(page.contains("chart-drift"), "no drift chart");
 
     // Bad requests to the drift API.
-    let (code, _) = up.get_raw("/api/v1/models/scorer/drift?from=later").unwrap();
+    let (code, _) = up
+        .get_raw("/api/v1/models/scorer/drift?from=later")
+        .unwrap();
     assert_eq!(code, 400);
     let (code, body) = up.post("/api/v1/models/nope/drift/evaluate", &json!({}));
     assert_eq!(code, 404, "{body}");
@@ -196,9 +229,21 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
     let plugins = [
         doc("Plugin", "linear", "builtin: linear-model\nworld: model"),
         hostile("spin", "model", "loop", "{timeout: 200ms}", &sha),
-        hostile("bomb", "model", "memory", "{memory: 32Mi, timeout: 5s}", &sha),
+        hostile(
+            "bomb",
+            "model",
+            "memory",
+            "{memory: 32Mi, timeout: 5s}",
+            &sha,
+        ),
         hostile("crash", "model", "trap", "{}", &sha),
-        hostile("flood", "model", "huge-output", "{memory: 64Mi, timeout: 5s}", &sha),
+        hostile(
+            "flood",
+            "model",
+            "huge-output",
+            "{memory: 64Mi, timeout: 5s}",
+            &sha,
+        ),
     ]
     .concat();
     let models = [
@@ -209,7 +254,10 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
         wasm_model("flood", "flood", ""),
     ]
     .concat();
-    let env = start(&[("specs/plugins.yaml", plugins), ("specs/models.yaml", models)]);
+    let env = start(&[
+        ("specs/plugins.yaml", plugins),
+        ("specs/models.yaml", models),
+    ]);
     let up = &env.up;
     for m in ["good", "spin", "bomb", "crash", "flood"] {
         wait_phase(up, "Model", m, "Ready");
@@ -269,7 +317,8 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
             .unwrap();
         let message = r["message"].as_str().unwrap();
         assert!(
-            message.contains(&format!("plugin `{model}` (specs/plugins.yaml)")) && message.contains(needle),
+            message.contains(&format!("plugin `{model}` (specs/plugins.yaml)"))
+                && message.contains(needle),
             "{model}: {message}"
         );
         assert_eq!(r["phase"], "Ready", "{r}");
@@ -289,7 +338,10 @@ fn plugin_errors_show_in_status_with_the_spec_file() {
     let wrong = doc(
         "Plugin",
         "tampered",
-        &format!("path: plugins/hostile.wasm\nsha256: {}\nworld: model", "ab".repeat(32)),
+        &format!(
+            "path: plugins/hostile.wasm\nsha256: {}\nworld: model",
+            "ab".repeat(32)
+        ),
     );
     let models = [
         wasm_model(
@@ -310,7 +362,10 @@ fn plugin_errors_show_in_status_with_the_spec_file() {
     // The wrong SHA-256: the plugin is refused, and the model using it says
     // why and where.
     let plugin = wait_phase(up, "Plugin", "tampered", "Invalid");
-    assert!(plugin["message"].as_str().unwrap().contains("sha256"), "{plugin}");
+    assert!(
+        plugin["message"].as_str().unwrap().contains("sha256"),
+        "{plugin}"
+    );
     let model = wait_phase(up, "Model", "untrusted", "Failed");
     let message = model["message"].as_str().unwrap();
     assert!(
@@ -326,12 +381,18 @@ fn plugin_errors_show_in_status_with_the_spec_file() {
     let (code, verdict) = up.post("/api/v1/models/watched/drift/evaluate", &json!({}));
     assert_eq!(code, 200, "{verdict}");
     let error = verdict["error"].as_str().expect("an error");
-    assert!(error.contains("plugin `broken-drift` (specs/plugins.yaml)"), "{error}");
+    assert!(
+        error.contains("plugin `broken-drift` (specs/plugins.yaml)"),
+        "{error}"
+    );
     assert!(error.contains("trapped"), "{error}");
     let status = up.resource("Model", "watched").unwrap();
     assert_eq!(status["phase"], "Ready", "{status}");
     let message = status["message"].as_str().unwrap();
-    assert!(message.contains("plugin `broken-drift` (specs/plugins.yaml)"), "{message}");
+    assert!(
+        message.contains("plugin `broken-drift` (specs/plugins.yaml)"),
+        "{message}"
+    );
     let (code, _) = predict(up, "watched", json!({"age": 1.0, "income": 2.0}));
     assert_eq!(code, 200);
 }

@@ -161,10 +161,15 @@ fn test(args: TestArgs) -> Result<ExitCode> {
                 })
         }
         World::BusinessMetric => {
-            let event: Value = serde_json::from_slice(&read(&args.event, "event", "business-metric")?)
-                .context("--event: not JSON")?;
+            let event: Value =
+                serde_json::from_slice(&read(&args.event, "event", "business-metric")?)
+                    .context("--event: not JSON")?;
             let text = |k: &str, default: &str| {
-                event.get(k).and_then(Value::as_str).unwrap_or(default).to_string()
+                event
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_string()
             };
             let wit_event = InferenceEvent {
                 id: text("id", &uuid::Uuid::now_v7().to_string()),
@@ -173,8 +178,16 @@ fn test(args: TestArgs) -> Result<ExitCode> {
                 timestamp_ms: chrono::Utc::now().timestamp_millis(),
                 latency_us: event.get("latencyUs").and_then(Value::as_u64).unwrap_or(0),
                 status: event.get("status").and_then(Value::as_u64).unwrap_or(200) as u16,
-                inputs: event.get("inputs").cloned().unwrap_or(Value::Null).to_string(),
-                outputs: event.get("outputs").cloned().unwrap_or(Value::Null).to_string(),
+                inputs: event
+                    .get("inputs")
+                    .cloned()
+                    .unwrap_or(Value::Null)
+                    .to_string(),
+                outputs: event
+                    .get("outputs")
+                    .cloned()
+                    .unwrap_or(Value::Null)
+                    .to_string(),
             };
             MetricPlugin::new(plugin)?
                 .compute(&config, &wit_event)

@@ -339,7 +339,12 @@ pub(super) async fn detail(
             },
             "per version"
         ),
-        drift = match endpoint.spec.monitoring.as_ref().and_then(|m| m.drift.as_ref()) {
+        drift = match endpoint
+            .spec
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.drift.as_ref())
+        {
             Some(d) => format!(
                 "<h2>Drift <span class=\"muted small\">plugin {}, every {}, threshold {}; last 7 days</span></h2>\n<div class=\"charts wide\">{}</div>",
                 escape(d.plugin.as_str()),

@@ -135,19 +135,19 @@ fn consume(
                     })),
                     Err(e) => {
                         counters.failed.fetch_add(1, Ordering::Relaxed);
-                        (b.on_error)(format!(
-                            "business metric of inference {}: {e}",
-                            event.uuid
-                        ));
+                        (b.on_error)(format!("business metric of inference {}: {e}", event.uuid));
                     }
                 }
             }
             counters.processed.fetch_add(1, Ordering::Relaxed);
             if !metrics.is_empty() {
-                items.entry(event.model.clone()).or_default().push(MetricItem {
-                    uuid: Some(event.uuid),
-                    metrics,
-                });
+                items
+                    .entry(event.model.clone())
+                    .or_default()
+                    .push(MetricItem {
+                        uuid: Some(event.uuid),
+                        metrics,
+                    });
             }
         }
         let now = chrono::Utc::now().timestamp_millis();

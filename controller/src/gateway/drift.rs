@@ -170,7 +170,10 @@ pub async fn get_drift(
         (status, axum::Json(serde_json::json!({"error": message}))).into_response()
     };
     let Some(endpoint) = s.gateway.endpoint(&name) else {
-        return fail(StatusCode::NOT_FOUND, format!("no model `{name}` is served"));
+        return fail(
+            StatusCode::NOT_FOUND,
+            format!("no model `{name}` is served"),
+        );
     };
     let parsed = (|| {
         let to = super::monitoring::parse_time(&q, "to")?
@@ -185,11 +188,16 @@ pub async fn get_drift(
         Ok(p) => p,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };
-    let drift = endpoint.spec.monitoring.as_ref().and_then(|m| m.drift.clone());
+    let drift = endpoint
+        .spec
+        .monitoring
+        .as_ref()
+        .and_then(|m| m.drift.clone());
     let events = s.gateway.events.clone();
     let model = name.clone();
     let answer =
-        tokio::task::spawn_blocking(move || series(&events.monitor(), &model, from, to, 10_000)).await;
+        tokio::task::spawn_blocking(move || series(&events.monitor(), &model, from, to, 10_000))
+            .await;
     match answer {
         Ok(Ok(verdicts)) => axum::Json(serde_json::json!({
             "name": name,
@@ -236,7 +244,10 @@ mod tests {
         record(&mut conn, &verdict(200, false)).unwrap();
         let got = series(&conn, "m", 0, 1000, 10).unwrap();
         assert_eq!(got, vec![verdict(100, true), verdict(200, false)]);
-        assert_eq!(series(&conn, "m", 0, 1000, 1).unwrap(), vec![verdict(200, false)]);
+        assert_eq!(
+            series(&conn, "m", 0, 1000, 1).unwrap(),
+            vec![verdict(200, false)]
+        );
         assert!(series(&conn, "other", 0, 1000, 10).unwrap().is_empty());
     }
 }

@@ -271,10 +271,14 @@ fn metadata(endpoint: &Endpoint) -> Value {
                 .collect();
             ("onnx", inputs, outputs)
         }
-        super::service::Backend::Process { .. } => {
+        super::service::Backend::Process { .. } | super::service::Backend::Wasm { .. } => {
             let sig = endpoint.spec.signature.clone().unwrap_or_default();
+            let platform = match &version.backend {
+                super::service::Backend::Wasm { .. } => "wasm",
+                _ => "process",
+            };
             (
-                "process",
+                platform,
                 sig.inputs.iter().map(feature).collect(),
                 sig.outputs.iter().map(feature).collect(),
             )
@@ -338,7 +342,7 @@ async fn model_ready_version(
 
 fn is_ready(e: &Endpoint) -> bool {
     match &e.current().backend {
-        super::service::Backend::Onnx { .. } => true,
+        super::service::Backend::Onnx { .. } | super::service::Backend::Wasm { .. } => true,
         super::service::Backend::Process { upstream } => upstream().is_some(),
     }
 }

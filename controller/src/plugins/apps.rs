@@ -6,7 +6,7 @@ use super::host::{HostState, Plugin, PluginError, check_output};
 use std::path::Path;
 use wasmtime::Store;
 
-pub use wit::exports::cairn::plugin::apps::{App, AppFile, Launch};
+pub use wit::exports::cairn::plugin::apps::{App, AppFile, LaunchSpec};
 
 /// Files larger than this are passed without their text.
 const MAX_TEXT_BYTES: u64 = 64 << 10;
@@ -49,7 +49,7 @@ impl FrameworkPlugin {
     }
 
     /// The launch command of the application.
-    pub fn launch(&self, config: &Config, app: &App) -> Result<Launch, PluginError> {
+    pub fn launch(&self, config: &Config, app: &App) -> Result<LaunchSpec, PluginError> {
         let (mut store, instance) = self.instance()?;
         let launch = self
             .plugin

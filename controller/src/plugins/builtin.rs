@@ -5,5 +5,8 @@ include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// The component of built-in plugin `name`, if this build bundles it.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {
-    BUNDLED.iter().find(|(n, _)| *n == name).and_then(|(_, b)| *b)
+    BUNDLED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, b)| *b)
 }

@@ -79,7 +79,8 @@ fn store(file: &Path, component: &Component) -> Result<(), PluginError> {
         .map_err(|e| PluginError::Cache(e.to_string()))?;
     let dir = file.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| PluginError::Cache(e.to_string()))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| PluginError::Cache(e.to_string()))?;
+    let tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| PluginError::Cache(e.to_string()))?;
     std::fs::write(tmp.path(), bytes).map_err(|e| PluginError::Cache(e.to_string()))?;
     tmp.persist(file)
         .map_err(|e| PluginError::Cache(e.to_string()))?;

@@ -133,10 +133,7 @@ pub fn from_requests<'a>(
     for request in requests {
         for row in rows_of(request, positional) {
             for column in &mut out {
-                let value = row
-                    .iter()
-                    .find(|(k, _)| *k == column.name)
-                    .map(|(_, v)| *v);
+                let value = row.iter().find(|(k, _)| *k == column.name).map(|(_, v)| *v);
                 match &mut column.values {
                     ColumnValues::Numeric(v) => v.push(
                         value
@@ -177,7 +174,9 @@ mod tests {
         assert_eq!(cols.len(), 3);
         assert!(matches!(&cols[0].values, ColumnValues::Numeric(v) if v == &[1.0, 2.5]));
         assert!(matches!(&cols[1].values, ColumnValues::Categorical(v) if v == &["x", "y"]));
-        assert!(matches!(&cols[2].values, ColumnValues::Numeric(v) if v[0].is_nan() && v[1] == 3.0));
+        assert!(
+            matches!(&cols[2].values, ColumnValues::Numeric(v) if v[0].is_nan() && v[1] == 3.0)
+        );
         assert!(from_csv(b"a,b\n").is_err());
         let err = select(cols, &["zz".into()]).unwrap_err().to_string();
         assert!(err.contains("`zz`") && err.contains("a, b, c"), "{err}");
@@ -194,10 +193,14 @@ mod tests {
             json!({"color": 7}),
         ];
         let cols = from_requests(requests.iter(), &positional, &like);
-        let ColumnValues::Numeric(x) = &cols[0].values else { panic!() };
+        let ColumnValues::Numeric(x) = &cols[0].values else {
+            panic!()
+        };
         assert_eq!(&x[..4], &[1.5, 2.0, 3.0, 4.0]);
         assert!(x[4].is_nan());
-        let ColumnValues::Categorical(c) = &cols[1].values else { panic!() };
+        let ColumnValues::Categorical(c) = &cols[1].values else {
+            panic!()
+        };
         assert_eq!(c, &["blue", "red", "green", "red", "7"]);
         assert_eq!(rows(&cols), 5);
     }

@@ -95,7 +95,10 @@ impl PluginError {
     /// Whether the instance that returned this error must be discarded (a
     /// trap leaves a component instance unusable).
     pub fn poisons_instance(&self) -> bool {
-        !matches!(self, PluginError::Failed(_) | PluginError::OutputTooLarge { .. })
+        !matches!(
+            self,
+            PluginError::Failed(_) | PluginError::OutputTooLarge { .. }
+        )
     }
 }
 
@@ -122,12 +125,14 @@ impl PluginSource {
 
     fn read(&self) -> Result<std::borrow::Cow<'_, [u8]>, PluginError> {
         match self {
-            PluginSource::File(path) => std::fs::read(path)
-                .map(Into::into)
-                .map_err(|source| PluginError::Read {
-                    path: path.clone(),
-                    source,
-                }),
+            PluginSource::File(path) => {
+                std::fs::read(path)
+                    .map(Into::into)
+                    .map_err(|source| PluginError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+            }
             PluginSource::Builtin(name) => super::builtin::bytes(name)
                 .map(Into::into)
                 .ok_or_else(|| PluginError::NoBuiltin(name.clone())),

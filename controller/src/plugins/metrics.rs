@@ -49,7 +49,9 @@ impl MetricPlugin {
         let metrics = self
             .plugin
             .call(&mut store, |s| {
-                instance.cairn_plugin_metrics().call_compute(s, config, event)
+                instance
+                    .cairn_plugin_metrics()
+                    .call_compute(s, config, event)
             })?
             .map_err(PluginError::Failed)?;
         check_output(metrics_size(&metrics))?;

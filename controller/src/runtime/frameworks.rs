@@ -68,7 +68,10 @@ impl LaunchPlan {
                 Ok(Launch {
                     argv,
                     env,
-                    health_path: spec.health_path.clone().unwrap_or_else(|| health_path.clone()),
+                    health_path: spec
+                        .health_path
+                        .clone()
+                        .unwrap_or_else(|| health_path.clone()),
                 })
             }
         }
@@ -223,19 +226,33 @@ mod tests {
     #[test]
     fn plugin_plans_expand_port_and_prefix() {
         let plan = LaunchPlan::Plugin {
-            command: vec!["serve".into(), "--port=$(PORT)".into(), "$(URL_PREFIX)".into()],
+            command: vec![
+                "serve".into(),
+                "--port=$(PORT)".into(),
+                "$(URL_PREFIX)".into(),
+            ],
             env: vec![("BASE".into(), "$(URL_PREFIX)/".into())],
             health_path: "/health".into(),
         };
         let l = plan
-            .launch(&spec("x", Command::Empty), Path::new("."), "/apps/demo", 8123)
+            .launch(
+                &spec("x", Command::Empty),
+                Path::new("."),
+                "/apps/demo",
+                8123,
+            )
             .unwrap();
         assert_eq!(l.argv, ["serve", "--port=8123", "/apps/demo"]);
         assert_eq!(l.env, [("BASE".to_string(), "/apps/demo/".to_string())]);
         assert_eq!(l.health_path, "/health");
         let mut with_health = spec("x", Command::Empty);
         with_health.health_path = Some("/ok".into());
-        assert_eq!(plan.launch(&with_health, Path::new("."), "/a", 1).unwrap().health_path, "/ok");
+        assert_eq!(
+            plan.launch(&with_health, Path::new("."), "/a", 1)
+                .unwrap()
+                .health_path,
+            "/ok"
+        );
     }
 
     #[test]

@@ -57,7 +57,10 @@ pub fn router(state: AppState) -> Router {
 
 /// `POST /api/v1/models/NAME/drift/evaluate`: scores the model's last
 /// window now and returns the verdict (also stored and published).
-async fn evaluate_drift(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+async fn evaluate_drift(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
     use crate::runtime::embedded::DriftError;
     match s.controller.runtime().evaluate_drift(&name).await {
         Ok(verdict) => Ok(axum::Json(verdict).into_response()),

@@ -81,7 +81,8 @@ impl Inner {
         let prefix = format!("/apps/{}", key.name);
         // Resolve once up front so that a bad framework is reported now.
         let plan = Arc::new(self.launch_plan(key, spec, &dir, &prefix)?);
-        plan.launch(spec, &dir, &prefix, 0).map_err(RuntimeError::Start)?;
+        plan.launch(spec, &dir, &prefix, 0)
+            .map_err(RuntimeError::Start)?;
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let adoptable: Vec<ProcessRecord> = self
             .store
@@ -568,8 +569,8 @@ impl Inner {
                 "framework `{name}` is neither built in nor a declared app-framework Plugin"
             )));
         };
-        let framework =
-            FrameworkPlugin::new(plugin).map_err(|e| RuntimeError::Start(format!("{describe}: {e}")))?;
+        let framework = FrameworkPlugin::new(plugin)
+            .map_err(|e| RuntimeError::Start(format!("{describe}: {e}")))?;
         let command = match &spec.command {
             crate::spec::Command::Empty => Vec::new(),
             crate::spec::Command::Args(a) => a.clone(),
@@ -581,7 +582,11 @@ impl Inner {
             files: app_files(dir).unwrap_or_default(),
             url_prefix: prefix.to_string(),
             command,
-            env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let launch = framework
             .launch(&config, &app)

@@ -38,7 +38,9 @@ pub enum DriftError {
 }
 
 impl DriftMonitors {
-    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, tokio::task::AbortHandle>> {
+    fn lock_tasks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, tokio::task::AbortHandle>> {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -66,7 +68,9 @@ impl Inner {
                 }
             }
         });
-        self.drift.lock_tasks().insert(key.clone(), task.abort_handle());
+        self.drift
+            .lock_tasks()
+            .insert(key.clone(), task.abort_handle());
     }
 
     /// Stops a model's drift monitor.
@@ -113,7 +117,9 @@ impl Inner {
                 features: Vec::new(),
                 error: None,
             };
-            if let Err(problem) = inner.score_window(&key, &def.spec, &drift, &def.checkout, &mut verdict) {
+            if let Err(problem) =
+                inner.score_window(&key, &def.spec, &drift, &def.checkout, &mut verdict)
+            {
                 inner.report_plugin_problem(&key, &format!("drift: {problem}"));
                 verdict.error = Some(problem);
             }
@@ -139,12 +145,14 @@ impl Inner {
         verdict: &mut DriftVerdict,
     ) -> Result<(), String> {
         let resolved = self.resolve_plugin(key.project.as_ref(), &drift.plugin)?;
-        let detector = DriftDetector::new(resolved.plugin.clone()).map_err(|e| resolved.problem(e))?;
+        let detector =
+            DriftDetector::new(resolved.plugin.clone()).map_err(|e| resolved.problem(e))?;
         let config = crate::plugins::config_of(&resolved.def.spec.config);
         let reference_path = checkout.join(drift.reference.as_str());
         let reference_bytes = std::fs::read(&reference_path)
             .map_err(|e| format!("cannot read the reference {}: {e}", drift.reference))?;
-        let all = columns::from_csv(&reference_bytes).map_err(|e| format!("{}: {e}", drift.reference))?;
+        let all =
+            columns::from_csv(&reference_bytes).map_err(|e| format!("{}: {e}", drift.reference))?;
         let header: Vec<String> = all.iter().map(|c| c.name.clone()).collect();
         let signature: Vec<String> = spec
             .signature
@@ -154,11 +162,16 @@ impl Inner {
         let features: Vec<String> = if !drift.features.is_empty() {
             drift.features.clone()
         } else if !signature.is_empty() {
-            signature.iter().filter(|f| header.contains(f)).cloned().collect()
+            signature
+                .iter()
+                .filter(|f| header.contains(f))
+                .cloned()
+                .collect()
         } else {
             header.clone()
         };
-        let reference = columns::select(all, &features).map_err(|e| format!("{}: {e}", drift.reference))?;
+        let reference =
+            columns::select(all, &features).map_err(|e| format!("{}: {e}", drift.reference))?;
         let fit_key = format!(
             "{}/{}/{}/{}",
             resolved.plugin.sha256,
@@ -192,9 +205,18 @@ impl Inner {
         let events = self
             .gateway
             .events
-            .query(key.name.as_str(), verdict.from_ms, verdict.to_ms, MAX_WINDOW_EVENTS)
+            .query(
+                key.name.as_str(),
+                verdict.from_ms,
+                verdict.to_ms,
+                MAX_WINDOW_EVENTS,
+            )
             .map_err(|e| e.to_string())?;
-        let positional = if signature.is_empty() { header } else { signature };
+        let positional = if signature.is_empty() {
+            header
+        } else {
+            signature
+        };
         let requests = events
             .iter()
             .filter(|e| e.status == 200 && e.inputs.get("truncated").is_none())

@@ -123,8 +123,9 @@ impl EmbeddedRuntime {
             .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
         let keys = KeyStore::open(&data_dir.join("keys.db"))
             .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
-        let plugins = crate::plugins::PluginHost::new(Some(&data_dir.join("plugins").join("cache")))
-            .map_err(|e| RuntimeError::Start(format!("plugin host: {e}")))?;
+        let plugins =
+            crate::plugins::PluginHost::new(Some(&data_dir.join("plugins").join("cache")))
+                .map_err(|e| RuntimeError::Start(format!("plugin host: {e}")))?;
         let runtime = EmbeddedRuntime {
             inner: Arc::new(Inner {
                 store,
@@ -544,9 +545,10 @@ impl Runtime for EmbeddedRuntime {
                     }
                 }
                 Kind::Plugin => {
-                    if let (Some(p), Some(dir)) =
-                        (spec_of::<crate::spec::PluginSpec>(&a.value), checkout(&a.commit))
-                    {
+                    if let (Some(p), Some(dir)) = (
+                        spec_of::<crate::spec::PluginSpec>(&a.value),
+                        checkout(&a.commit),
+                    ) {
                         inner.record_plugin(&a.key, &p, &a.file, &dir);
                     }
                 }

@@ -8,14 +8,14 @@
 use super::Inner;
 use crate::gateway::business::MetricBinding;
 use crate::gateway::onnx::OnnxModel;
-use crate::plugins::metrics::MetricPlugin;
-use crate::plugins::model::WasmModel;
-use sha2::Digest;
 use crate::gateway::service::{Backend, Version};
 use crate::loader::ResourceKey;
+use crate::plugins::metrics::MetricPlugin;
+use crate::plugins::model::WasmModel;
 use crate::runtime::RuntimeError;
 use crate::spec::{ApplicationSpec, Command, Kind, ModelRuntime, ModelSpec, RestartPolicy};
 use crate::store::Phase;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,9 +24,9 @@ use tokio::sync::Semaphore;
 /// A model as applied.
 #[derive(Clone)]
 pub(super) struct ModelDef {
-    spec: ModelSpec,
+    pub(super) spec: ModelSpec,
     commit: String,
-    checkout: PathBuf,
+    pub(super) checkout: PathBuf,
     file: String,
     generation: u64,
 }
@@ -92,7 +92,8 @@ impl Inner {
                 let bound = inner
                     .resolve_plugin(key.project.as_ref(), name)
                     .and_then(|r| {
-                        let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
+                        let plugin =
+                            MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
                         let weak = Arc::downgrade(&inner);
                         let (user, r2) = (key.clone(), r.clone());
                         Ok(MetricBinding {
@@ -175,7 +176,11 @@ impl Inner {
             }
             (None, None) => (None, None),
         };
-        self.set_status(key, Phase::Progressing, &format!("loading plugin `{plugin_name}`"));
+        self.set_status(
+            key,
+            Phase::Progressing,
+            &format!("loading plugin `{plugin_name}`"),
+        );
         let inner = self.clone();
         let key = key.clone();
         let spec = spec.clone();

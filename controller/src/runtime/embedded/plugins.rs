@@ -87,10 +87,12 @@ impl Inner {
         };
         let source = PluginSource::of_spec(&def.spec, &def.checkout);
         let expected = def.spec.sha256.as_ref().map(|s| s.as_str().to_string());
-        match self
-            .plugins
-            .load(name.as_str(), &source, expected.as_deref(), &def.spec.limits)
-        {
+        match self.plugins.load(
+            name.as_str(),
+            &source,
+            expected.as_deref(),
+            &def.spec.limits,
+        ) {
             Ok(plugin) => Ok(Resolved { plugin, def }),
             Err(e) => Err(format!("plugin `{name}` ({}): {e}", def.file)),
         }
