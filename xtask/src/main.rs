@@ -8,13 +8,16 @@
 //!   server and MLServer, and the inference event writer alone;
 //! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
 //!   model page's data over 1,000,000 inference events;
-//! - `bench plugins`: the WebAssembly plugin host beside native Rust.
+//! - `bench plugins`: the WebAssembly plugin host beside native Rust;
+//! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
+//!   components in `plugins/dist/`.
 
 mod bench;
 mod bench_plugins;
 mod envs;
 mod gateway;
 mod monitoring;
+mod plugins;
 mod reconcile;
 
 use anyhow::{Context, Result, bail};
@@ -41,12 +44,21 @@ enum Task {
         #[command(subcommand)]
         which: bench::Which,
     },
+    /// Build the WebAssembly plugins into components in plugins/dist/.
+    Plugins {
+        /// Accepted for clarity: components are always release builds.
+        #[arg(long)]
+        release: bool,
+        /// Plugins to build (package names); all when none are given.
+        names: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Schemas { check } => schemas(check),
         Task::Bench { which } => bench::run(which),
+        Task::Plugins { release: _, names } => plugins::build(&names),
     }
 }
 

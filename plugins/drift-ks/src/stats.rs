@@ -225,15 +225,16 @@ pub fn kstwo_sf(n: u64, x: f64) -> f64 {
 
 /// `ln(n!/n^n)` by Stirling's series.
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // Stirling's series: B_2k / (2k(2k−1)), highest order first.
     const COEFFS: [f64; 8] = [
-        -2.955065359477124183e-2,
-        6.4102564102564102564e-3,
-        -1.9175269175269175269e-3,
-        8.4175084175084175084e-4,
-        -5.952380952380952381e-4,
-        7.9365079365079365079e-4,
-        -2.7777777777777777778e-3,
-        8.3333333333333333333e-2,
+        -3617.0 / 122400.0,
+        1.0 / 156.0,
+        -691.0 / 360360.0,
+        1.0 / 1188.0,
+        -1.0 / 1680.0,
+        1.0 / 1260.0,
+        -1.0 / 360.0,
+        1.0 / 12.0,
     ];
     let rn = 1.0 / n;
     let poly = COEFFS.iter().fold(0.0, |acc, c| acc * (rn / n) + c);
@@ -298,8 +299,8 @@ pub fn durbin_cdf(n: u64, d: f64) -> f64 {
             hm.set(r, i, w[r - (i - 1)]);
         }
     }
-    for r in 0..m {
-        hm.set(r, 0, v[r]);
+    for (r, x) in v.iter().enumerate() {
+        hm.set(r, 0, *x);
     }
     for c in 0..m {
         hm.set(m - 1, c, v[m - 1 - c]);
