@@ -89,7 +89,13 @@ fn limits_and_bad_input_are_reported() {
     std::fs::write(&input, r#"{"request": {"instances": [[1.0]]}}"#).unwrap();
     // A plugin that loops is stopped at the timeout: exit 1 and the reason.
     cairn()
-        .args(["plugin", "test", &dist("test/hostile"), "--world", "model"])
+        .args([
+            "plugin",
+            "test",
+            &dist("test/hostile-model"),
+            "--world",
+            "model",
+        ])
         .args([
             "--input",
             input.to_str().unwrap(),
@@ -103,7 +109,13 @@ fn limits_and_bad_input_are_reported() {
         .stderr(contains("timed out"));
     // The same plugin in `ok` mode answers.
     cairn()
-        .args(["plugin", "test", &dist("test/hostile"), "--world", "model"])
+        .args([
+            "plugin",
+            "test",
+            &dist("test/hostile-model"),
+            "--world",
+            "model",
+        ])
         .args(["--input", input.to_str().unwrap(), "--config", "mode=ok"])
         .assert()
         .success();

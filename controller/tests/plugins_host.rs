@@ -130,16 +130,19 @@ fn drift_ks_matches_scipy() {
 #[test]
 fn drift_chi2_matches_scipy() {
     let report = drift("drift-chi2", json!({}), &["plan"]);
-    // scipy.stats.chi2_contingency([[ref counts], [window counts]],
-    // correction=False) over the categories basic, plus, pro.
+    // Buckets basic, plus, pro and "other"; expected shares
+    // (ref + 0.5) / (300 + 0.5 * 4); r = scipy.stats.chisquare(window
+    // counts, shares * 300): statistic 91.61834867078728, p-value
+    // 9.838403679756543e-20; the score is Cohen's w = sqrt(statistic / 300).
     let got = &report.features[0];
     assert_eq!(got.feature, "plan");
-    close(got.score, 37.755022660875085, "chi-squared");
+    close(got.score, 0.5526250949507188, "Cohen's w");
     let p = got.p_value.expect("chi-squared has a p-value");
     assert!(
-        (p - 6.332876184566343e-09).abs() <= 6.332876184566343e-09 * 1e-3,
+        (p - 9.838403679756543e-20).abs() <= 9.838403679756543e-20 * 1e-6,
         "p-value {p}"
     );
+    assert!(got.drifted && report.drifted);
 }
 
 #[test]
@@ -190,13 +193,27 @@ fn business_metric_plugin_computes_from_the_event() {
         inputs: json!({"x": 1.0}).to_string(),
         outputs: json!({"label": 1, "probabilities": [0.25, 0.75]}).to_string(),
     };
-    let out = metrics.compute(&config(json!({})), &event).unwrap();
-    assert!(!out.is_empty(), "no metric computed");
-    assert!(
+    let cfg = config(json!({"values": {"0": 0, "1": 100}}));
+    let out = metrics.compute(&cfg, &event).unwrap();
+    let get = |name: &str| {
         out.iter()
-            .any(|m| matches!(m.value, MetricValue::Number(n) if n.is_finite())),
-        "no numeric metric: {:?}",
-        out.iter().map(|m| &m.name).collect::<Vec<_>>()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("no `{name}`"))
+            .value
+            .clone()
+    };
+    assert!(matches!(get("confidence"), MetricValue::Number(n) if n == 0.75));
+    assert!(matches!(get("expected_value"), MetricValue::Number(n) if n == 75.0));
+    assert!(matches!(get("predicted_class"), MetricValue::Text(t) if t == "1"));
+    // The aggregation hook: the plugin adds its own summaries.
+    let agg = metrics
+        .aggregate(&cfg, "expected_value", &[75.0, 25.0])
+        .unwrap();
+    assert!(
+        agg.iter().any(|m| m.name == "expected_value_total"
+            && matches!(m.value, MetricValue::Number(n) if n == 100.0)),
+        "{:?}",
+        agg.iter().map(|m| &m.name).collect::<Vec<_>>()
     );
 }
 
@@ -253,7 +270,7 @@ fn linear_model(replicas: usize) -> WasmModel {
             &limits(64, 1000),
         )
         .unwrap();
-    let artifact = json!({"weights": [2.0, -1.0], "bias": 0.5})
+    let artifact = json!({"kind": "linear", "coef": [[2.0, -1.0]], "intercept": [0.5]})
         .to_string()
         .into_bytes();
     WasmModel::new(plugin, config(json!({})), artifact, replicas).unwrap()
@@ -268,6 +285,7 @@ fn model_plugin_loads_once_and_predicts() {
         data: WitData::Float32(vec![1.0, 2.0, 3.0, 0.5]),
     }];
     let out = model.predict(&inputs).unwrap();
+    assert_eq!(out[0].name, "prediction");
     let values: Vec<f64> = match &out[0].data {
         WitData::Float32(v) => v.iter().map(|&x| x as f64).collect(),
         WitData::Float64(v) => v.clone(),
@@ -282,7 +300,7 @@ fn hostile_model(mode: &str, limits: PluginLimits) -> Result<WasmModel, PluginEr
     let plugin = host()
         .load(
             "hostile",
-            &PluginSource::File(dist("test/hostile")),
+            &PluginSource::File(dist("test/hostile-model")),
             None,
             &limits,
         )

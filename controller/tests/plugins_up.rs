@@ -42,16 +42,33 @@ fn doc(kind: &str, name: &str, fields: &str) -> String {
     out
 }
 
-/// The hostile test plugin committed at `plugins/hostile.wasm`, as Plugin
-/// `name` of `world` in `mode` with `limits`.
-fn hostile(name: &str, world: &str, mode: &str, limits: &str, sha256: &str) -> String {
+/// The hostile test plugins (committed at `plugins/hostile-model.wasm` and
+/// `plugins/hostile-drift.wasm`) as Plugin `name` of `world` in `mode` with
+/// `limits`.
+fn hostile(name: &str, world: &str, mode: &str, limits: &str) -> String {
+    let file = hostile_file(world);
     doc(
         "Plugin",
         name,
         &format!(
-            "path: plugins/hostile.wasm\nsha256: {sha256}\nworld: {world}\nlimits: {limits}\nconfig: {{mode: {mode}}}"
+            "path: plugins/{file}.wasm\nsha256: {}\nworld: {world}\nlimits: {limits}\nconfig: {{mode: {mode}}}",
+            sha(file)
         ),
     )
+}
+
+fn hostile_file(world: &str) -> &'static str {
+    if world == "model" {
+        "hostile-model"
+    } else {
+        "hostile-drift"
+    }
+}
+
+fn sha(file: &str) -> String {
+    hex::encode(sha2::Sha256::digest(
+        std::fs::read(dist(&format!("test/{file}"))).unwrap(),
+    ))
 }
 
 /// A wasm model of the lab project served by `plugin`.
@@ -60,13 +77,13 @@ fn wasm_model(name: &str, plugin: &str, extra: &str) -> String {
         "Model",
         name,
         &format!(
-            "runtime: wasm\nplugin: {plugin}\nartifact: models/linear.json\nsignature:\n  inputs:\n    - {{name: age, type: float}}\n    - {{name: income, type: float}}\n  outputs:\n    - {{name: score, type: float}}\n{extra}"
+            "runtime: wasm\nplugin: {plugin}\nartifact: models/linear.json\nsignature:\n  inputs:\n    - {{name: age, type: float}}\n    - {{name: income, type: float}}\n  outputs:\n    - {{name: prediction, type: float}}\n{extra}"
         ),
     )
 }
 
 /// The linear model's artifact: score = 0.5·age + 0.001·income − 1.
-const LINEAR: &str = r#"{"weights": [0.5, 0.001], "bias": -1.0}"#;
+const LINEAR: &str = r#"{"kind": "linear", "coef": [[0.5, 0.001]], "intercept": [-1.0]}"#;
 
 struct Env {
     _repo: TestRepo,
@@ -80,8 +97,12 @@ fn start(files: &[(&str, String)]) -> Env {
         .write("models/linear.json", LINEAR)
         .write("data/reference.csv", fixture("reference.csv"))
         .write(
-            "plugins/hostile.wasm",
-            std::fs::read(dist("test/hostile")).unwrap(),
+            "plugins/hostile-model.wasm",
+            std::fs::read(dist("test/hostile-model")).unwrap(),
+        )
+        .write(
+            "plugins/hostile-drift.wasm",
+            std::fs::read(dist("test/hostile-drift")).unwrap(),
         );
     for (path, text) in files {
         repo.write(path, text);
@@ -94,12 +115,6 @@ fn start(files: &[(&str, String)]) -> Env {
         _data: data,
         up,
     }
-}
-
-fn hostile_sha() -> String {
-    hex::encode(sha2::Sha256::digest(
-        std::fs::read(dist("test/hostile")).unwrap(),
-    ))
 }
 
 fn wait_phase(up: &Up, kind: &str, name: &str, phase: &str) -> Value {
@@ -160,12 +175,9 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
     // A prediction through the gateway.
     let (code, body) = predict(up, "scorer", json!({"age": 40.0, "income": 50000.0}));
     assert_eq!(code, 200, "{body}");
-    let score = body["response"]["score"].as_f64().unwrap_or_else(|| {
-        body["response"]
-            .as_array()
-            .and_then(|a| a[0].as_f64())
-            .expect("a score")
-    });
+    let score = body["response"]["prediction"]
+        .as_f64()
+        .expect("a prediction");
     assert!((score - (20.0 + 50.0 - 1.0)).abs() < 1e-3, "{body}");
     let uuid = body["uuid"].as_str().unwrap().to_string();
 
@@ -225,10 +237,9 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
 
 #[test]
 fn hostile_plugins_are_stopped_while_another_model_serves() {
-    let sha = hostile_sha();
     let plugins = [
         doc("Plugin", "linear", "builtin: linear-model\nworld: model"),
-        hostile("spin", "model", "loop", "{timeout: 200ms}", &sha),
+        hostile("spin", "model", "loop", "{timeout: 200ms}"),
         hostile(
             "bomb",
             "model",
@@ -236,7 +247,7 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
             "{memory: 32Mi, timeout: 5s}",
             &sha,
         ),
-        hostile("crash", "model", "trap", "{}", &sha),
+        hostile("crash", "model", "trap", "{}"),
         hostile(
             "flood",
             "model",
@@ -329,17 +340,16 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
 
 #[test]
 fn plugin_errors_show_in_status_with_the_spec_file() {
-    let sha = hostile_sha();
     let plugins = [
         doc("Plugin", "linear", "builtin: linear-model\nworld: model"),
-        hostile("broken-drift", "drift-detector", "trap", "{}", &sha),
+        hostile("broken-drift", "drift-detector", "trap", "{}"),
     ]
     .concat();
     let wrong = doc(
         "Plugin",
         "tampered",
         &format!(
-            "path: plugins/hostile.wasm\nsha256: {}\nworld: model",
+            "path: plugins/hostile-model.wasm\nsha256: {}\nworld: model",
             "ab".repeat(32)
         ),
     );

@@ -38,7 +38,12 @@ pub fn run(sizes: Sizes) -> Result<()> {
     // one value, on a reused instance.
     let hostile = crate::root().join("plugins/dist/test/hostile.wasm");
     let plugin = host
-        .load("hostile", &PluginSource::File(hostile.clone()), None, &limits)
+        .load(
+            "hostile",
+            &PluginSource::File(hostile.clone()),
+            None,
+            &limits,
+        )
         .with_context(|| format!("loading {} (run `cargo xtask plugins`)", hostile.display()))?;
     let config = config_of(&serde_json::from_str(r#"{"mode": "ok"}"#)?);
     let model = WasmModel::new(plugin, config, Vec::new(), 1)?;
@@ -63,7 +68,12 @@ pub fn run(sizes: Sizes) -> Result<()> {
 
     // Instantiation: a fresh instance of a drift detector (what each drift
     // or business-metric call costs on top of the call).
-    let psi_plugin = host.load("drift-psi", &PluginSource::Builtin("drift-psi".into()), None, &limits)?;
+    let psi_plugin = host.load(
+        "drift-psi",
+        &PluginSource::Builtin("drift-psi".into()),
+        None,
+        &limits,
+    )?;
     let psi = DriftDetector::new(psi_plugin)?;
     for _ in 0..100 {
         psi.instantiate()?;
@@ -75,7 +85,10 @@ pub fn run(sizes: Sizes) -> Result<()> {
     }
     let instantiate = started.elapsed() / n as u32;
 
-    writeln!(out, "| measure | plugin | native Rust | goal |\n|---|---|---|---|")?;
+    writeln!(
+        out,
+        "| measure | plugin | native Rust | goal |\n|---|---|---|---|"
+    )?;
     writeln!(
         out,
         "| trivial call (`predict` of one value, reused instance; mean of {}) | {} | {} | < 10 µs |",
@@ -94,15 +107,16 @@ pub fn run(sizes: Sizes) -> Result<()> {
     let window = columns(sizes.rows, sizes.features, 2, 0.1);
     let empty = config_of(&Default::default());
     for (name, native) in [
-        ("drift-psi", native_psi as fn(&[Column], &[Column]) -> Vec<f64>),
+        (
+            "drift-psi",
+            native_psi as fn(&[Column], &[Column]) -> Vec<f64>,
+        ),
         ("drift-ks", native_ks),
     ] {
         let plugin = host.load(name, &PluginSource::Builtin(name.into()), None, &limits)?;
         let detector = DriftDetector::new(plugin)?;
         let state = detector.fit(&empty, &reference)?;
-        let fit = median(sizes.runs, || {
-            detector.fit(&empty, &reference).map(|_| ())
-        })?;
+        let fit = median(sizes.runs, || detector.fit(&empty, &reference).map(|_| ()))?;
         let score = median(sizes.runs, || {
             detector.score(&empty, &state, &window, 0.2).map(|_| ())
         })?;
