@@ -245,7 +245,6 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
             "model",
             "memory",
             "{memory: 32Mi, timeout: 5s}",
-            &sha,
         ),
         hostile("crash", "model", "trap", "{}"),
         hostile(
@@ -253,7 +252,6 @@ fn hostile_plugins_are_stopped_while_another_model_serves() {
             "model",
             "huge-output",
             "{memory: 64Mi, timeout: 5s}",
-            &sha,
         ),
     ]
     .concat();
