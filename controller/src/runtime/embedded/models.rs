@@ -84,35 +84,32 @@ impl Inner {
             self.gateway.business.set(key.name.as_str(), Vec::new());
             return;
         }
-        let inner = self.clone();
-        let key = key.clone();
-        self.handle.spawn_blocking(move || {
-            let mut bindings = Vec::new();
-            for name in &names {
-                let bound = inner
-                    .resolve_plugin(key.project.as_ref(), name)
-                    .and_then(|r| {
-                        let plugin =
-                            MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
-                        let weak = Arc::downgrade(&inner);
-                        let (user, r2) = (key.clone(), r.clone());
-                        Ok(MetricBinding {
-                            plugin,
-                            config: crate::plugins::config_of(&r.def.spec.config),
-                            on_error: Arc::new(move |problem: String| {
-                                if let Some(inner) = weak.upgrade() {
-                                    inner.report_plugin_problem(&user, &r2.problem(problem));
-                                }
-                            }),
-                        })
-                    });
-                match bound {
-                    Ok(b) => bindings.push(b),
-                    Err(problem) => inner.report_plugin_problem(&key, &problem),
-                }
+        // Resolved before the model serves, so that no prediction misses
+        // its metrics (components compile once; later loads hit the cache).
+        let mut bindings = Vec::new();
+        for name in &names {
+            let bound = self
+                .resolve_plugin(key.project.as_ref(), name)
+                .and_then(|r| {
+                    let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
+                    let weak = Arc::downgrade(self);
+                    let (user, r2) = (key.clone(), r.clone());
+                    Ok(MetricBinding {
+                        plugin,
+                        config: crate::plugins::config_of(&r.def.spec.config),
+                        on_error: Arc::new(move |problem: String| {
+                            if let Some(inner) = weak.upgrade() {
+                                inner.report_plugin_problem(&user, &r2.problem(problem));
+                            }
+                        }),
+                    })
+                });
+            match bound {
+                Ok(b) => bindings.push(b),
+                Err(problem) => self.report_plugin_problem(key, &problem),
             }
-            inner.gateway.business.set(key.name.as_str(), bindings);
-        });
+        }
+        self.gateway.business.set(key.name.as_str(), bindings);
     }
 
     /// A Plugin spec changed: the models that use it are deployed again.
