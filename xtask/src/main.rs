@@ -10,7 +10,8 @@
 //!   model page's data over 1,000,000 inference events;
 //! - `bench plugins`: the WebAssembly plugin host beside native Rust;
 //! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
-//!   components in `plugins/dist/`.
+//!   components in `plugins/dist/`;
+//! - `plugin new NAME --world WORLD`: scaffold a plugin crate.
 
 mod bench;
 mod bench_plugins;
@@ -49,8 +50,31 @@ enum Task {
         /// Accepted for clarity: components are always release builds.
         #[arg(long)]
         release: bool,
+        /// Build another plugin workspace or crate (into its own dist/).
+        #[arg(long, value_name = "PATH")]
+        manifest_path: Option<PathBuf>,
         /// Plugins to build (package names); all when none are given.
         names: Vec<String>,
+    },
+    /// Work on plugins.
+    Plugin {
+        #[command(subcommand)]
+        action: PluginAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginAction {
+    /// Scaffold a plugin crate: in plugins/NAME, or in --path.
+    New {
+        /// The plugin's name (a DNS-1123 label, e.g. `drift-mine`).
+        name: String,
+        /// The world it implements.
+        #[arg(long, value_enum)]
+        world: plugins::World,
+        /// Where to create the crate (default: plugins/NAME, in the plugins workspace).
+        #[arg(long)]
+        path: Option<PathBuf>,
     },
 }
 
@@ -58,7 +82,14 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Schemas { check } => schemas(check),
         Task::Bench { which } => bench::run(which),
-        Task::Plugins { release: _, names } => plugins::build(&names),
+        Task::Plugins {
+            release: _,
+            manifest_path,
+            names,
+        } => plugins::build(manifest_path.as_deref(), &names),
+        Task::Plugin {
+            action: PluginAction::New { name, world, path },
+        } => plugins::new_plugin(&name, world, path.as_deref()).map(|_| ()),
     }
 }
 

@@ -2,6 +2,10 @@
 //! into components in `plugins/dist/` (test-only plugins in
 //! `plugins/dist/test/`) and writes `plugins/dist/SHA256SUMS`.
 //!
+//! `cargo xtask plugin new NAME --world WORLD` scaffolds a plugin crate,
+//! inside `plugins/` (a member of its workspace) or anywhere else (a
+//! standalone crate that depends on this checkout's SDK).
+//!
 //! The plugins compile for `wasm32-unknown-unknown` with rustup's target
 //! when it is installed, and otherwise with Debian's `rustc-web` toolchain
 //! (`-Zbuild-std` over `rust-web-src`, linked by `wasm-ld-16`). The core
@@ -19,6 +23,8 @@ const DEBIAN_LINKER: &str = "wasm-ld-16";
 /// Debian's Rust compiler for WebAssembly (package `rustc-web`).
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
+/// What the host offers a plugin to import.
+const HOST_INTERFACES: [&str; 2] = ["cairn:plugin/types@0.1.0", "cairn:plugin/log@0.1.0"];
 const DEBIAN_PACKAGES: &str = "rustc-web cargo-web rust-web-src lld-16 wasi-libc";
 
 /// One plugin crate of the `plugins/` workspace.
@@ -58,9 +64,25 @@ pub fn plugins_dir() -> PathBuf {
     crate::root().join("plugins")
 }
 
-/// Builds the named plugins (all when `names` is empty) into components.
-pub fn build(names: &[String]) -> Result<()> {
-    let dir = plugins_dir();
+/// Builds the named plugins (all when `names` is empty) of the workspace or
+/// crate at `manifest` (default `plugins/Cargo.toml`) into components in
+/// its `dist/` folder.
+pub fn build(manifest: Option<&Path>, names: &[String]) -> Result<()> {
+    build_into(manifest, names, None)
+}
+
+/// [`build`] with the cargo target folder `target` (default: the
+/// workspace's own `target/`).
+pub fn build_into(manifest: Option<&Path>, names: &[String], target: Option<&Path>) -> Result<()> {
+    let dir = match manifest {
+        None => plugins_dir(),
+        Some(m) => {
+            let m = m
+                .canonicalize()
+                .with_context(|| format!("no manifest at {}", m.display()))?;
+            m.parent().expect("a file has a parent").to_path_buf()
+        }
+    };
     let all = discover(&dir)?;
     let selected: Vec<Plugin> = if names.is_empty() {
         all.clone()
@@ -92,31 +114,39 @@ pub fn build(names: &[String]) -> Result<()> {
             Toolchain::Debian => "Debian's rustc-web (-Zbuild-std)",
         }
     );
-    compile(&dir, &selected, toolchain)?;
+    let target = target.map_or_else(|| dir.join("target"), Path::to_path_buf);
+    compile(&dir, &target, &selected, toolchain)?;
     let dist = dir.join("dist");
     for plugin in &selected {
-        let core_path = dir
-            .join("target")
-            .join(TARGET)
-            .join("release")
-            .join(&plugin.artifact);
+        let core_path = target.join(TARGET).join("release").join(&plugin.artifact);
         let core = std::fs::read(&core_path)
             .with_context(|| format!("reading {}", core_path.display()))?;
         let component = componentize(&core)
             .with_context(|| format!("turning {} into a component", plugin.name))?;
+        if let Some(foreign) = imports(&component)?
+            .into_iter()
+            .find(|i| !HOST_INTERFACES.contains(&i.as_str()))
+        {
+            bail!(
+                "{} imports `{foreign}`, which the host does not offer (only {})",
+                plugin.name,
+                HOST_INTERFACES.join(", ")
+            );
+        }
         let out = dist.join(plugin.dist_path());
         std::fs::create_dir_all(out.parent().expect("dist path has a parent"))?;
         std::fs::write(&out, &component).with_context(|| format!("writing {}", out.display()))?;
         println!(
-            "  dist/{:<28} {:>8.1} KiB (core module {:.1} KiB)",
+            "  dist/{:<28} {:>8.1} KiB (core module {:.1} KiB)  exports {}",
             plugin.dist_path().display(),
             component.len() as f64 / 1024.0,
-            core.len() as f64 / 1024.0
+            core.len() as f64 / 1024.0,
+            exports(&component)?.join(", ")
         );
     }
     let sums = sha256sums(&dist)?;
     std::fs::write(dist.join("SHA256SUMS"), sums)?;
-    println!("wrote plugins/dist/SHA256SUMS");
+    println!("wrote {}", dist.join("SHA256SUMS").display());
     Ok(())
 }
 
@@ -126,6 +156,32 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>> {
         .module(core)?
         .validate(true)
         .encode()
+}
+
+/// The interfaces a component exports, e.g. `cairn:plugin/drift@0.1.0`.
+pub fn exports(component: &[u8]) -> Result<Vec<String>> {
+    let wit_component::DecodedWasm::Component(resolve, world) = wit_component::decode(component)?
+    else {
+        bail!("not a component");
+    };
+    Ok(resolve.worlds[world]
+        .exports
+        .keys()
+        .map(|key| resolve.name_world_key(key))
+        .collect())
+}
+
+/// The interfaces a component imports.
+pub fn imports(component: &[u8]) -> Result<Vec<String>> {
+    let wit_component::DecodedWasm::Component(resolve, world) = wit_component::decode(component)?
+    else {
+        bail!("not a component");
+    };
+    Ok(resolve.worlds[world]
+        .imports
+        .keys()
+        .map(|key| resolve.name_world_key(key))
+        .collect())
 }
 
 /// The plugin crates of a workspace: its members with a `cdylib` target.
@@ -226,7 +282,7 @@ fn debian_library_source() -> Option<PathBuf> {
     Some(Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library"))
 }
 
-fn compile(dir: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
+fn compile(dir: &Path, target: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
     let mut cmd = match toolchain {
         Toolchain::Rustup => {
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -255,7 +311,7 @@ fn compile(dir: &Path, plugins: &[Plugin], toolchain: Toolchain) -> Result<()> {
     };
     cmd.current_dir(dir)
         .arg("--target-dir")
-        .arg(dir.join("target"))
+        .arg(target)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTC_WRAPPER");
     for p in plugins {
@@ -295,4 +351,329 @@ fn collect_wasm(base: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The worlds of `cairn:plugin@0.1.0` a plugin can implement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum World {
+    /// Fit a reference, score windows of model inputs.
+    DriftDetector,
+    /// Metrics from inference events.
+    BusinessMetric,
+    /// Launch commands for applications.
+    AppFramework,
+    /// `runtime: wasm` models.
+    Model,
+}
+
+impl World {
+    /// The world's WIT name.
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            World::DriftDetector => "drift-detector",
+            World::BusinessMetric => "business-metric",
+            World::AppFramework => "app-framework",
+            World::Model => "model",
+        }
+    }
+
+    /// The interface a component of this world exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            World::DriftDetector => "cairn:plugin/drift@0.1.0",
+            World::BusinessMetric => "cairn:plugin/metrics@0.1.0",
+            World::AppFramework => "cairn:plugin/apps@0.1.0",
+            World::Model => "cairn:plugin/inference@0.1.0",
+        }
+    }
+
+    fn template(self) -> &'static str {
+        match self {
+            World::DriftDetector => include_str!("../templates/plugin/drift-detector.rs"),
+            World::BusinessMetric => include_str!("../templates/plugin/business-metric.rs"),
+            World::AppFramework => include_str!("../templates/plugin/app-framework.rs"),
+            World::Model => include_str!("../templates/plugin/model.rs"),
+        }
+    }
+}
+
+/// Scaffolds plugin `name` of `world` in `dir` (default `plugins/NAME`, added
+/// to the plugins workspace) and returns the crate's directory.
+pub fn new_plugin(name: &str, world: World, dir: Option<&Path>) -> Result<PathBuf> {
+    check_name(name)?;
+    let plugins = plugins_dir();
+    let dest = dir.map_or_else(|| plugins.join(name), Path::to_path_buf);
+    if dest.exists() && std::fs::read_dir(&dest)?.next().is_some() {
+        bail!("{} already exists and is not empty", dest.display());
+    }
+    std::fs::create_dir_all(dest.join("src"))?;
+    let dest = dest.canonicalize()?;
+    let inside = dest.parent() == Some(plugins.canonicalize()?.as_path());
+    let snake = name.replace('-', "_");
+    let manifest = if inside {
+        format!("plugins/{name}/Cargo.toml")
+    } else {
+        dest.join("Cargo.toml").display().to_string()
+    };
+    let fill = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{snake}}", &snake)
+            .replace("{{world}}", world.wit_name())
+            .replace("{{manifest}}", &manifest)
+    };
+    let sdk = plugins.join("sdk").canonicalize()?;
+    std::fs::write(
+        dest.join("Cargo.toml"),
+        cargo_toml(name, world, inside, &sdk),
+    )?;
+    std::fs::write(dest.join("src/lib.rs"), fill(world.template()))?;
+    std::fs::write(
+        dest.join("README.md"),
+        fill(include_str!("../templates/plugin/README.md")),
+    )?;
+    if inside {
+        let path = plugins.join("Cargo.toml");
+        let text = std::fs::read_to_string(&path)?;
+        std::fs::write(&path, with_member(&text, name)?)?;
+    } else {
+        std::fs::write(dest.join(".gitignore"), "target/\n")?;
+    }
+    println!(
+        "created {} (world {}, exports {})",
+        dest.display(),
+        world.wit_name(),
+        world.export()
+    );
+    println!("  test:  cargo test --manifest-path {manifest}");
+    if inside {
+        println!("  build: cargo xtask plugins {name}");
+    } else {
+        println!("  build: cargo xtask plugins --manifest-path {manifest}");
+    }
+    Ok(dest)
+}
+
+/// A plugin's name: a DNS-1123 label, like every Cairn name.
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        bail!(
+            "`{name}` is not a valid plugin name: use lowercase letters, digits and `-`, \
+             starting with a letter (at most 63 characters)"
+        );
+    }
+    Ok(())
+}
+
+fn cargo_toml(name: &str, world: World, inside: bool, sdk: &Path) -> String {
+    let serde = if world == World::DriftDetector {
+        if inside {
+            "serde.workspace = true\n".to_string()
+        } else {
+            "serde = { version = \"1\", features = [\"derive\"] }\n".to_string()
+        }
+    } else {
+        String::new()
+    };
+    let description = format!("Cairn plugin ({} world)", world.wit_name());
+    if inside {
+        return format!(
+            r#"[package]
+name = "{name}"
+description = "{description}"
+version.workspace = true
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+repository.workspace = true
+publish.workspace = true
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+cairn-plugin-sdk.workspace = true
+{serde}"#
+        );
+    }
+    format!(
+        r#"[package]
+name = "{name}"
+description = "{description}"
+version = "0.1.0"
+edition = "2024"
+rust-version = "1.95"
+publish = false
+
+[lib]
+# cdylib: the WebAssembly component; rlib: native unit tests.
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+# The SDK of the Cairn checkout that created this crate; a git dependency
+# works as well: {{ git = "https://github.com/cairn-ml/cairn" }}.
+cairn-plugin-sdk = {{ path = "{sdk}" }}
+{serde}
+# A crate of its own, not a member of an enclosing workspace.
+[workspace]
+
+[profile.release]
+opt-level = "s"
+lto = true
+codegen-units = 1
+strip = true
+panic = "abort"
+"#,
+        sdk = sdk.display()
+    )
+}
+
+/// The plugins workspace manifest with `member` added to its members.
+pub fn with_member(manifest: &str, member: &str) -> Result<String> {
+    let mut doc: toml_edit::DocumentMut = manifest.parse()?;
+    let members = doc["workspace"]["members"]
+        .as_array_mut()
+        .context("plugins/Cargo.toml has no workspace.members list")?;
+    if !members.iter().any(|m| m.as_str() == Some(member)) {
+        members.push(member);
+        let mut sorted: Vec<String> = members
+            .iter()
+            .filter_map(|m| m.as_str().map(String::from))
+            .collect();
+        sorted.sort();
+        members.clear();
+        for m in sorted {
+            members.push_formatted(toml_edit::Value::from(m).decorated("\n    ", ""));
+        }
+        members.set_trailing("\n");
+        members.set_trailing_comma(true);
+    }
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_components_implement_their_worlds() {
+        let dist = plugins_dir().join("dist");
+        let expected = [
+            ("drift-psi.wasm", World::DriftDetector),
+            ("drift-ks.wasm", World::DriftDetector),
+            ("drift-chi2.wasm", World::DriftDetector),
+            ("prediction-value.wasm", World::BusinessMetric),
+            ("flask.wasm", World::AppFramework),
+            ("shiny.wasm", World::AppFramework),
+            ("streamlit.wasm", World::AppFramework),
+            ("linear-model.wasm", World::Model),
+            ("test/hostile-drift.wasm", World::DriftDetector),
+            ("test/hostile-model.wasm", World::Model),
+        ];
+        let sums = std::fs::read_to_string(dist.join("SHA256SUMS")).unwrap();
+        for (file, world) in expected {
+            let bytes = std::fs::read(dist.join(file)).unwrap();
+            assert_eq!(exports(&bytes).unwrap(), [world.export()], "{file}");
+            // No ambient authority: nothing but Cairn's own interfaces.
+            for import in imports(&bytes).unwrap() {
+                assert!(
+                    ["cairn:plugin/types@0.1.0", "cairn:plugin/log@0.1.0"]
+                        .contains(&import.as_str()),
+                    "{file} imports {import}"
+                );
+            }
+            let line = format!("{}  {file}", hex::encode(Sha256::digest(&bytes)));
+            assert!(sums.lines().any(|l| l == line), "SHA256SUMS lacks `{line}`");
+        }
+        assert_eq!(sums, sha256sums(&dist).unwrap(), "SHA256SUMS is stale");
+    }
+
+    #[test]
+    fn members_are_added_once_and_sorted() {
+        let text =
+            "[workspace]\nresolver = \"3\"\nmembers = [\n    \"sdk\",\n    \"drift-psi\",\n]\n";
+        let out = with_member(text, "my-plugin").unwrap();
+        assert_eq!(
+            out,
+            "[workspace]\nresolver = \"3\"\nmembers = [\n    \"drift-psi\",\n    \"my-plugin\",\n    \"sdk\",\n]\n"
+        );
+        assert_eq!(with_member(&out, "my-plugin").unwrap(), out);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("drift-mine2").is_ok());
+        for bad in ["", "Drift", "2drift", "drift-", "drift_mine"] {
+            let e = check_name(bad).unwrap_err().to_string();
+            assert!(e.contains("not a valid plugin name"), "{e}");
+        }
+    }
+
+    fn cargo(args: &[&str], target: &Path) -> std::process::Output {
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(args)
+            .env("CARGO_TARGET_DIR", target)
+            .output()
+            .unwrap()
+    }
+
+    /// Every world's scaffold is a crate whose own tests pass natively, and
+    /// one of them builds into a component exporting its world.
+    #[test]
+    fn scaffolds_build_and_pass_their_tests() {
+        let tmp = tempfile::tempdir().unwrap();
+        // The plugins workspace's target folder: the SDK's dependencies (and
+        // the standard library built for wasm32) are usually there already.
+        let target = plugins_dir().join("target");
+        let worlds = [
+            World::DriftDetector,
+            World::BusinessMetric,
+            World::AppFramework,
+            World::Model,
+        ];
+        for world in worlds {
+            let name = format!("my-{}", world.wit_name());
+            let dir = new_plugin(&name, world, Some(&tmp.path().join(&name))).unwrap();
+            let manifest = dir.join("Cargo.toml");
+            let out = cargo(
+                &[
+                    "test",
+                    "--quiet",
+                    "--manifest-path",
+                    manifest.to_str().unwrap(),
+                ],
+                &target,
+            );
+            assert!(
+                out.status.success(),
+                "{name}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let e =
+            new_plugin("my-model", World::Model, Some(&tmp.path().join("my-model"))).unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        if let Err(e) = detect_toolchain() {
+            eprintln!("not building a component: {e}");
+            return;
+        }
+        let manifest = tmp.path().join("my-drift-detector/Cargo.toml");
+        build_into(Some(&manifest), &[], Some(&target)).unwrap();
+        let component = std::fs::read(
+            tmp.path()
+                .join("my-drift-detector/dist/my-drift-detector.wasm"),
+        )
+        .unwrap();
+        assert_eq!(
+            exports(&component).unwrap(),
+            [World::DriftDetector.export()]
+        );
+    }
 }

@@ -224,13 +224,11 @@ fn test(args: TestArgs) -> Result<ExitCode> {
             };
             let framework = FrameworkPlugin::new(plugin)?;
             framework.detect(&config, &app).and_then(|detected| {
-                let launch = framework.launch(&config, &app);
-                Ok(match launch {
-                    Ok(l) => json!({
+                framework.launch(&config, &app).map(|l| {
+                    json!({
                         "detected": detected,
                         "command": l.command, "env": l.env, "port": l.port, "healthPath": l.health_path,
-                    }),
-                    Err(e) => json!({"detected": detected, "error": e.to_string()}),
+                    })
                 })
             })
         }

@@ -13,9 +13,9 @@
 //!   softmax) or `linear` (one row of `coef` per target);
 //! - `features` (optional): the input columns' names, in `coef` order.
 //!
-//! Inputs: one tensor of shape `[rows, features]` (any name), or one tensor
-//! per feature (shape `[rows]` or `[rows, 1]`) named as in `features`;
-//! numbers of any type. Outputs: `label` (the classes' type, `[rows]`) and
+//! Inputs: one tensor of shape `[rows, features]` (any name), one tensor
+//! `[features]` for a single row, or one tensor per feature (shape `[rows]`
+//! or `[rows, 1]`) named as in `features`; numbers of any type. Outputs: `label` (the classes' type, `[rows]`) and
 //! `probabilities` (float32 `[rows, classes]`) for `logistic`;
 //! `prediction` (float64 `[rows]`, or `[rows, targets]`) for `linear`.
 
@@ -119,6 +119,17 @@ impl LinearModel {
                 ))
             })
         };
+        if let [t] = inputs
+            && t.shape.len() == 1
+            && t.shape[0] as usize == k
+            && self
+                .artifact
+                .features
+                .as_ref()
+                .is_none_or(|f| !f.contains(&t.name))
+        {
+            return Ok(vec![numbers(t)?]);
+        }
         if let [t] = inputs
             && t.shape.len() == 2
         {
@@ -355,5 +366,18 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(out[0].data, TensorData::Int64(vec![0]));
+        // The same row as a 1-D tensor; sklearn's predict_proba gives
+        // [[9.99820669e-01 1.79330919e-04]].
+        let out = m
+            .predict(vec![Tensor {
+                name: "input".into(),
+                shape: vec![4],
+                data: TensorData::Float64(vec![19.55, 28.77, 0.0926, 0.4251]),
+            }])
+            .unwrap();
+        let TensorData::Float32(p) = &out[1].data else {
+            panic!()
+        };
+        assert!((f64::from(p[1]) - 1.793_309_19e-4).abs() < 1e-9, "{p:?}");
     }
 }

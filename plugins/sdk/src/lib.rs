@@ -16,11 +16,11 @@
 //! exports it with the world's macro; the component then implements exactly
 //! that world:
 //!
-//! ```ignore
+//! ```no_run
 //! use cairn_plugin_sdk::{Config, DriftDetector, Result};
 //! use cairn_plugin_sdk::drift::{Column, DriftReport};
 //!
-//! struct MyDetector;
+//! pub struct MyDetector;
 //!
 //! impl DriftDetector for MyDetector {
 //!     fn fit(config: &Config, reference: Vec<Column>) -> Result<Vec<u8>> { todo!() }
@@ -34,6 +34,8 @@
 //! Plugin settings arrive typed (see [`Config`]); messages go to the
 //! controller's log through [`log`]. Everything else — files, network,
 //! clocks — is out of reach: a plugin only computes.
+
+#![warn(missing_docs)]
 
 /// Converts a world's generated `config` into [`Config`]; every world
 /// generates its own copy of the `types` interface.

@@ -6,7 +6,7 @@
 //! | `loop` | never returns (fuel or the deadline must stop it) |
 //! | `memory` | allocates 1 MiB blocks, touching each, until an allocation fails, then returns an error saying how much it got (the memory limit must hold) |
 //! | `trap` | panics, which traps (`unreachable`) |
-//! | `huge-output` | returns a result of about 100 MB |
+//! | `huge-output` | returns a result of about 100 MB (building it needs a memory limit above about 110 MiB; under the default 64 MiB the allocation traps) |
 //!
 //! `phase` picks which call misbehaves (see each plugin); the others
 //! behave as `ok`.
