@@ -70,6 +70,10 @@ pub enum Which {
         /// Runs per drift measurement (the median is reported).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Measure this build as it is instead of rebuilding in release
+        /// (the report names the profile).
+        #[arg(long)]
+        as_built: bool,
     },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
@@ -90,8 +94,9 @@ pub fn run(which: Which) -> Result<()> {
             rows,
             features,
             runs,
+            as_built,
         } => {
-            if cfg!(debug_assertions) {
+            if cfg!(debug_assertions) && !as_built {
                 return rerun_in_release();
             }
             crate::bench_plugins::run(crate::bench_plugins::Sizes {

@@ -32,11 +32,20 @@ pub fn run(sizes: Sizes) -> Result<()> {
         fuel: None,
     };
     let mut out = String::new();
-    writeln!(out, "### Plugin host\n\n{}\n", crate::bench::machine())?;
+    let profile = if cfg!(debug_assertions) {
+        "dev profile (dependencies at opt-level 1, cairn and xtask at 0)"
+    } else {
+        "release profile"
+    };
+    writeln!(
+        out,
+        "### Plugin host\n\n{} Build: {profile}; components compiled by Cranelift (speed).\n",
+        crate::bench::machine()
+    )?;
 
     // A trivial call: the hostile test plugin's `predict` in mode `ok` on
     // one value, on a reused instance.
-    let hostile = crate::root().join("plugins/dist/test/hostile.wasm");
+    let hostile = crate::root().join("plugins/dist/test/hostile-model.wasm");
     let plugin = host
         .load(
             "hostile",
@@ -215,11 +224,20 @@ fn native_psi(reference: &[Column], window: &[Column]) -> Vec<f64> {
         .collect()
 }
 
-/// The two-sample KS statistic, as `drift-ks` computes it.
+/// The two-sample KS test (both samples sorted, the `auto` p-value), as
+/// `drift-ks` computes it.
 fn native_ks(reference: &[Column], window: &[Column]) -> Vec<f64> {
+    let sorted = |c: &Column| {
+        let mut v = numeric(c).to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
     reference
         .iter()
         .zip(window)
-        .map(|(r, w)| drift_ks::stats::ks_statistic(numeric(r), numeric(w)))
+        .map(|(r, w)| {
+            drift_ks::stats::ks_2samp(&sorted(r), &sorted(w), drift_ks::stats::Method::Auto)
+                .statistic
+        })
         .collect()
 }
