@@ -56,6 +56,9 @@ pub(crate) struct Inner {
     plugins: crate::plugins::PluginHost,
     /// Drift monitors of the served models.
     drift: drift::DriftMonitors,
+    /// The last plugin failure of each resource that uses plugins (its own
+    /// lock: statuses are set with the state locked).
+    plugin_problems: Mutex<HashMap<ResourceKey, String>>,
     /// The URL of `cairn up`'s HTTP server, given to jobs and applications
     /// as `CAIRN_SERVER` once known.
     server_url: std::sync::OnceLock<String>,
@@ -138,6 +141,7 @@ impl EmbeddedRuntime {
                 gateway: Arc::new(Gateway::new(events, keys)),
                 plugins,
                 drift: drift::DriftMonitors::default(),
+                plugin_problems: Mutex::new(HashMap::new()),
                 server_url: std::sync::OnceLock::new(),
                 http,
             }),
@@ -210,6 +214,12 @@ impl EmbeddedRuntime {
 }
 
 impl Inner {
+    fn plugin_problems(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, String>> {
+        self.plugin_problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -363,7 +373,13 @@ impl Inner {
     }
 
     fn set_status(&self, key: &ResourceKey, phase: Phase, message: &str) {
-        if let Err(e) = self.store.set_status(key, phase, message, None, None) {
+        // A plugin failure stays visible until the resource is deployed again.
+        let problem = self.plugin_problems().get(key).cloned();
+        let message = match problem {
+            Some(p) if !message.contains(&p) => plugins::with_problem(message, &p),
+            _ => message.to_string(),
+        };
+        if let Err(e) = self.store.set_status(key, phase, &message, None, None) {
             tracing::warn!("could not record status of {key}: {e}");
         }
     }

@@ -63,6 +63,7 @@ impl Inner {
         {
             self.remove_app(key);
         }
+        self.clear_plugin_problem(key);
         self.attach_monitoring(key, spec);
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),

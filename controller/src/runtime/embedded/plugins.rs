@@ -102,21 +102,34 @@ impl Inner {
 /// Separates a resource's own status message from its last plugin error.
 const PROBLEM_SEP: &str = " — last plugin error: ";
 
+/// `message` with `problem` as its last plugin error (replacing an earlier
+/// one).
+pub(super) fn with_problem(message: &str, problem: &str) -> String {
+    let base = message.split(PROBLEM_SEP).next().unwrap_or_default();
+    if base.is_empty() {
+        problem.to_string()
+    } else {
+        format!("{base}{PROBLEM_SEP}{problem}")
+    }
+}
+
 impl Inner {
     /// Shows a plugin failure in the status of the resource that uses the
-    /// plugin, keeping its phase and its own message.
+    /// plugin, keeping its phase and its own message, until the resource is
+    /// deployed again.
     pub(crate) fn report_plugin_problem(&self, key: &ResourceKey, problem: &str) {
         tracing::warn!("{key}: {problem}");
+        self.plugin_problems()
+            .insert(key.clone(), problem.to_string());
         let current = self.store.status(key).ok().flatten();
         let (phase, base) = current.map_or((crate::store::Phase::Ready, String::new()), |s| {
             (s.phase, s.message)
         });
-        let base = base.split(PROBLEM_SEP).next().unwrap_or_default();
-        let message = if base.is_empty() {
-            problem.to_string()
-        } else {
-            format!("{base}{PROBLEM_SEP}{problem}")
-        };
-        self.set_status(key, phase, &message);
+        self.set_status(key, phase, &base);
+    }
+
+    /// Forgets a resource's plugin failures (it is being deployed again).
+    pub(super) fn clear_plugin_problem(&self, key: &ResourceKey) {
+        self.plugin_problems().remove(key);
     }
 }
