@@ -406,3 +406,48 @@ fn plugin_errors_show_in_status_with_the_spec_file() {
     let (code, _) = predict(up, "watched", json!({"age": 1.0, "income": 2.0}));
     assert_eq!(code, 200);
 }
+
+#[test]
+fn drift_is_evaluated_every_window() {
+    let plugins = [
+        doc("Plugin", "linear", "builtin: linear-model\nworld: model"),
+        doc("Plugin", "ks", "builtin: drift-ks\nworld: drift-detector"),
+    ]
+    .concat();
+    let model = wasm_model(
+        "scheduled",
+        "linear",
+        "monitoring:\n  drift: {plugin: ks, reference: data/reference.csv, features: [age], window: 1s, threshold: 0.2}",
+    );
+    let env = start(&[("specs/plugins.yaml", plugins), ("specs/model.yaml", model)]);
+    let up = &env.up;
+    wait_phase(up, "Model", "scheduled", "Ready");
+    let window = fixture("window.csv");
+    let rows: Vec<Vec<f64>> = window
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(2).map(|x| x.parse().unwrap()).collect())
+        .collect();
+    // Keep predicting while the monitor runs, so that its windows have rows.
+    let verdicts = up.wait_for(Duration::from_secs(30), "two scored windows", || {
+        let (code, _) = predict(up, "scheduled", json!({"instances": rows}));
+        assert_eq!(code, 200);
+        let series = up.get("/api/v1/models/scheduled/drift");
+        let scored: Vec<Value> = series["verdicts"]
+            .as_array()?
+            .iter()
+            .filter(|v| v["score"].is_number())
+            .cloned()
+            .collect();
+        (scored.len() >= 2).then_some(scored)
+    });
+    for v in &verdicts {
+        assert_eq!(v["plugin"], "ks");
+        assert_eq!(v["features"][0]["feature"], "age");
+        // The KS statistic of the fixture's window against its reference.
+        let d = v["features"][0]["score"].as_f64().unwrap();
+        assert!((d - 0.3333333333333333).abs() < 1e-9, "{v}");
+        assert!(v["features"][0]["pValue"].as_f64().unwrap() < 1e-6, "{v}");
+        assert_eq!(v["drifted"], true);
+    }
+}
