@@ -218,6 +218,35 @@ pub async fn get_drift(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn verdicts_are_published_to_every_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = crate::gateway::events::EventLog::open(
+            &dir.path().join("events.db"),
+            Default::default(),
+        )
+        .unwrap();
+        let keys = crate::gateway::keys::KeyStore::open(&dir.path().join("keys.db")).unwrap();
+        let gateway = crate::gateway::service::Gateway::new(events, keys);
+        let (mut a, mut b) = (gateway.subscribe_drift(), gateway.subscribe_drift());
+        let verdict = DriftVerdict {
+            model: "m".into(),
+            plugin: "drift-psi".into(),
+            time_ms: 1,
+            from_ms: 0,
+            to_ms: 1,
+            rows: 3,
+            score: Some(0.4),
+            drifted: Some(true),
+            threshold: 0.2,
+            features: Vec::new(),
+            error: None,
+        };
+        gateway.publish_drift(verdict.clone());
+        assert_eq!(a.recv().await.unwrap(), verdict);
+        assert_eq!(b.recv().await.unwrap(), verdict);
+    }
+
     #[test]
     fn verdicts_round_trip_oldest_first() {
         let mut conn = Connection::open_in_memory().unwrap();
