@@ -12,7 +12,7 @@ use crate::spec::PluginLimits;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 
@@ -308,16 +308,10 @@ impl Plugin {
         }
         store.data_mut().limiter.asked = None;
         store.data_mut().log_lines = 0;
-        let started = Instant::now();
-        f(store).map_err(|e| self.classify(store, e, started))
+        f(store).map_err(|e| self.classify(store, e))
     }
 
-    fn classify(
-        &self,
-        store: &Store<HostState>,
-        error: wasmtime::Error,
-        started: Instant,
-    ) -> PluginError {
+    fn classify(&self, store: &Store<HostState>, error: wasmtime::Error) -> PluginError {
         if let Some(asked) = store.data().limiter.asked {
             return PluginError::Memory {
                 limit: self.bounds.memory,
@@ -325,10 +319,7 @@ impl Plugin {
             };
         }
         match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => {
-                let _ = started;
-                PluginError::Timeout(self.bounds.timeout)
-            }
+            Some(Trap::Interrupt) => PluginError::Timeout(self.bounds.timeout),
             Some(Trap::OutOfFuel) => PluginError::Fuel(self.bounds.fuel.unwrap_or_default()),
             Some(trap) => PluginError::Trap(trap.to_string()),
             None => PluginError::Trap(format!("{error:#}")),

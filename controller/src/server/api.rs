@@ -66,6 +66,9 @@ async fn evaluate_drift(
         Ok(verdict) => Ok(axum::Json(verdict).into_response()),
         Err(e @ DriftError::NoModel(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ DriftError::NotMonitored(_)) => Err(ApiError(StatusCode::CONFLICT, e.to_string())),
+        Err(e @ DriftError::Internal(_)) => {
+            Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
     }
 }
 

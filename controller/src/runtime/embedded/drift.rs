@@ -35,6 +35,9 @@ pub enum DriftError {
     /// The model has no `monitoring.drift`.
     #[error("model `{0}` has no `monitoring.drift`")]
     NotMonitored(String),
+    /// The evaluation's task failed.
+    #[error("drift evaluation failed: {0}")]
+    Internal(String),
 }
 
 impl DriftMonitors {
@@ -129,7 +132,7 @@ impl Inner {
             verdict
         })
         .await
-        .map_err(|e| DriftError::NoModel(e.to_string()))?;
+        .map_err(|e| DriftError::Internal(e.to_string()))?;
         self.gateway.publish_drift(verdict.clone());
         Ok(verdict)
     }
