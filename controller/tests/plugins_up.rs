@@ -211,6 +211,23 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
         (sum >= predictions).then_some(sum)
     });
     assert_eq!(total, predictions);
+    // The queue's counters at /metrics: every logged prediction (the 400
+    // included) processed, none dropped, no plugin failure.
+    let text = up.get_text("/metrics").unwrap();
+    let counter = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        counter("cairn_business_metric_events_processed_total"),
+        predictions + 1.0
+    );
+    assert_eq!(counter("cairn_business_metric_events_dropped_total"), 0.0);
+    assert_eq!(counter("cairn_business_metric_plugin_failures_total"), 0.0);
     let _ = uuid;
 
     // Drift on demand: the verdict, stored and served as a series.

@@ -8,7 +8,6 @@ use super::monitoring::{MetricItem, MetricValue, record_metrics};
 use crate::plugins::Config;
 use crate::plugins::metrics::{self as wit, MetricPlugin};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, RwLock};
 
@@ -29,16 +28,8 @@ pub struct MetricBinding {
     pub on_error: ProblemHook,
 }
 
-/// Counters of the consumer.
-#[derive(Debug, Default)]
-pub struct BusinessCounters {
-    /// Events the consumer ran plugins on.
-    pub processed: AtomicU64,
-    /// Events dropped because the queue was full.
-    pub dropped: AtomicU64,
-    /// Plugin calls that failed.
-    pub failed: AtomicU64,
-}
+/// Counters of the consumer (exported at `/metrics`).
+pub type BusinessCounters = super::metrics::PluginEventCounters;
 
 type Bindings = Arc<RwLock<HashMap<String, Arc<[MetricBinding]>>>>;
 
@@ -51,11 +42,12 @@ pub struct BusinessMetrics {
 }
 
 impl BusinessMetrics {
-    /// Starts the consumer, writing to `events`' database.
-    pub fn start(events: EventLog) -> BusinessMetrics {
+    /// Starts the consumer, writing to `events`' database and counting in
+    /// `counters`.
+    pub fn start(events: EventLog, counters: BusinessCounters) -> BusinessMetrics {
         let (tx, rx) = sync_channel(QUEUE);
         let bindings: Bindings = Default::default();
-        let counters: Arc<BusinessCounters> = Default::default();
+        let counters = Arc::new(counters);
         let (b, c) = (bindings.clone(), counters.clone());
         if let Err(e) = std::thread::Builder::new()
             .name("cairn-business-metrics".into())
@@ -93,7 +85,7 @@ impl BusinessMetrics {
         match self.tx.try_send(event) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped.inc();
             }
         }
     }
@@ -134,12 +126,12 @@ fn consume(
                         (m.name, value)
                     })),
                     Err(e) => {
-                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                        counters.failed.inc();
                         (b.on_error)(format!("business metric of inference {}: {e}", event.uuid));
                     }
                 }
             }
-            counters.processed.fetch_add(1, Ordering::Relaxed);
+            counters.processed.inc();
             if !metrics.is_empty() {
                 items
                     .entry(event.model.clone())

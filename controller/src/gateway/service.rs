@@ -168,13 +168,17 @@ impl Gateway {
     pub fn new(events: EventLog, keys: KeyStore) -> Self {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_nodelay(true);
+        let metrics = Metrics::new();
         Gateway {
             endpoints: RwLock::new(HashMap::new()),
-            business: super::business::BusinessMetrics::start(events.clone()),
+            business: super::business::BusinessMetrics::start(
+                events.clone(),
+                metrics.plugin_events.clone(),
+            ),
             drift: tokio::sync::broadcast::channel(256).0,
             events,
             keys,
-            metrics: Metrics::new(),
+            metrics,
             http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_max_idle_per_host(64)
                 .build(connector),

@@ -59,6 +59,9 @@ pub(crate) struct Inner {
     /// The last plugin failure of each resource that uses plugins (its own
     /// lock: statuses are set with the state locked).
     plugin_problems: Mutex<HashMap<ResourceKey, String>>,
+    /// Plugin specs of the last commit whose files have errors, with the
+    /// first error: (commit, plugin → `FILE: message`).
+    broken_plugins: Mutex<(String, HashMap<ResourceKey, String>)>,
     /// The URL of `cairn up`'s HTTP server, given to jobs and applications
     /// as `CAIRN_SERVER` once known.
     server_url: std::sync::OnceLock<String>,
@@ -142,6 +145,7 @@ impl EmbeddedRuntime {
                 plugins,
                 drift: drift::DriftMonitors::default(),
                 plugin_problems: Mutex::new(HashMap::new()),
+                broken_plugins: Mutex::new((String::new(), HashMap::new())),
                 server_url: std::sync::OnceLock::new(),
                 http,
             }),
@@ -467,6 +471,9 @@ impl Runtime for EmbeddedRuntime {
             },
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
+                if matches!(spec, Spec::Model(_) | Spec::Application(_)) {
+                    inner.note_broken_plugins(ctx.commit, ctx.state);
+                }
                 match spec {
                     Spec::Project(p) => {
                         inner.state().projects.insert(key.name.clone(), p.clone());

@@ -76,6 +76,9 @@ impl Inner {
         let def = self.state().plugins.get(&key).cloned();
         let Some(def) = def else {
             // Not applied: its spec may have failed to load.
+            if let Some(problem) = self.broken_plugins().1.get(&key) {
+                return Err(format!("plugin `{name}` is not available: {problem}"));
+            }
             return Err(match self.store.status(&key).ok().flatten() {
                 Some(s) => format!(
                     "plugin `{name}` is not available ({}): {}",
@@ -131,5 +134,41 @@ impl Inner {
     /// Forgets a resource's plugin failures (it is being deployed again).
     pub(super) fn clear_plugin_problem(&self, key: &ResourceKey) {
         self.plugin_problems().remove(key);
+    }
+}
+
+impl Inner {
+    fn broken_plugins(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (String, std::collections::HashMap<ResourceKey, String>)> {
+        self.broken_plugins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes, once per commit, the Plugin specs of `desired` whose files have
+    /// errors (they are not applied), so that a user of one is told where
+    /// the problem is.
+    pub(super) fn note_broken_plugins(&self, commit: &str, desired: &crate::loader::DesiredState) {
+        let mut noted = self.broken_plugins();
+        if noted.0 == commit {
+            return;
+        }
+        noted.0 = commit.to_string();
+        noted.1.clear();
+        for r in desired.resources.values() {
+            if r.key.kind != Kind::Plugin || !desired.guard.broken_files.contains(&*r.file) {
+                continue;
+            }
+            let first = desired
+                .report
+                .diagnostics
+                .iter()
+                .find(|d| d.file.as_deref() == Some(&*r.file) && d.is_error())
+                .map_or("the file has errors".to_string(), |d| d.message.clone());
+            noted
+                .1
+                .insert(r.key.clone(), format!("{}: {first}", r.file));
+        }
     }
 }
