@@ -62,6 +62,27 @@ fn applications_are_launched_through_framework_plugins() {
         let body = up.get_text(&format!("/apps/{name}/")).unwrap();
         assert_eq!(body, "hello from flask");
     }
+    // A change of the framework Plugin launches its applications again.
+    let plugin = std::fs::read_to_string(repo.path().join("specs/apps.yaml"))
+        .unwrap()
+        .replace(
+            "  config: {python: python3}",
+            "  config: {python: python3}\n  limits: {timeout: 2s}",
+        );
+    repo.write("specs/apps.yaml", plugin);
+    let commit = repo.commit("a framework limit");
+    up.wait_synced(&commit);
+    up.wait_for(Duration::from_secs(60), "custom launched again", || {
+        up.logs()
+            .contains("lab/custom: framework plugin Plugin lab/web changed; launching again")
+            .then_some(())
+    });
+    up.wait_for(Duration::from_secs(60), "custom ready again", || {
+        up.get_text("/apps/custom/")
+            .ok()
+            .filter(|b| b == "hello from flask")
+    });
+
     // An unknown framework is refused with the choices, and nothing runs.
     let broken = up.resource("Application", "broken").expect("reported");
     assert_eq!(broken["phase"], "Invalid", "{broken}");

@@ -523,6 +523,33 @@ struct ReplicaTask {
 }
 
 impl Inner {
+    /// An app-framework Plugin changed: the running applications of that
+    /// framework are launched again with its new answer.
+    pub(super) fn restart_apps_of_framework(
+        self: &Arc<Self>,
+        plugin: &ResourceKey,
+        ctx: &crate::runtime::ApplyContext<'_>,
+    ) {
+        for r in ctx.state.resources.values() {
+            let crate::spec::Spec::Application(spec) = &r.spec else {
+                continue;
+            };
+            if r.key.project != plugin.project
+                || spec.framework != plugin.name.as_str()
+                || !self.state().apps.contains_key(&r.key)
+            {
+                continue;
+            }
+            tracing::info!(
+                "{}: framework plugin {plugin} changed; launching again",
+                r.key
+            );
+            if let Err(e) = self.start_app(&r.key, spec, ctx.commit, ctx.checkout, &r.file) {
+                self.set_status(&r.key, Phase::Failed, &e.to_string());
+            }
+        }
+    }
+
     /// How the application's replicas are launched: `command` natively, any
     /// other framework through its plugin — a Plugin of that name in the
     /// project, or the built-in one (`flask`, `shiny`, `streamlit`).

@@ -518,6 +518,7 @@ impl Runtime for EmbeddedRuntime {
                         inner.record_plugin(key, p, &action.file, ctx.checkout);
                         if updated {
                             inner.plugin_changed(key);
+                            inner.restart_apps_of_framework(key, ctx);
                         }
                         Ok("recorded; compiled when first used".into())
                     }
