@@ -228,7 +228,10 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
     );
     assert_eq!(counter("cairn_business_metric_events_dropped_total"), 0.0);
     assert_eq!(counter("cairn_business_metric_plugin_failures_total"), 0.0);
-    let _ = uuid;
+    // The first prediction's event, like any model's.
+    let event = up.get(&format!("/api/v1/inferences/{uuid}"));
+    assert_eq!(event["model"], "scorer");
+    assert_eq!(event["inputs"], json!({"age": 40.0, "income": 50000.0}));
 
     // Drift on demand: the verdict, stored and served as a series.
     let (code, verdict) = up.post("/api/v1/models/scorer/drift/evaluate", &json!({}));
