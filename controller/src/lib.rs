@@ -20,6 +20,7 @@ pub mod diagnostics;
 pub mod gateway;
 pub mod loader;
 pub mod plan;
+pub mod plugins;
 pub mod runtime;
 pub mod server;
 pub mod source;

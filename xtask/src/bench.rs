@@ -64,6 +64,26 @@ pub enum Which {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The plugin host: a trivial call, instantiation, and drift-psi and
+    /// drift-ks over a large window, each beside native Rust.
+    Plugins {
+        /// Trivial calls timed.
+        #[arg(long, default_value_t = 100_000)]
+        calls: usize,
+        /// Rows of the drift reference and window.
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Features of the drift reference and window.
+        #[arg(long, default_value_t = 20)]
+        features: usize,
+        /// Runs per drift measurement (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Measure this build as it is instead of rebuilding in release
+        /// (the report names the profile).
+        #[arg(long)]
+        as_built: bool,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -84,6 +104,23 @@ pub fn run(which: Which) -> Result<()> {
             crate::rollout::run(&release_binary()?, seconds, rounds)
         }
         Which::Validate { files, runs } => validate(files, runs),
+        Which::Plugins {
+            calls,
+            rows,
+            features,
+            runs,
+            as_built,
+        } => {
+            if cfg!(debug_assertions) && !as_built {
+                return rerun_in_release();
+            }
+            crate::bench_plugins::run(crate::bench_plugins::Sizes {
+                calls,
+                rows,
+                features,
+                runs,
+            })
+        }
         Which::Reconcile { commits } => crate::reconcile::run(&release_binary()?, commits),
         Which::Envs { runs } => crate::envs::run(&release_binary()?, runs),
         Which::Monitoring {

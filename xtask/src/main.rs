@@ -9,11 +9,13 @@
 //! - `bench monitoring`: feedback ingestion, the accuracy aggregate and the
 //!   model page's data over 1,000,000 inference events;
 //! - `bench rollout`: what a canary's traffic split adds to a prediction;
+//! - `bench plugins`: the WebAssembly plugin host beside native Rust;
 //! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
 //!   components in `plugins/dist/`;
 //! - `plugin new NAME --world WORLD`: scaffold a plugin crate.
 
 mod bench;
+mod bench_plugins;
 mod envs;
 mod gateway;
 mod monitoring;

@@ -4,6 +4,7 @@ mod client;
 mod kube;
 mod model_server;
 mod plan;
+mod plugin;
 mod up;
 mod validate;
 
@@ -66,6 +67,8 @@ enum Command {
     /// Serve one ONNX model over HTTP: the program of a model's pods on
     /// Kubernetes, behind Cairn's gateway.
     ModelServer(model_server::Args),
+    /// Work with WebAssembly plugins: `cairn plugin test PLUGIN.wasm --world ...`.
+    Plugin(plugin::Args),
 }
 
 /// Where to read specs from, shared by commands that read a repository.
@@ -160,6 +163,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Models(args) => client::models(args),
         Command::Metrics(args) => client::metrics(args),
         Command::ModelServer(args) => model_server::run(args),
+        Command::Plugin(args) => plugin::run(args),
     };
     match result {
         Ok(code) => code,

@@ -319,6 +319,7 @@ pub(super) async fn detail(
 <div class="charts wide">{accuracy}</div>
 <h3>By version <span class="muted small">last 30 days</span></h3>
 <div id="quality-by-version" data-live>{quality}</div>
+{drift}
 <h2>Business metrics <span class="muted small">last 30 days</span></h2>
 <div id="business-by-version" data-live>{business}</div>
 </section>
@@ -344,6 +345,21 @@ pub(super) async fn detail(
         ),
         quality = summary.as_ref().map_or_else(pending, quality_table),
         business = summary.as_ref().map_or_else(pending, business_table),
+        drift = match endpoint
+            .spec
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.drift.as_ref())
+        {
+            Some(d) => format!(
+                "<h2>Drift <span class=\"muted small\">plugin {}, every {}, threshold {}; last 7 days</span></h2>\n<div class=\"charts wide\">{}</div>",
+                escape(d.plugin.as_str()),
+                escape(&d.window.to_string()),
+                d.threshold,
+                chart("drift", "Drift score", "overall and per feature"),
+            ),
+            None => String::new(),
+        },
         versions = table(
             "versions",
             &["Version", "Commit", "SHA-256", "Produced by", "Created"],

@@ -217,6 +217,8 @@ fn migrations() -> Migrations<'static> {
             received_ms INTEGER NOT NULL
         );",
         ),
+        // Drift verdicts, a time series per feature (see `super::drift`).
+        M::up(super::drift::SCHEMA),
     ])
 }
 
@@ -288,6 +290,13 @@ impl EventLog {
         let (ack, done) = oneshot::channel();
         self.send(Msg::Flush(ack))?;
         done.await.map_err(|_| EventLogError::Closed)?
+    }
+
+    /// Like [`EventLog::flush`], for threads outside the async runtime.
+    pub fn flush_blocking(&self) -> Result<()> {
+        let (ack, done) = oneshot::channel();
+        self.send(Msg::Flush(ack))?;
+        done.blocking_recv().map_err(|_| EventLogError::Closed)?
     }
 
     /// The writer's counters.

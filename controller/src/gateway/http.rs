@@ -59,6 +59,7 @@ pub fn routes(state: GatewayState) -> Router {
         .route("/api/v1/models", get(models))
         .route("/api/v1/models/{name}/versions", get(versions))
         .route("/api/v1/models/{name}/metrics", get(model_metrics))
+        .route("/api/v1/models/{name}/drift", get(super::drift::get_drift))
         .route(
             "/api/v1/models/{name}/metrics/aggregate",
             get(monitoring::get_aggregate),
@@ -270,10 +271,14 @@ fn metadata(endpoint: &Endpoint) -> Value {
                 .collect();
             ("onnx", inputs, outputs)
         }
-        super::service::Backend::Process { .. } => {
+        super::service::Backend::Process { .. } | super::service::Backend::Wasm { .. } => {
             let sig = endpoint.spec.signature.clone().unwrap_or_default();
+            let platform = match &version.backend {
+                super::service::Backend::Wasm { .. } => "wasm",
+                _ => "process",
+            };
             (
-                "process",
+                platform,
                 sig.inputs.iter().map(feature).collect(),
                 sig.outputs.iter().map(feature).collect(),
             )
@@ -337,7 +342,7 @@ async fn model_ready_version(
 
 fn is_ready(e: &Endpoint) -> bool {
     match &e.current().backend {
-        super::service::Backend::Onnx { .. } => true,
+        super::service::Backend::Onnx { .. } | super::service::Backend::Wasm { .. } => true,
         super::service::Backend::Process { upstream } => upstream().is_some(),
     }
 }

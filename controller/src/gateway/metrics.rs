@@ -101,9 +101,22 @@ struct Window {
     errors: u64,
 }
 
+/// Counters of the business-metric plugins' queue.
+#[derive(Clone, Debug, Default)]
+pub struct PluginEventCounters {
+    /// Events the plugins ran on.
+    pub processed: Counter,
+    /// Events dropped because the queue was full.
+    pub dropped: Counter,
+    /// Plugin calls that failed.
+    pub failed: Counter,
+}
+
 /// The gateway's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// The business-metric plugins' queue.
+    pub plugin_events: PluginEventCounters,
     requests: Family<RequestLabels, Counter>,
     latency: Family<ModelLabels, Histogram>,
     in_flight: Family<ModelLabels, Gauge>,
@@ -201,8 +214,25 @@ impl Metrics {
             "Mean absolute error of a regressor over the last hour's predictions with ground truth",
             mae.clone(),
         );
+        let plugin_events = PluginEventCounters::default();
+        registry.register(
+            "business_metric_events_processed",
+            "Logged predictions the business-metric plugins ran on",
+            plugin_events.processed.clone(),
+        );
+        registry.register(
+            "business_metric_events_dropped",
+            "Logged predictions skipped because the business-metric queue was full",
+            plugin_events.dropped.clone(),
+        );
+        registry.register(
+            "business_metric_plugin_failures",
+            "Business-metric plugin calls that failed (error, trap or limit)",
+            plugin_events.failed.clone(),
+        );
         Metrics {
             registry,
+            plugin_events,
             requests,
             latency,
             in_flight,

@@ -1,5 +1,7 @@
 //! Model serving.
 
+pub mod business;
+pub mod drift;
 pub mod events;
 pub mod http;
 pub mod keys;

@@ -1113,7 +1113,7 @@ pub async fn post_feedback(
     }
 }
 
-fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, String> {
+pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, String> {
     q.get(key)
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)

@@ -20,6 +20,9 @@ use tokio::sync::Semaphore;
 /// Finds a ready replica of a process model.
 pub type Upstream = Arc<dyn Fn() -> Option<SocketAddr> + Send + Sync>;
 
+/// Told of a plugin failure while serving.
+pub type PluginErrorHook = Arc<dyn Fn(&crate::plugins::PluginError) + Send + Sync>;
+
 /// How a version computes predictions.
 #[derive(Clone)]
 pub enum Backend {
@@ -32,6 +35,17 @@ pub enum Backend {
         /// Recent cost of one run in µs: cheap models run on the request's
         /// own thread, costly ones on the blocking pool.
         cost_us: Arc<std::sync::atomic::AtomicU64>,
+    },
+    /// A `runtime: wasm` model: a plugin of world `model` with a pool of
+    /// `replicas` reusable instances.
+    Wasm {
+        /// The model and its instances.
+        model: Arc<crate::plugins::model::WasmModel>,
+        /// One permit per instance.
+        workers: Arc<Semaphore>,
+        /// Told of every plugin failure (a trap, a timeout, a limit hit), so
+        /// that it shows in the model's status.
+        on_error: PluginErrorHook,
     },
     /// The user's server (or the function runner) behind HTTP.
     Process {
@@ -196,6 +210,9 @@ pub struct Gateway {
     pub keys: KeyStore,
     /// Technical metrics.
     pub metrics: Metrics,
+    /// Business-metric plugins, run off the request path.
+    pub business: super::business::BusinessMetrics,
+    drift: tokio::sync::broadcast::Sender<super::drift::DriftVerdict>,
     http: hyper_util::client::legacy::Client<
         hyper_util::client::legacy::connect::HttpConnector,
         axum::body::Body,
@@ -207,11 +224,17 @@ impl Gateway {
     pub fn new(events: EventLog, keys: KeyStore) -> Self {
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
         connector.set_nodelay(true);
+        let metrics = Metrics::new();
         Gateway {
             endpoints: RwLock::new(HashMap::new()),
+            business: super::business::BusinessMetrics::start(
+                events.clone(),
+                metrics.plugin_events.clone(),
+            ),
+            drift: tokio::sync::broadcast::channel(256).0,
             events,
             keys,
-            metrics: Metrics::new(),
+            metrics,
             http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_max_idle_per_host(64)
                 .build(connector),
@@ -293,6 +316,19 @@ impl Gateway {
             *endpoint.current.write().unwrap_or_else(|e| e.into_inner()) = canary.version.clone();
         }
         Some(canary.version.clone())
+    }
+
+    /// Every drift verdict from now on (each model's scheduled and
+    /// on-demand evaluations). A receiver that falls more than 256 verdicts
+    /// behind loses the oldest (`RecvError::Lagged`).
+    pub fn subscribe_drift(&self) -> tokio::sync::broadcast::Receiver<super::drift::DriftVerdict> {
+        self.drift.subscribe()
+    }
+
+    /// Publishes a drift verdict to the subscribers.
+    pub fn publish_drift(&self, verdict: super::drift::DriftVerdict) {
+        // No subscriber is not an error.
+        let _ = self.drift.send(verdict);
     }
 
     /// Stops serving a model.
@@ -460,6 +496,7 @@ impl Gateway {
             inputs: inputs_for_log,
             outputs,
         };
+        let offered = self.business.wants(name).then(|| event.clone());
         let logged = match endpoint.spec.durability {
             Durability::Sync => self.events.append_durable(event).await,
             Durability::Async => self.events.append(event),
@@ -467,6 +504,9 @@ impl Gateway {
         if let Err(e) = logged {
             tracing::error!("inference event {uuid} not recorded: {e}");
             return Reply::error(500, format!("the inference could not be recorded: {e}"));
+        }
+        if let Some(event) = offered {
+            self.business.offer(event);
         }
         Reply {
             status,
@@ -523,6 +563,51 @@ impl Gateway {
                 let took = started.elapsed().as_micros() as u64;
                 let previous = cost_us.load(Relaxed);
                 cost_us.store((previous * 7 + took) / 8, Relaxed);
+                Ok(match oip {
+                    Some(id) => (serde_json::to_value(&outputs).unwrap_or(Value::Null), Some(id)),
+                    None => (tensor::tensors_to_response(&outputs, single), None),
+                })
+            }
+            (
+                Backend::Wasm {
+                    model,
+                    workers,
+                    on_error,
+                },
+                input,
+            ) => {
+                use crate::plugins::model::{from_wit, to_wit};
+                let (tensors, single, oip) = match input {
+                    PredictInput::Cairn(request) => {
+                        let features = spec.signature.as_ref().map(|s| s.inputs.as_slice()).unwrap_or(&[]);
+                        let datatype = wasm_input_type(features);
+                        let (t, _rows, single) =
+                            tensor::request_to_tensor(&request, features, "input", datatype).map_err(bad_input)?;
+                        (vec![t], single, None)
+                    }
+                    PredictInput::Oip { id, inputs } => (inputs, false, Some(id)),
+                };
+                let inputs: Vec<_> = tensors.into_iter().map(to_wit).collect();
+                let _worker = workers.acquire().await.map_err(|_| (503, "model is shutting down".to_string()))?;
+                let model = model.clone();
+                let result = tokio::task::spawn_blocking(move || model.predict(&inputs))
+                    .await
+                    .map_err(|e| (500, e.to_string()))?;
+                let outputs = match result {
+                    Ok(o) => o,
+                    Err(crate::plugins::PluginError::Failed(message)) => {
+                        return Err((400, format!("the model refused the input: {message}")));
+                    }
+                    Err(e) => {
+                        on_error(&e);
+                        return Err((500, format!("plugin error: {e}")));
+                    }
+                };
+                let outputs = outputs
+                    .into_iter()
+                    .map(from_wit)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| (500, format!("plugin error: {e}")))?;
                 Ok(match oip {
                     Some(id) => (serde_json::to_value(&outputs).unwrap_or(Value::Null), Some(id)),
                     None => (tensor::tensors_to_response(&outputs, single), None),
@@ -594,6 +679,16 @@ impl PredictInput {
 
 fn bad_input(e: InputError) -> (u16, String) {
     (400, format!("invalid input: {e}"))
+}
+
+/// The input tensor type of a wasm model: the signature's type when all its
+/// inputs share one, else 32-bit floats.
+fn wasm_input_type(features: &[crate::spec::Feature]) -> DataType {
+    let mut types = features.iter().map(|f| DataType::from_value_type(f.ty));
+    match types.next() {
+        Some(first) if types.all(|t| t == first) => first,
+        _ => DataType::Fp32,
+    }
 }
 
 /// For process models: named features must match the signature.

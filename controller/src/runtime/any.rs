@@ -73,6 +73,19 @@ impl AnyRuntime {
         }
     }
 
+    /// Evaluates the drift of model `name` now (embedded runtime only).
+    pub async fn evaluate_drift(
+        &self,
+        name: &str,
+    ) -> Result<crate::gateway::drift::DriftVerdict, super::embedded::DriftError> {
+        match self {
+            AnyRuntime::Embedded(r) => r.evaluate_drift(name).await,
+            AnyRuntime::Kubernetes(_) => Err(super::embedded::DriftError::Unsupported(format!(
+                "drift of `{name}` is not evaluated on the Kubernetes runtime yet"
+            ))),
+        }
+    }
+
     /// Stops (or, with `keep_running`, leaves) what runs, and flushes events.
     pub async fn shutdown(&self, keep_running: bool) {
         match self {

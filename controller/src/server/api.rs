@@ -49,11 +49,31 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{name}/runs/{number}", get(job_run))
         .route("/api/v1/jobs/{name}/runs/{number}/logs", get(run_logs))
         .route("/api/v1/models/{name}/rollback", post(rollback_model))
+        .route("/api/v1/models/{name}/drift/evaluate", post(evaluate_drift))
         .route("/hooks/git", post(git_hook))
         .route("/apps/{name}", any(app_proxy))
         .route("/apps/{name}/", any(app_proxy))
         .route("/apps/{name}/{*rest}", any(app_proxy))
         .with_state(state)
+}
+
+/// `POST /api/v1/models/NAME/drift/evaluate`: scores the model's last
+/// window now and returns the verdict (also stored and published).
+async fn evaluate_drift(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    use crate::runtime::embedded::DriftError;
+    match s.controller.runtime().evaluate_drift(&name).await {
+        Ok(verdict) => Ok(axum::Json(verdict).into_response()),
+        Err(e @ DriftError::NoModel(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
+        Err(e @ (DriftError::NotMonitored(_) | DriftError::Unsupported(_))) => {
+            Err(ApiError(StatusCode::CONFLICT, e.to_string()))
+        }
+        Err(e @ DriftError::Internal(_)) => {
+            Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+    }
 }
 
 /// An API error: a status and a message, as JSON.

@@ -262,11 +262,40 @@
     });
   }
 
+  function drawDrift(model) {
+    var el = document.getElementById("chart-drift");
+    if (!el) return Promise.resolve();
+    var to = Date.now() + 1;
+    var url = "/api/v1/models/" + encodeURIComponent(model) + "/drift?from=" + (to - 7 * 86400000) + "&to=" + to;
+    return getJSON(url).then(function (body) {
+      var verdicts = (body.verdicts || []).filter(function (v) { return typeof v.score === "number"; });
+      var xs = verdicts.map(function (v) { return v.timeMs / 1000; });
+      var names = [];
+      verdicts.forEach(function (v) {
+        v.features.forEach(function (f) { if (names.indexOf(f.feature) < 0) names.push(f.feature); });
+      });
+      var series = [line("overall", "#222", { width: 2.5, value: fmt(3) })];
+      var data = [xs, verdicts.map(function (v) { return v.score; })];
+      names.forEach(function (name, n) {
+        series.push(line(name, PALETTE[n % PALETTE.length], { width: 1.5, value: fmt(3) }));
+        data.push(verdicts.map(function (v) {
+          var f = v.features.filter(function (f) { return f.feature === name; })[0];
+          return f ? f.score : null;
+        }));
+      });
+      if (typeof body.threshold === "number") {
+        series.push(line("threshold", "#c33", { dash: [6, 4], width: 1, value: fmt(3) }));
+        data.push(xs.map(function () { return body.threshold; }));
+      }
+      draw("chart-drift", series, data, { span: 7 * 86400 });
+    });
+  }
+
   function drawCharts() {
     var page = document.getElementById("model-page");
     if (!page || typeof uPlot === "undefined") return Promise.resolve();
     var model = page.getAttribute("data-model");
-    return Promise.all([drawTraffic(model), drawQuality(model)]).then(
+    return Promise.all([drawTraffic(model), drawQuality(model), drawDrift(model)]).then(
       function () { setLive(true); },
       function (e) {
         // A model that went away or a server that restarted: not a bug.

@@ -5,7 +5,7 @@
 use super::{Admission, Inner};
 use crate::loader::ResourceKey;
 use crate::runtime::RuntimeError;
-use crate::runtime::frameworks;
+use crate::runtime::frameworks::LaunchPlan;
 use crate::runtime::process::{self, ProcessHandle, ProcessSpec};
 use crate::spec::{ApplicationSpec, RestartPolicy};
 use crate::store::{Phase, ProcessRecord};
@@ -80,7 +80,9 @@ impl Inner {
         let dir = checkout.join(spec.path.as_str());
         let prefix = format!("/apps/{}", key.name);
         // Resolve once up front so that a bad framework is reported now.
-        frameworks::launch(spec, &dir, &prefix, 0).map_err(RuntimeError::Start)?;
+        let plan = Arc::new(self.launch_plan(key, spec, &dir, &prefix)?);
+        plan.launch(spec, &dir, &prefix, 0)
+            .map_err(RuntimeError::Start)?;
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let adoptable: Vec<ProcessRecord> = self
             .store
@@ -117,6 +119,7 @@ impl Inner {
                 index,
                 replica: replica.clone(),
                 adopted: adopted.map(|(h, _)| h),
+                plan: plan.clone(),
             };
             self.handle
                 .spawn(async move { inner.supervise(task, stop_rx).await });
@@ -310,6 +313,7 @@ impl Inner {
             index,
             replica,
             mut adopted,
+            plan,
         } = task;
         let holder = format!("app:{}:{index}:{}", key.id(), replica.port);
         let environment = match self
@@ -347,6 +351,7 @@ impl Inner {
                         Admission::Granted(gpus) => match self.spawn_replica(
                             &key,
                             &spec,
+                            &plan,
                             &commit,
                             &dir,
                             index,
@@ -383,7 +388,8 @@ impl Inner {
                     }
                 }
             };
-            let health = frameworks::launch(&spec, &dir, &prefix, replica.port)
+            let health = plan
+                .launch(&spec, &dir, &prefix, replica.port)
                 .map(|l| l.health_path)
                 .unwrap_or_else(|_| "/".into());
             let exited = loop {
@@ -445,6 +451,7 @@ impl Inner {
         &self,
         key: &ResourceKey,
         spec: &ApplicationSpec,
+        plan: &LaunchPlan,
         commit: &str,
         dir: &Path,
         index: i64,
@@ -454,7 +461,7 @@ impl Inner {
         gpus: &[u32],
         environment: &[(String, String)],
     ) -> Result<ProcessHandle, String> {
-        let launch = frameworks::launch(spec, dir, prefix, replica.port)?;
+        let launch = plan.launch(spec, dir, prefix, replica.port)?;
         // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
         let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
         env.extend(self.project_env(key.project.as_ref())?);
@@ -512,6 +519,116 @@ struct ReplicaTask {
     index: i64,
     replica: Replica,
     adopted: Option<ProcessHandle>,
+    plan: Arc<LaunchPlan>,
+}
+
+impl Inner {
+    /// An app-framework Plugin changed: the running applications of that
+    /// framework are launched again with its new answer.
+    pub(super) fn restart_apps_of_framework(
+        self: &Arc<Self>,
+        plugin: &ResourceKey,
+        ctx: &crate::runtime::ApplyContext<'_>,
+    ) {
+        for r in ctx.state.resources.values() {
+            let crate::spec::Spec::Application(spec) = &r.spec else {
+                continue;
+            };
+            if r.key.project != plugin.project
+                || spec.framework != plugin.name.as_str()
+                || !self.state().apps.contains_key(&r.key)
+            {
+                continue;
+            }
+            tracing::info!(
+                "{}: framework plugin {plugin} changed; launching again",
+                r.key
+            );
+            if let Err(e) = self.start_app(&r.key, spec, ctx.commit, ctx.checkout, &r.file) {
+                self.set_status(&r.key, Phase::Failed, &e.to_string());
+            }
+        }
+    }
+
+    /// How the application's replicas are launched: `command` natively, any
+    /// other framework through its plugin — a Plugin of that name in the
+    /// project, or the built-in one (`flask`, `shiny`, `streamlit`).
+    fn launch_plan(
+        &self,
+        key: &ResourceKey,
+        spec: &ApplicationSpec,
+        dir: &Path,
+        prefix: &str,
+    ) -> Result<LaunchPlan, RuntimeError> {
+        use crate::plugins::apps::{App, FrameworkPlugin, app_files};
+        if spec.framework == "command" {
+            return Ok(LaunchPlan::Native);
+        }
+        let name: crate::spec::Name = spec
+            .framework
+            .parse()
+            .map_err(|e| RuntimeError::Start(format!("framework `{}`: {e}", spec.framework)))?;
+        let declared = self.state().plugins.contains_key(&ResourceKey {
+            kind: crate::spec::Kind::Plugin,
+            project: key.project.clone(),
+            name: name.clone(),
+        });
+        let (plugin, config, describe) = if declared {
+            let r = self
+                .resolve_plugin(key.project.as_ref(), &name)
+                .map_err(RuntimeError::Start)?;
+            let config = crate::plugins::config_of(&r.def.spec.config);
+            let describe = format!("plugin `{name}` ({})", r.def.file);
+            (r.plugin, config, describe)
+        } else if crate::spec::BUILTIN_FRAMEWORKS.contains(&spec.framework.as_str()) {
+            let plugin = self
+                .plugins
+                .load(
+                    &spec.framework,
+                    &crate::plugins::PluginSource::Builtin(spec.framework.clone()),
+                    None,
+                    &Default::default(),
+                )
+                .map_err(|e| RuntimeError::Start(format!("built-in plugin `{name}`: {e}")))?;
+            (plugin, Vec::new(), format!("built-in plugin `{name}`"))
+        } else {
+            return Err(RuntimeError::NotFound(format!(
+                "framework `{name}` is neither built in nor a declared app-framework Plugin"
+            )));
+        };
+        let framework = FrameworkPlugin::new(plugin)
+            .map_err(|e| RuntimeError::Start(format!("{describe}: {e}")))?;
+        let command = match &spec.command {
+            crate::spec::Command::Empty => Vec::new(),
+            crate::spec::Command::Args(a) => a.clone(),
+            crate::spec::Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        };
+        let app = App {
+            name: key.name.to_string(),
+            path: spec.path.to_string(),
+            files: app_files(dir).unwrap_or_default(),
+            url_prefix: prefix.to_string(),
+            command,
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        let launch = framework
+            .launch(&config, &app)
+            .map_err(|e| RuntimeError::Start(format!("{describe}: {e}")))?;
+        if let Some(port) = launch.port {
+            return Err(RuntimeError::Start(format!(
+                "{describe}: asks for the fixed port {port}; Cairn gives each replica its own port as `$(PORT)`"
+            )));
+        }
+        Ok(LaunchPlan::Plugin {
+            command: launch.command,
+            env: launch.env,
+            health_path: launch.health_path,
+        })
+    }
 }
 
 /// A port that was free a moment ago.

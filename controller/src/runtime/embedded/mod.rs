@@ -8,8 +8,10 @@
 //! and replicas are admitted.
 
 mod apps;
+mod drift;
 mod jobs;
 mod models;
+mod plugins;
 
 use super::envs::EnvManager;
 use super::gpu::{GpuAllocator, GpuInventory};
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 
+pub use drift::DriftError;
 pub use jobs::RunRequest;
 
 /// The embedded runtime. Cheap to clone.
@@ -49,6 +52,16 @@ pub(crate) struct Inner {
     released: Notify,
     envs: EnvManager,
     gateway: Arc<Gateway>,
+    /// The WebAssembly plugin host.
+    plugins: crate::plugins::PluginHost,
+    /// Drift monitors of the served models.
+    drift: drift::DriftMonitors,
+    /// The last plugin failure of each resource that uses plugins (its own
+    /// lock: statuses are set with the state locked).
+    plugin_problems: Mutex<HashMap<ResourceKey, String>>,
+    /// Plugin specs of the last commit whose files have errors, with the
+    /// first error: (commit, plugin → `FILE: message`).
+    broken_plugins: Mutex<(String, HashMap<ResourceKey, String>)>,
     /// The URL of `cairn up`'s HTTP server, given to jobs and applications
     /// as `CAIRN_SERVER` once known.
     server_url: std::sync::OnceLock<String>,
@@ -95,6 +108,8 @@ struct State {
     environments: HashMap<ResourceKey, EnvironmentSpec>,
     /// Served models.
     models: HashMap<ResourceKey, models::ModelDef>,
+    /// Applied plugins.
+    plugins: HashMap<ResourceKey, plugins::PluginDef>,
     /// The environment each workload last used (by hash), for garbage collection.
     env_users: HashMap<ResourceKey, String>,
 }
@@ -132,6 +147,9 @@ impl EmbeddedRuntime {
             .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
         let keys = KeyStore::open(&data_dir.join("keys.db"))
             .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
+        let plugins =
+            crate::plugins::PluginHost::new(Some(&data_dir.join("plugins").join("cache")))
+                .map_err(|e| RuntimeError::Start(format!("plugin host: {e}")))?;
         let runtime = EmbeddedRuntime {
             inner: Arc::new(Inner {
                 store,
@@ -142,6 +160,10 @@ impl EmbeddedRuntime {
                 released: Notify::new(),
                 envs: EnvManager::new(&data_dir.join("envs")),
                 gateway: Arc::new(Gateway::new(events, keys)),
+                plugins,
+                drift: drift::DriftMonitors::default(),
+                plugin_problems: Mutex::new(HashMap::new()),
+                broken_plugins: Mutex::new((String::new(), HashMap::new())),
                 server_url: std::sync::OnceLock::new(),
                 promotions: std::sync::OnceLock::new(),
                 http,
@@ -193,6 +215,27 @@ impl EmbeddedRuntime {
         self.inner.trigger(request)
     }
 
+    /// Evaluates the drift of model `name` over its last window now.
+    pub async fn evaluate_drift(
+        &self,
+        name: &str,
+    ) -> Result<crate::gateway::drift::DriftVerdict, DriftError> {
+        let key = self
+            .inner
+            .state()
+            .models
+            .keys()
+            .find(|k| k.name.as_str() == name)
+            .cloned()
+            .ok_or_else(|| DriftError::NoModel(name.to_string()))?;
+        self.inner.evaluate_drift(&key).await
+    }
+
+    /// The WebAssembly plugin host.
+    pub fn plugin_host(&self) -> crate::plugins::PluginHost {
+        self.inner.plugins.clone()
+    }
+
     /// A ready replica of application `name` to send a request to.
     pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
         self.inner.app_upstream(name)
@@ -206,6 +249,12 @@ impl EmbeddedRuntime {
 }
 
 impl Inner {
+    fn plugin_problems(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, String>> {
+        self.plugin_problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -359,7 +408,13 @@ impl Inner {
     }
 
     fn set_status(&self, key: &ResourceKey, phase: Phase, message: &str) {
-        if let Err(e) = self.store.set_status(key, phase, message, None, None) {
+        // A plugin failure stays visible until the resource is deployed again.
+        let problem = self.plugin_problems().get(key).cloned();
+        let message = match problem {
+            Some(p) if !message.contains(&p) => plugins::with_problem(message, &p),
+            _ => message.to_string(),
+        };
+        if let Err(e) = self.store.set_status(key, phase, &message, None, None) {
             tracing::warn!("could not record status of {key}: {e}");
         }
     }
@@ -439,10 +494,17 @@ impl Runtime for EmbeddedRuntime {
                     inner.undeploy_model(key);
                     Ok("no longer served".into())
                 }
-                Kind::Dataset | Kind::Plugin => Ok("forgotten".into()),
+                Kind::Plugin => {
+                    inner.forget_plugin(key);
+                    Ok("forgotten".into())
+                }
+                Kind::Dataset => Ok("forgotten".into()),
             },
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
+                if matches!(spec, Spec::Model(_) | Spec::Application(_)) {
+                    inner.note_broken_plugins(ctx.commit, ctx.state);
+                }
                 match spec {
                     Spec::Project(p) => {
                         inner.state().projects.insert(key.name.clone(), p.clone());
@@ -483,7 +545,15 @@ impl Runtime for EmbeddedRuntime {
                             _ => "recorded; built when a workload first needs it".into(),
                         })
                     }
-                    Spec::Dataset(_) | Spec::Plugin(_) => Ok("recorded".into()),
+                    Spec::Plugin(p) => {
+                        inner.record_plugin(key, p, &action.file, ctx.checkout);
+                        if updated {
+                            inner.plugin_changed(key);
+                            inner.restart_apps_of_framework(key, ctx);
+                        }
+                        Ok("recorded; compiled when first used".into())
+                    }
+                    Spec::Dataset(_) => Ok("recorded".into()),
                 }
             }
             _ => Ok(String::new()),
@@ -527,6 +597,14 @@ impl Runtime for EmbeddedRuntime {
                 Kind::Environment => {
                     if let Some(e) = spec_of::<EnvironmentSpec>(&a.value) {
                         inner.state().environments.insert(a.key.clone(), e);
+                    }
+                }
+                Kind::Plugin => {
+                    if let (Some(p), Some(dir)) = (
+                        spec_of::<crate::spec::PluginSpec>(&a.value),
+                        checkout(&a.commit),
+                    ) {
+                        inner.record_plugin(&a.key, &p, &a.file, &dir);
                     }
                 }
                 _ => {}

@@ -6,15 +6,19 @@
 //! is ready.
 
 use super::Inner;
+use crate::gateway::business::MetricBinding;
 use crate::gateway::onnx::OnnxModel;
 use crate::gateway::rollout;
 use crate::gateway::service::{Backend, Version};
 use crate::loader::ResourceKey;
+use crate::plugins::metrics::MetricPlugin;
+use crate::plugins::model::WasmModel;
 use crate::runtime::RuntimeError;
 use crate::spec::{
     ApplicationSpec, Command, Kind, ModelRuntime, ModelSpec, RestartPolicy, RolloutStrategy,
 };
 use crate::store::Phase;
+use sha2::Digest;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +27,9 @@ use tokio::sync::Semaphore;
 /// A model as applied.
 #[derive(Clone)]
 pub(super) struct ModelDef {
-    spec: ModelSpec,
+    pub(super) spec: ModelSpec,
     commit: String,
-    checkout: PathBuf,
+    pub(super) checkout: PathBuf,
     file: String,
     generation: u64,
 }
@@ -75,16 +79,215 @@ impl Inner {
         {
             self.remove_app(key);
         }
+        self.clear_plugin_problem(key);
+        self.attach_monitoring(key, spec);
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
             ModelRuntime::Process => self.deploy_process(key, spec, commit, checkout, generation),
-            ModelRuntime::Wasm => {
-                let message =
-                    "`wasm` models are served by plugins, which this build does not run yet";
-                self.set_status(key, Phase::Failed, message);
-                Err(RuntimeError::Unsupported(message.into()))
+            ModelRuntime::Wasm => self.deploy_wasm(key, spec, commit, checkout, generation),
+        }
+    }
+
+    /// Starts a model's drift monitor and business-metric plugins (their
+    /// failures show in the model's status).
+    fn attach_monitoring(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
+        self.schedule_drift(key, spec);
+        let names: Vec<_> = spec
+            .monitoring
+            .as_ref()
+            .map(|m| m.metrics.clone())
+            .unwrap_or_default();
+        if names.is_empty() {
+            self.gateway.business.set(key.name.as_str(), Vec::new());
+            return;
+        }
+        // Resolved before the model serves, so that no prediction misses
+        // its metrics (components compile once; later loads hit the cache).
+        let mut bindings = Vec::new();
+        for name in &names {
+            let bound = self
+                .resolve_plugin(key.project.as_ref(), name)
+                .and_then(|r| {
+                    let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
+                    let weak = Arc::downgrade(self);
+                    let (user, r2) = (key.clone(), r.clone());
+                    Ok(MetricBinding {
+                        plugin,
+                        config: crate::plugins::config_of(&r.def.spec.config),
+                        on_error: Arc::new(move |problem: String| {
+                            if let Some(inner) = weak.upgrade() {
+                                inner.report_plugin_problem(&user, &r2.problem(problem));
+                            }
+                        }),
+                    })
+                });
+            match bound {
+                Ok(b) => bindings.push(b),
+                Err(problem) => self.report_plugin_problem(key, &problem),
             }
         }
+        self.gateway.business.set(key.name.as_str(), bindings);
+    }
+
+    /// A Plugin spec changed: the models that use it are deployed again.
+    pub(super) fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
+        let users: Vec<(ResourceKey, ModelDef)> = self
+            .state()
+            .models
+            .iter()
+            .filter(|(k, m)| {
+                k.project == plugin.project
+                    && (m.spec.plugin.as_ref() == Some(&plugin.name)
+                        || m.spec.monitoring.as_ref().is_some_and(|mo| {
+                            mo.metrics.contains(&plugin.name)
+                                || mo.drift.as_ref().is_some_and(|d| d.plugin == plugin.name)
+                        }))
+            })
+            .map(|(k, m)| (k.clone(), m.clone()))
+            .collect();
+        for (key, def) in users {
+            tracing::info!("{key}: plugin {plugin} changed; deploying again");
+            if let Err(e) =
+                self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
+            {
+                self.set_status(&key, Phase::Failed, &e.to_string());
+            }
+        }
+    }
+
+    fn deploy_wasm(
+        self: &Arc<Self>,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        checkout: &Path,
+        generation: u64,
+    ) -> Result<String, RuntimeError> {
+        let Some(plugin_name) = spec.plugin.clone() else {
+            return Err(RuntimeError::NotFound(
+                "a `wasm` model needs `plugin`".into(),
+            ));
+        };
+        let (artifact, run_id) = match (&spec.artifact, &spec.from) {
+            (Some(a), _) => (Some(checkout.join(a.as_str())), None),
+            (None, Some(from)) => match self.job_artifact(key, from)? {
+                Ok((path, run)) => (Some(path), Some(run)),
+                Err(message) => {
+                    self.set_status(key, Phase::Idle, &message);
+                    return Ok(message);
+                }
+            },
+            (None, None) => (None, None),
+        };
+        self.set_status(
+            key,
+            Phase::Progressing,
+            &format!("loading plugin `{plugin_name}`"),
+        );
+        let inner = self.clone();
+        let key = key.clone();
+        let spec = spec.clone();
+        let commit = commit.to_string();
+        self.handle.spawn(async move {
+            let loader = inner.clone();
+            let (project, replicas) = (key.project.clone(), spec.replicas.max(1) as usize);
+            let loaded = tokio::task::spawn_blocking(move || {
+                let resolved = loader.resolve_plugin(project.as_ref(), &plugin_name)?;
+                let bytes = match &artifact {
+                    Some(path) => std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                    None => Vec::new(),
+                };
+                let sha256 = if artifact.is_some() {
+                    hex::encode(sha2::Sha256::digest(&bytes))
+                } else {
+                    resolved.plugin.sha256.clone()
+                };
+                let config = crate::plugins::config_of(&resolved.def.spec.config);
+                let model = WasmModel::new(resolved.plugin.clone(), config, bytes, replicas)
+                    .map_err(|e| resolved.problem(e))?;
+                Ok::<_, String>((model, resolved, sha256))
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            if inner.state().models.get(&key).map(|m| m.generation) != Some(generation) {
+                return;
+            }
+            match loaded {
+                Ok((model, resolved, sha256)) => {
+                    let version = match inner.store.model_version(
+                        &key,
+                        &commit,
+                        &sha256,
+                        &spec_digest(&spec),
+                        run_id,
+                    ) {
+                        Ok(v) => v.version,
+                        Err(e) => {
+                            inner.set_status(&key, Phase::Failed, &e.to_string());
+                            return;
+                        }
+                    };
+                    let weak = Arc::downgrade(&inner);
+                    let user = key.clone();
+                    let served = Version {
+                        number: version,
+                        commit: commit.clone(),
+                        sha256: sha256.clone(),
+                        backend: Backend::Wasm {
+                            model: Arc::new(model),
+                            workers: Arc::new(Semaphore::new(replicas)),
+                            on_error: Arc::new(move |e| {
+                                if let Some(inner) = weak.upgrade() {
+                                    inner.report_plugin_problem(&user, &resolved.problem(e));
+                                }
+                            }),
+                        },
+                    };
+                    inner.serve_version(&key, &spec, served, &commit, replicas);
+                }
+                Err(e) => {
+                    tracing::warn!("{key}: {e}");
+                    inner.set_status(&key, Phase::Failed, &e);
+                }
+            }
+        });
+        Ok("loading".into())
+    }
+
+    /// The artifact a model takes from a job: the one pinned by
+    /// `from.sha256`, else the latest successful run's; `Err` says what the
+    /// model waits for.
+    fn job_artifact(
+        &self,
+        key: &ResourceKey,
+        from: &crate::spec::JobArtifactRef,
+    ) -> Result<Result<(PathBuf, i64), String>, RuntimeError> {
+        let job = ResourceKey {
+            kind: Kind::Job,
+            project: key.project.clone(),
+            name: from.job.clone(),
+        };
+        let found = match &from.sha256 {
+            Some(sha) => self
+                .store
+                .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?,
+            None => self.store.latest_artifact(&job, from.output.as_str())?,
+        };
+        Ok(match found {
+            Some(a) => Ok((PathBuf::from(a.path), a.run_id)),
+            None => Err(match &from.sha256 {
+                Some(sha) => format!(
+                    "no successful run of job `{}` produced output `{}` with sha256 {sha}",
+                    from.job, from.output
+                ),
+                None => format!(
+                    "waiting for a successful run of job `{}` to produce output `{}`",
+                    from.job, from.output
+                ),
+            }),
+        })
     }
 
     fn deploy_onnx(
@@ -97,37 +300,13 @@ impl Inner {
     ) -> Result<String, RuntimeError> {
         let (path, run_id) = match (&spec.artifact, &spec.from) {
             (Some(a), _) => (checkout.join(a.as_str()), None),
-            (None, Some(from)) => {
-                let job = ResourceKey {
-                    kind: Kind::Job,
-                    project: key.project.clone(),
-                    name: from.job.clone(),
-                };
-                let found = match &from.sha256 {
-                    Some(sha) => {
-                        self.store
-                            .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?
-                    }
-                    None => self.store.latest_artifact(&job, from.output.as_str())?,
-                };
-                match found {
-                    Some(a) => (PathBuf::from(a.path), Some(a.run_id)),
-                    None => {
-                        let message = match &from.sha256 {
-                            Some(sha) => format!(
-                                "no successful run of job `{}` produced output `{}` with sha256 {sha}",
-                                from.job, from.output
-                            ),
-                            None => format!(
-                                "waiting for a successful run of job `{}` to produce output `{}`",
-                                from.job, from.output
-                            ),
-                        };
-                        self.set_status(key, Phase::Idle, &message);
-                        return Ok(message);
-                    }
+            (None, Some(from)) => match self.job_artifact(key, from)? {
+                Ok((path, run)) => (path, Some(run)),
+                Err(message) => {
+                    self.set_status(key, Phase::Idle, &message);
+                    return Ok(message);
                 }
-            }
+            },
             (None, None) => return Err(RuntimeError::NotFound("the model has no artifact".into())),
         };
         self.set_status(
@@ -387,6 +566,8 @@ impl Inner {
     pub(super) fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
+        self.stop_drift(key);
+        self.gateway.business.set(key.name.as_str(), Vec::new());
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
             self.remove_app(key);
         }
