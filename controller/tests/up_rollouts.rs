@@ -399,3 +399,152 @@ fn new_artifacts_are_promoted_through_git_and_rolled_out_as_canaries() {
     let (code, body) = up.post("/api/v1/models/clf/rollback", &json!({"to": 1}));
     assert_eq!(code, 400, "{body}");
 }
+
+/// Posts predictions for `rows` (each four features).
+fn predict_rows(up: &Up, rows: &[[f64; 4]]) {
+    for r in rows {
+        let (code, body) = up.post(
+            "/models/clf/predict",
+            &json!({"request": {
+                "mean_radius": r[0], "mean_texture": r[1],
+                "mean_smoothness": r[2], "worst_concavity": r[3],
+            }}),
+        );
+        assert_eq!(code, 200, "{body}");
+    }
+}
+
+fn reference_rows() -> Vec<[f64; 4]> {
+    std::fs::read_to_string("../examples/quickstart/data/reference.csv")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let v: Vec<f64> = l.split(',').map(|c| c.parse().unwrap()).collect();
+            [v[0], v[1], v[2], v[3]]
+        })
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 time.
+fn ms(t: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap_or_else(|| panic!("a time: {t}")))
+        .unwrap()
+        .timestamp_millis()
+}
+
+#[test]
+fn drift_retrains_promotes_through_git_and_rolls_out() {
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", LAB_PROJECT)
+        .write(
+            "specs/job.yaml",
+            JOB.replace(
+                "params: {model: classifier.onnx}",
+                "params: {model: retrained.onnx}",
+            ),
+        )
+        .write("specs/model.yaml", MODEL)
+        .write("models/classifier.onnx", std::fs::read(CLASSIFIER).unwrap())
+        .write("models/retrained.onnx", std::fs::read(RETRAINED).unwrap())
+        .write(
+            "data/reference.csv",
+            std::fs::read("../examples/quickstart/data/reference.csv").unwrap(),
+        );
+    let first = repo.commit("specs");
+    let data = tempfile::tempdir().unwrap();
+    let up = Up::start(repo.path(), &data.path().join("state"), &[], &[]);
+    up.wait_synced(&first);
+    train(&up, "classifier.onnx");
+    up.wait_for(Duration::from_secs(30), "v1 serving", || {
+        (versions(&up)["current"] == 1).then_some(())
+    });
+
+    // Inputs like the reference: no drift.
+    let reference = reference_rows();
+    predict_rows(&up, &reference[..300]);
+    let (code, verdict) = up.post("/api/v1/models/clf/drift/evaluate", &json!({}));
+    assert_eq!(code, 200, "{verdict}");
+    assert_eq!(verdict["drifted"], false, "{verdict}");
+
+    // Inputs that shift: larger tumours, smoother textures.
+    let shifted: Vec<[f64; 4]> = reference
+        .iter()
+        .map(|r| [r[0] * 1.6, r[1] * 0.6, r[2], r[3] * 1.5])
+        .collect();
+    predict_rows(&up, &shifted);
+    // One drifted window is not enough (hysteresis: 2 in a row).
+    let (_, verdict) = up.post("/api/v1/models/clf/drift/evaluate", &json!({}));
+    assert_eq!(verdict["drifted"], true, "{verdict}");
+    std::thread::sleep(Duration::from_millis(300));
+    let runs = up.get("/api/v1/jobs/train/runs");
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(1), "{runs}");
+    let (_, verdict) = up.post("/api/v1/models/clf/drift/evaluate", &json!({}));
+    assert_eq!(verdict["drifted"], true, "{verdict}");
+    let drifted_at = verdict["timeMs"].as_i64().unwrap();
+
+    // The retraining run, with the drifted window as parameters.
+    let run = up.wait_for(Duration::from_secs(30), "a drift-triggered run", || {
+        let runs = up.get("/api/v1/jobs/train/runs");
+        runs["runs"]
+            .as_array()?
+            .iter()
+            .find(|r| r["trigger"] == "drift" && r["state"] == "succeeded")
+            .cloned()
+    });
+    assert!(run["params"]["drift_from"].is_string(), "{run}");
+    assert!(
+        run["params"]["drift_score"].as_f64().unwrap() > 0.25,
+        "{run}"
+    );
+    let traffic = Traffic::start(&up);
+
+    // Promoted through Git, rolled out as a canary, then serving everything.
+    up.wait_for(Duration::from_secs(30), "v2 canary", || {
+        (versions(&up)["canary"]["version"] == 2).then_some(())
+    });
+    let (message, spec) = head(&repo);
+    assert!(
+        message.contains("Retrained after drift was detected"),
+        "{message}"
+    );
+    assert!(spec.contains(&sha256_of(RETRAINED)), "{spec}");
+    up.wait_for(Duration::from_secs(30), "v2 promoted", || {
+        let v = versions(&up);
+        (v["current"] == 2 && v["canary"].is_null()).then_some(())
+    });
+    let (served, failed) = traffic.stop();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(served > 20, "{served}");
+
+    // The timeline, from the verdict that started it.
+    let v2 = version(&versions(&up), 2);
+    let audit = up.get("/api/v1/audit?limit=200");
+    let entries = audit["entries"].as_array().unwrap();
+    let at = |action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action)
+            .map(|e| ms(&e["at"]))
+            .unwrap_or_else(|| panic!("no `{action}` in the audit log: {audit}"))
+    };
+    let steps = v2["rollout"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["decision"], "promote");
+    let timeline = [
+        ("drift verdict (2nd in a row)", drifted_at),
+        ("retraining run started", ms(&run["startedAt"])),
+        ("retraining run finished", ms(&run["finishedAt"])),
+        ("promotion committed", at("pin")),
+        ("canary at 50 %", ms(&steps[0]["at"])),
+        ("canary promoted, 100 %", ms(&steps.last().unwrap()["at"])),
+    ];
+    println!("timeline (ms after the verdict):");
+    for (what, t) in timeline {
+        println!("  {:>7}  {what}", t - drifted_at);
+    }
+    let mut previous = drifted_at;
+    for (what, t) in timeline {
+        assert!(t >= previous - 1, "{what} out of order: {timeline:?}");
+        previous = t;
+    }
+}

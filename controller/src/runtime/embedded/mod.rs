@@ -12,6 +12,7 @@ mod drift;
 mod jobs;
 mod models;
 mod plugins;
+mod retrain;
 
 use super::envs::EnvManager;
 use super::gpu::{GpuAllocator, GpuInventory};
@@ -177,6 +178,10 @@ impl EmbeddedRuntime {
             .inner
             .handle
             .spawn(refresh_model_scores(Arc::downgrade(&runtime.inner)));
+        runtime.inner.handle.spawn(retrain::watch(
+            Arc::downgrade(&runtime.inner),
+            runtime.inner.gateway.subscribe_drift(),
+        ));
         Ok(runtime)
     }
 

@@ -592,21 +592,27 @@ impl Inner {
             let Some(from) = def.spec.from.as_ref() else {
                 continue;
             };
-            let promotion = def
+            let on_drift = def
                 .spec
                 .monitoring
                 .as_ref()
                 .and_then(|m| m.drift.as_ref())
-                .and_then(|d| d.on_drift.as_ref())
-                .and_then(|o| o.promote);
-            if let Some(promotion) = promotion {
-                self.request_promotion(
-                    &key,
-                    job,
-                    from.output.as_str(),
-                    from.sha256.as_ref(),
-                    promotion,
-                );
+                .and_then(|d| d.on_drift.as_ref());
+            if let Some(on_drift) = on_drift {
+                // `redeploy: true` without `promote` promotes by a commit;
+                // neither keeps serving what is served.
+                let promotion = on_drift
+                    .promote
+                    .or(on_drift.redeploy.then_some(crate::spec::Promotion::Commit));
+                if let Some(promotion) = promotion {
+                    self.request_promotion(
+                        &key,
+                        job,
+                        from.output.as_str(),
+                        from.sha256.as_ref(),
+                        promotion,
+                    );
+                }
                 continue;
             }
             if from.sha256.is_some() {
