@@ -50,6 +50,10 @@ pub enum Which {
         /// Rounds of each (the median is reported).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Measure this build and `target/debug/cairn` as they are instead
+        /// of rebuilding in release (the report names the profile).
+        #[arg(long)]
+        as_built: bool,
     },
     /// Model monitoring over 1,000,000 inference events: feedback
     /// ingestion, the hourly accuracy aggregate and the model page's data.
@@ -97,11 +101,20 @@ pub enum Which {
 
 pub fn run(which: Which) -> Result<()> {
     match which {
-        Which::Rollout { seconds, rounds } => {
-            if cfg!(debug_assertions) {
+        Which::Rollout {
+            seconds,
+            rounds,
+            as_built,
+        } => {
+            if cfg!(debug_assertions) && !as_built {
                 return rerun_in_release();
             }
-            crate::rollout::run(&release_binary()?, seconds, rounds)
+            let cairn = if cfg!(debug_assertions) {
+                crate::root().join("target/debug/cairn")
+            } else {
+                release_binary()?
+            };
+            crate::rollout::run(&cairn, seconds, rounds)
         }
         Which::Validate { files, runs } => validate(files, runs),
         Which::Plugins {

@@ -204,7 +204,15 @@ end
     let mut out = String::new();
     writeln!(out, "## Canary traffic split\n")?;
     writeln!(out, "{}", machine())?;
-    writeln!(out, "`cargo xtask bench rollout` (release build).\n")?;
+    writeln!(
+        out,
+        "`cargo xtask bench rollout` ({} build).\n",
+        if cfg!(debug_assertions) {
+            "dev-profile (`--as-built`): an upper bound of the release figures"
+        } else {
+            "release"
+        }
+    )?;
     writeln!(
         out,
         "| Measure | One version | Canary at 50 % | Added | Goal |"

@@ -959,7 +959,8 @@ impl Builder<'_> {
             .image(None, spec.environment.as_ref())
             .ok_or_else(|| ObjectError::NoImage(self.key().to_string()))?;
         let prefix = format!("/apps/{}", self.key().name);
-        let launch = frameworks::launch(
+        let launch = framework_launch(
+            self.key(),
             spec,
             &checkout.join(spec.path.as_str()),
             &prefix,
@@ -1036,4 +1037,65 @@ mod tests {
             assert_eq!(kind_from_label(kind_label(kind)), Some(kind));
         }
     }
+}
+
+/// An application's launch in a pod: `command` natively, the built-in
+/// frameworks (`flask`, `shiny`, `streamlit`) from their app-framework
+/// plugins, as on the embedded runtime. The plugins are deterministic:
+/// the same files and spec give the same objects.
+fn framework_launch(
+    key: &ResourceKey,
+    spec: &ApplicationSpec,
+    dir: &Path,
+    prefix: &str,
+    port: u16,
+) -> Result<frameworks::Launch, String> {
+    use crate::plugins::apps::{App, FrameworkPlugin, app_files};
+    use crate::plugins::{PluginHost, PluginSource};
+    if spec.framework == "command" {
+        return frameworks::launch(spec, dir, prefix, port);
+    }
+    if !crate::spec::BUILTIN_FRAMEWORKS.contains(&spec.framework.as_str()) {
+        return Err(format!(
+            "framework `{}`: a project's own app-framework plugins are not supported on the Kubernetes runtime yet",
+            spec.framework
+        ));
+    }
+    static HOST: std::sync::LazyLock<Result<PluginHost, String>> =
+        std::sync::LazyLock::new(|| PluginHost::new(None).map_err(|e| e.to_string()));
+    let host = HOST.as_ref().map_err(Clone::clone)?;
+    let plugin = host
+        .load(
+            &spec.framework,
+            &PluginSource::Builtin(spec.framework.clone()),
+            None,
+            &Default::default(),
+        )
+        .map_err(|e| format!("built-in plugin `{}`: {e}", spec.framework))?;
+    let framework = FrameworkPlugin::new(plugin).map_err(|e| e.to_string())?;
+    let app = App {
+        name: key.name.to_string(),
+        path: spec.path.to_string(),
+        files: app_files(dir).unwrap_or_default(),
+        url_prefix: prefix.to_string(),
+        command: match &spec.command {
+            Command::Empty => Vec::new(),
+            Command::Args(a) => a.clone(),
+            Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
+        },
+        env: spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let answer = framework
+        .launch(&Vec::new(), &app)
+        .map_err(|e| format!("built-in plugin `{}`: {e}", spec.framework))?;
+    frameworks::LaunchPlan::Plugin {
+        command: answer.command,
+        env: answer.env,
+        health_path: answer.health_path,
+    }
+    .launch(spec, dir, prefix, port)
 }
