@@ -245,7 +245,13 @@ impl Inner {
                             }),
                         },
                     };
-                    inner.serve_version(&key, &spec, served, &commit, replicas);
+                    inner.serve_version(
+                        &key,
+                        &spec,
+                        served,
+                        &commit,
+                        &format!("{replicas} plugin instance(s)"),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!("{key}: {e}");
@@ -358,7 +364,13 @@ impl Inner {
                             cost_us: Default::default(),
                         },
                     };
-                    inner.serve_version(&key, &spec, served, &commit, workers);
+                    inner.serve_version(
+                        &key,
+                        &spec,
+                        served,
+                        &commit,
+                        &format!("{workers} worker(s)"),
+                    );
                 }
                 Err(e) => {
                     let message = format!("could not load the model: {e}");
@@ -380,7 +392,7 @@ impl Inner {
         spec: &ModelSpec,
         version: Version,
         commit: &str,
-        workers: usize,
+        capacity: &str,
     ) {
         let number = version.number;
         let sha256 = version.sha256.clone();
@@ -451,7 +463,7 @@ impl Inner {
                 self.gateway.install(key, spec, version);
                 let _ = self.store.set_version_state(key, number, "serving");
                 let message = format!(
-                    "serving version {number} (sha256 {short}) at /models/{}/predict with {workers} worker(s)",
+                    "serving version {number} (sha256 {short}) at /models/{}/predict with {capacity}",
                     key.name
                 );
                 tracing::info!("{key}: {message}");
