@@ -54,6 +54,9 @@ pub enum Which {
         /// of rebuilding in release (the report names the profile).
         #[arg(long)]
         as_built: bool,
+        /// Only the in-process measurement (no `cairn up`, no `wrk`).
+        #[arg(long)]
+        in_process: bool,
     },
     /// Model monitoring over 1,000,000 inference events: feedback
     /// ingestion, the hourly accuracy aggregate and the model page's data.
@@ -105,9 +108,13 @@ pub fn run(which: Which) -> Result<()> {
             seconds,
             rounds,
             as_built,
+            in_process,
         } => {
             if cfg!(debug_assertions) && !as_built {
                 return rerun_in_release();
+            }
+            if in_process {
+                return crate::rollout::in_process();
             }
             let cairn = if cfg!(debug_assertions) {
                 crate::root().join("target/debug/cairn")

@@ -101,8 +101,44 @@ fn wrk_p50_us(script: &Path, url: &str, seconds: u64) -> Result<(u64, u64)> {
     Ok((v[0], v[1]))
 }
 
-pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
-    // 1. In process.
+/// The in-process measurement alone.
+pub fn in_process() -> Result<()> {
+    let (plain, split, share) = route_cost()?;
+    println!("## Canary traffic split (in process)\n");
+    println!("{}", machine());
+    println!(
+        "`cargo xtask bench rollout --in-process` ({} build).\n",
+        if cfg!(debug_assertions) {
+            "dev-profile"
+        } else {
+            "release"
+        }
+    );
+    println!(
+        "Version choice per request: one version p50 {:.0} ns · p99 {:.0} ns; canary at 50 % p50 {:.0} ns · p99 {:.0} ns; added p50 {:.0} ns (goal < 20 µs {}). Share routed to the canary: {:.2} %.",
+        plain.0,
+        plain.1,
+        split.0,
+        split.1,
+        split.0 - plain.0,
+        if split.0 - plain.0 < 20_000.0 {
+            "✓"
+        } else {
+            "✗"
+        },
+        share * 100.0
+    );
+    Ok(())
+}
+
+type Cost = (f64, f64);
+
+/// Timed calls per measurement.
+const N: usize = 2_000_000;
+
+/// Per-call cost of [`Endpoint::route`] without and with a canary at 50 %,
+/// and the share of requests the canary got.
+fn route_cost() -> Result<(Cost, Cost, f64)> {
     let dir = tempfile::tempdir()?;
     let gateway = Gateway::new(
         EventLog::open(&dir.path().join("events.db"), EventLogConfig::default())?,
@@ -116,7 +152,7 @@ pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
     let spec: ModelSpec = serde_json::from_value(serde_json::json!({"runtime": "onnx"}))?;
     gateway.install(&key, &spec, version(1));
     let endpoint = gateway.endpoint("classifier").expect("installed");
-    const N: usize = 2_000_000;
+
     let (plain_p50, plain_p99) = per_call(N, || {
         std::hint::black_box(endpoint.route());
     });
@@ -129,6 +165,11 @@ pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
         }
     });
     let share = to_canary as f64 / N as f64;
+    Ok(((plain_p50, plain_p99), (split_p50, split_p99), share))
+}
+
+pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
+    let ((plain_p50, plain_p99), (split_p50, split_p99), share) = route_cost()?;
 
     // 2. Over HTTP.
     let tmp = tempfile::tempdir()?;
