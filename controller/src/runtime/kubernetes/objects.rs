@@ -1017,28 +1017,6 @@ fn argv(command: &Command) -> Vec<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_names_are_shortened_with_a_digest() {
-        let name = "a".repeat(63);
-        let short = object_name("model", &name);
-        assert!(short.len() <= 63, "{short}");
-        assert!(short.starts_with("model-aaaa"));
-        assert_ne!(short, object_name("model", &"a".repeat(62)));
-        assert_eq!(object_name("app", "demo"), "app-demo");
-    }
-
-    #[test]
-    fn kind_labels_round_trip() {
-        for kind in Kind::ALL {
-            assert_eq!(kind_from_label(kind_label(kind)), Some(kind));
-        }
-    }
-}
-
 /// An application's launch in a pod: `command` natively, the built-in
 /// frameworks (`flask`, `shiny`, `streamlit`) from their app-framework
 /// plugins, as on the embedded runtime. The plugins are deterministic:
@@ -1098,4 +1076,26 @@ fn framework_launch(
         health_path: answer.health_path,
     }
     .launch(spec, dir, prefix, port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_are_shortened_with_a_digest() {
+        let name = "a".repeat(63);
+        let short = object_name("model", &name);
+        assert!(short.len() <= 63, "{short}");
+        assert!(short.starts_with("model-aaaa"));
+        assert_ne!(short, object_name("model", &"a".repeat(62)));
+        assert_eq!(object_name("app", "demo"), "app-demo");
+    }
+
+    #[test]
+    fn kind_labels_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(kind_from_label(kind_label(kind)), Some(kind));
+        }
+    }
 }
