@@ -147,11 +147,7 @@ impl Inner {
             .collect();
         for (key, def) in users {
             tracing::info!("{key}: plugin {plugin} changed; deploying again");
-            if let Err(e) =
-                self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
-            {
-                self.set_status(&key, Phase::Failed, &e.to_string());
-            }
+            self.redeploy(&key, &def);
         }
     }
 
@@ -631,11 +627,14 @@ impl Inner {
                 continue;
             }
             tracing::info!("{key}: new artifact from {job}; rolling out");
-            if let Err(e) =
-                self.deploy_model(&key, &def.spec, &def.commit, &def.checkout, &def.file)
-            {
-                self.set_status(&key, Phase::Failed, &e.to_string());
-            }
+            self.redeploy(&key, &def);
+        }
+    }
+
+    /// Deploys a model again as last applied; a failure goes to its status.
+    fn redeploy(self: &Arc<Self>, key: &ResourceKey, def: &ModelDef) {
+        if let Err(e) = self.deploy_model(key, &def.spec, &def.commit, &def.checkout, &def.file) {
+            self.set_status(key, Phase::Failed, &e.to_string());
         }
     }
 
