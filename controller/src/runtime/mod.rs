@@ -145,6 +145,33 @@ pub fn spec_of<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
     serde_json::from_value(value.get("spec")?.clone()).ok()
 }
 
+/// What a runtime has applied, as the planner sees it: the store's applied
+/// records, with each job's `dependsOn` for ordering. Both runtimes observe
+/// this way: what runs follows from what was applied.
+pub(crate) fn observe_applied(
+    store: &crate::store::Store,
+) -> Result<crate::plan::StateView, RuntimeError> {
+    let resources = store
+        .applied()?
+        .into_iter()
+        .map(|a| {
+            let depends_on = spec_of::<crate::spec::JobSpec>(&a.value)
+                .filter(|_| a.key.kind == crate::spec::Kind::Job)
+                .map(|j| j.depends_on.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            (
+                a.key,
+                crate::plan::ResourceView {
+                    value: a.value,
+                    file: a.file,
+                    depends_on,
+                },
+            )
+        })
+        .collect();
+    Ok(crate::plan::StateView { resources })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

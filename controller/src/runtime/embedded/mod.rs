@@ -21,7 +21,7 @@ use crate::gateway::events::{EventLog, EventLogConfig};
 use crate::gateway::keys::KeyStore;
 use crate::gateway::service::Gateway;
 use crate::loader::{Resource, ResourceKey};
-use crate::plan::{Action, Change, ResourceView, StateView};
+use crate::plan::{Action, Change, StateView};
 use crate::spec::{
     ApplicationSpec, ComputePoolSpec, Cpu, EnvironmentRef, EnvironmentSpec, GpuSelection, JobSpec,
     Kind, Memory, ModelSpec, Name, ProjectSpec, Resources, Spec,
@@ -441,27 +441,7 @@ impl Inner {
 
 impl Runtime for EmbeddedRuntime {
     fn observe(&self) -> Result<StateView, RuntimeError> {
-        let resources = self
-            .inner
-            .store
-            .applied()?
-            .into_iter()
-            .map(|a| {
-                let depends_on = spec_of::<JobSpec>(&a.value)
-                    .filter(|_| a.key.kind == Kind::Job)
-                    .map(|j| j.depends_on.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default();
-                (
-                    a.key,
-                    ResourceView {
-                        value: a.value,
-                        file: a.file,
-                        depends_on,
-                    },
-                )
-            })
-            .collect();
-        Ok(StateView { resources })
+        super::observe_applied(&self.inner.store)
     }
 
     fn apply(

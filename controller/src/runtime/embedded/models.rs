@@ -212,18 +212,9 @@ impl Inner {
             }
             match loaded {
                 Ok((model, resolved, sha256)) => {
-                    let version = match inner.store.model_version(
-                        &key,
-                        &commit,
-                        &sha256,
-                        &spec_digest(&spec),
-                        run_id,
-                    ) {
-                        Ok(v) => v.version,
-                        Err(e) => {
-                            inner.set_status(&key, Phase::Failed, &e.to_string());
-                            return;
-                        }
+                    let Some(version) = inner.record_version(&key, &spec, &commit, &sha256, run_id)
+                    else {
+                        return;
                     };
                     let weak = Arc::downgrade(&inner);
                     let user = key.clone();
@@ -336,18 +327,9 @@ impl Inner {
             match loaded {
                 Ok(model) => {
                     let sha256 = model.sha256().to_string();
-                    let version = match inner.store.model_version(
-                        &key,
-                        &commit,
-                        &sha256,
-                        &spec_digest(&spec),
-                        run_id,
-                    ) {
-                        Ok(v) => v.version,
-                        Err(e) => {
-                            inner.set_status(&key, Phase::Failed, &e.to_string());
-                            return;
-                        }
+                    let Some(version) = inner.record_version(&key, &spec, &commit, &sha256, run_id)
+                    else {
+                        return;
                     };
                     let workers = spec.replicas.max(1) as usize;
                     let served = Version {
@@ -628,6 +610,28 @@ impl Inner {
             }
             tracing::info!("{key}: new artifact from {job}; rolling out");
             self.redeploy(&key, &def);
+        }
+    }
+
+    /// The version number of `sha256` under `spec` (recorded when new); on
+    /// a store failure the model's status says so and `None` is returned.
+    fn record_version(
+        &self,
+        key: &ResourceKey,
+        spec: &ModelSpec,
+        commit: &str,
+        sha256: &str,
+        run_id: Option<i64>,
+    ) -> Option<i64> {
+        match self
+            .store
+            .model_version(key, commit, sha256, &spec_digest(spec), run_id)
+        {
+            Ok(v) => Some(v.version),
+            Err(e) => {
+                self.set_status(key, Phase::Failed, &e.to_string());
+                None
+            }
         }
     }
 

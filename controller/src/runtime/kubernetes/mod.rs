@@ -401,27 +401,7 @@ fn cluster_error(e: impl std::fmt::Display) -> RuntimeError {
 
 impl Runtime for KubernetesRuntime {
     fn observe(&self) -> Result<StateView, RuntimeError> {
-        let resources = self
-            .inner
-            .store
-            .applied()?
-            .into_iter()
-            .map(|a| {
-                let depends_on = super::spec_of::<crate::spec::JobSpec>(&a.value)
-                    .filter(|_| a.key.kind == Kind::Job)
-                    .map(|j| j.depends_on.iter().map(ToString::to_string).collect())
-                    .unwrap_or_default();
-                (
-                    a.key,
-                    crate::plan::ResourceView {
-                        value: a.value,
-                        file: a.file,
-                        depends_on,
-                    },
-                )
-            })
-            .collect();
-        Ok(StateView { resources })
+        super::observe_applied(&self.inner.store)
     }
 
     fn apply(
