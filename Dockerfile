@@ -9,7 +9,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-COPY controller controller
+COPY crates crates
 COPY xtask xtask
 COPY plugins plugins
 COPY specs specs

@@ -3,11 +3,11 @@
 //! and the drift detectors over a large window.
 
 use anyhow::{Context, Result};
-use cairn::plugins::columns::{Column, ColumnValues};
-use cairn::plugins::drift::DriftDetector;
-use cairn::plugins::model::{Tensor, WasmModel, WitData};
-use cairn::plugins::{PluginHost, PluginSource, config_of};
-use cairn::spec::PluginLimits;
+use cairn_plugin_host::columns::{Column, ColumnValues};
+use cairn_plugin_host::drift::DriftDetector;
+use cairn_plugin_host::model::{Tensor, WasmModel, WitData};
+use cairn_plugin_host::{PluginHost, PluginSource, config_of};
+use cairn_spec::PluginLimits;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -133,7 +133,7 @@ pub fn run(sizes: Sizes) -> Result<()> {
         let native_scores = native(&reference, &window);
         let native_time = median(sizes.runs, || {
             black_box(native(&reference, &window));
-            Ok::<_, cairn::plugins::PluginError>(())
+            Ok::<_, cairn_plugin_host::PluginError>(())
         })?;
         let agree = scores
             .features

@@ -5,8 +5,8 @@
 use crate::bench::{commit, machine};
 use crate::reconcile::{Server, get, head, latency, percentile, start};
 use anyhow::{Context, Result, bail};
-use cairn::runtime::envs::EnvManager;
-use cairn::spec::EnvironmentSpec;
+use cairn_runtime_embedded::envs::EnvManager;
+use cairn_spec::EnvironmentSpec;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};

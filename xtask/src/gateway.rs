@@ -10,7 +10,7 @@
 use crate::bench::{commit, machine};
 use crate::reconcile::{Server, get, head, latency};
 use anyhow::{Context, Result, bail};
-use cairn::gateway::events::{EventLog, EventLogConfig, InferenceEvent};
+use cairn_store::events::{EventLog, EventLogConfig, InferenceEvent};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -896,7 +896,7 @@ pub fn run(cairn: &Path, load: Load, mlserver: bool) -> Result<()> {
     let _ = writeln!(
         out,
         "\n#### The event writer alone\n\n\
-         `cairn::gateway::events::EventLog` with its default settings (batches of up to 4,096 \
+         `cairn_store::events::EventLog` with its default settings (batches of up to 4,096 \
          events, SQLite WAL, `synchronous=FULL`) on {}; events like the gateway's (the \
          classifier's inputs and outputs as JSON), each built and serialized by the caller.\n",
         fs_type(tmp.path())

@@ -107,7 +107,7 @@ fn schemas(check: bool) -> Result<()> {
     let dir = root().join("specs");
     std::fs::create_dir_all(&dir)?;
     let mut stale = Vec::new();
-    let generated = cairn::spec::schema::generate();
+    let generated = cairn_plan::schemas();
     for (name, schema) in &generated {
         let text = serde_json::to_string_pretty(schema)? + "\n";
         let path = dir.join(name);

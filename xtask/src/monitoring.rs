@@ -19,9 +19,10 @@
 
 use crate::bench::machine;
 use anyhow::Result;
-use cairn::gateway::events::{EventLog, EventLogConfig, InferenceEvent};
-use cairn::gateway::monitoring::{FeedbackItem, record_feedback, report, summary};
-use cairn::spec::ModelTask;
+use cairn_monitor::summary::{Summaries, report};
+use cairn_spec::ModelTask;
+use cairn_store::events::{EventLog, EventLogConfig, InferenceEvent};
+use cairn_store::monitoring::{FeedbackItem, record_feedback};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -133,14 +134,15 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
     }
     // (c) The model page's 30-day summary (one window), as the page gets
     // it: computed on the first render, then kept (see
-    // `monitoring::summary`).
+    // `Summaries::summary`).
     let start = Instant::now();
-    summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
+    let summaries = Summaries::default();
+    summaries.summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
     let page_cold = start.elapsed();
     let mut page_data = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
+        summaries.summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
         page_data.push(start.elapsed());
     }
     let db_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;

@@ -12,11 +12,11 @@
 use crate::bench::{commit, machine};
 use crate::reconcile::{Server, get};
 use anyhow::{Result, bail};
-use cairn::gateway::events::{EventLog, EventLogConfig};
-use cairn::gateway::keys::KeyStore;
-use cairn::gateway::service::{Backend, Gateway, Version};
-use cairn::loader::ResourceKey;
-use cairn::spec::{Kind, ModelSpec};
+use cairn_gateway::service::{Backend, Gateway, Version};
+use cairn_plan::loader::ResourceKey;
+use cairn_spec::{Kind, ModelSpec};
+use cairn_store::events::{EventLog, EventLogConfig};
+use cairn_store::keys::KeyStore;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -211,7 +211,7 @@ end
     )?;
     // The canary: the same model retrained (another digest).
     std::fs::copy(
-        crate::root().join("controller/tests/fixtures/models/classifier-retrained.onnx"),
+        crate::root().join("crates/cairn/tests/fixtures/models/classifier-retrained.onnx"),
         repo_dir.join("models/classifier.onnx"),
     )?;
     commit(&repo, "retrained")?;

@@ -1,0 +1,285 @@
+//! `/jobs`: recent runs; `/jobs/NAME/runs/N`: one run and its log.
+
+use super::{
+    DashboardState, Section, badge, commit, duration, error_page, escape, layout, s, table, time,
+    url_segment,
+};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cairn_runtime::{LogTarget, Runtime};
+use cairn_spec::ResourceKey;
+use cairn_spec::{Kind, Name};
+use serde::Deserialize;
+use serde_json::Value;
+use std::io::{Read, Seek, SeekFrom};
+
+/// The most of a log a page shows (its end).
+const LOG_TAIL: u64 = 256 * 1024;
+
+#[derive(Deserialize, Default)]
+pub(super) struct ProjectQuery {
+    project: Option<String>,
+}
+
+fn run_link(run: &Value) -> String {
+    let mut href = format!(
+        "/jobs/{}/runs/{}",
+        url_segment(s(run, "jobName")),
+        run["number"].as_i64().unwrap_or(0)
+    );
+    if let Some(p) = run["project"].as_str() {
+        href.push_str(&format!("?project={}", url_segment(p)));
+    }
+    href
+}
+
+fn run_duration(run: &Value) -> String {
+    let Some(started) = run["startedAt"].as_str() else {
+        return "<span class=\"muted\">—</span>".into();
+    };
+    let end = run["finishedAt"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(cairn_store::now);
+    duration(started, &end).map_or_else(|| "—".into(), |d| escape(&d))
+}
+
+pub(super) async fn list(State(state): State<DashboardState>) -> Response {
+    let store = state.app.controller.store().clone();
+    let runs = match tokio::task::block_in_place(|| store.recent_runs(100)) {
+        Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+        Err(e) => {
+            return error_page(
+                Section::Jobs,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            );
+        }
+    };
+    let jobs: Vec<Value> =
+        match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state)) {
+            Ok(st) => st["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| s(r, "kind") == "Job")
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    let job_rows: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let name = s(j, "name");
+            format!(
+                "<tr id=\"job-{anchor}\"><td><strong>{name}</strong>{project}</td><td>{phase}</td><td>{commit}</td><td class=\"message\">{message}</td></tr>",
+                anchor = escape(&url_segment(name)),
+                name = escape(name),
+                project = j["project"]
+                    .as_str()
+                    .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
+                    .unwrap_or_default(),
+                phase = badge(s(j, "phase")),
+                commit = commit(j["syncedCommit"].as_str().unwrap_or("")),
+                message = escape(s(j, "message")),
+            )
+        })
+        .collect();
+    let run_rows: Vec<String> = runs
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            format!(
+                "<tr><td><a href=\"{href}\">{job} #{number}</a></td><td>{state}</td><td>{trigger}</td><td>{commit}</td><td>{created}</td><td class=\"num\">{duration}</td><td class=\"num\">{exit}</td><td class=\"message\">{message}</td></tr>",
+                href = escape(&run_link(r)),
+                job = escape(s(r, "jobName")),
+                number = r["number"].as_i64().unwrap_or(0),
+                state = badge(s(r, "state")),
+                trigger = escape(s(r, "trigger")),
+                commit = commit(s(r, "commit")),
+                created = time(s(r, "createdAt")),
+                duration = run_duration(r),
+                exit = r["exitCode"]
+                    .as_i64()
+                    .map_or_else(|| "<span class=\"muted\">—</span>".into(), |c| c.to_string()),
+                message = escape(s(r, "message")),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Jobs</h1>{}<h2>Recent runs</h2>{}",
+        table(
+            "jobs",
+            &["Job", "Phase", "Synced commit", "Message"],
+            &job_rows,
+            "No jobs are declared.",
+        ),
+        table(
+            "runs",
+            &[
+                "Run", "State", "Trigger", "Commit", "Created", "Duration", "Exit", "Message"
+            ],
+            &run_rows,
+            "No runs yet.",
+        ),
+    );
+    layout(Section::Jobs, "Jobs", &body).into_response()
+}
+
+/// The applied job called `name` (in `project` when given).
+fn find_job(
+    state: &DashboardState,
+    name: &str,
+    project: Option<&str>,
+) -> Result<ResourceKey, (StatusCode, String)> {
+    let applied = state
+        .app
+        .controller
+        .store()
+        .applied()
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let jobs: Vec<ResourceKey> = applied
+        .into_iter()
+        .map(|a| a.key)
+        .filter(|k| k.kind == Kind::Job && k.name.as_str() == name)
+        .filter(|k| project.is_none_or(|p| k.project.as_ref().map(Name::as_str) == Some(p)))
+        .collect();
+    match jobs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err((StatusCode::NOT_FOUND, format!("no job `{name}` is applied"))),
+        _ => Err((
+            StatusCode::CONFLICT,
+            format!("`{name}` is a job of several projects; add ?project="),
+        )),
+    }
+}
+
+/// The end of a log file, and whether it was cut.
+fn read_tail(path: &std::path::Path) -> std::io::Result<(String, bool)> {
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let cut = len > LOG_TAIL;
+    if cut {
+        f.seek(SeekFrom::Start(len - LOG_TAIL))?;
+    }
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    Ok((String::from_utf8_lossy(&buf).into_owned(), cut))
+}
+
+pub(super) async fn run(
+    State(state): State<DashboardState>,
+    Path((name, number)): Path<(String, i64)>,
+    Query(q): Query<ProjectQuery>,
+) -> Response {
+    let found = tokio::task::block_in_place(|| {
+        let key = find_job(&state, &name, q.project.as_deref())?;
+        let store = state.app.controller.store();
+        let run = store
+            .run(&key, number)
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .ok_or_else(|| (StatusCode::NOT_FOUND, format!("{key} has no run #{number}")))?;
+        let artifacts = store.artifacts(run.id).unwrap_or_default();
+        let log = state
+            .app
+            .controller
+            .runtime()
+            .logs(&LogTarget::Run(key.clone(), number))
+            .ok()
+            .and_then(|l| read_tail(&l.path).ok());
+        Ok((
+            serde_json::to_value(&run).unwrap_or(Value::Null),
+            serde_json::to_value(artifacts).unwrap_or(Value::Null),
+            log,
+        ))
+    });
+    let (run, artifacts, log) = match found {
+        Ok(f) => f,
+        Err((status, message)) => return error_page(Section::Jobs, status, &message),
+    };
+    let title = format!("{name} #{number}");
+    let params = match &run["params"] {
+        Value::Object(m) if !m.is_empty() => format!(
+            "<dt>Parameters</dt><dd><code>{}</code></dd>",
+            escape(&run["params"].to_string())
+        ),
+        _ => String::new(),
+    };
+    let facts = format!(
+        r#"<dl class="facts" id="run-facts" data-live>
+<dt>State</dt><dd>{state}</dd>
+<dt>Trigger</dt><dd>{trigger}</dd>
+<dt>Commit</dt><dd>{commit}</dd>
+<dt>Attempt</dt><dd>{attempt}</dd>
+<dt>Created</dt><dd>{created}</dd>
+<dt>Started</dt><dd>{started}</dd>
+<dt>Finished</dt><dd>{finished}</dd>
+<dt>Duration</dt><dd>{duration}</dd>
+<dt>Exit code</dt><dd>{exit}</dd>
+<dt>Message</dt><dd>{message}</dd>
+{params}</dl>"#,
+        state = badge(s(&run, "state")),
+        trigger = escape(s(&run, "trigger")),
+        commit = commit(s(&run, "commit")),
+        attempt = run["attempt"].as_i64().unwrap_or(1),
+        created = time(s(&run, "createdAt")),
+        started = time(s(&run, "startedAt")),
+        finished = time(s(&run, "finishedAt")),
+        duration = run_duration(&run),
+        exit = run["exitCode"]
+            .as_i64()
+            .map_or_else(|| "—".into(), |c| c.to_string()),
+        message = escape(s(&run, "message")),
+    );
+    let artifact_rows: Vec<String> = artifacts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            format!(
+                "<tr><td>{}</td><td class=\"num\">{}</td><td><code class=\"hash\">{}</code></td></tr>",
+                escape(s(a, "output")),
+                a["size"].as_i64().unwrap_or(0),
+                escape(s(a, "sha256")),
+            )
+        })
+        .collect();
+    let artifacts_section = if artifact_rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Artifacts</h2>{}",
+            table(
+                "artifacts",
+                &["Output", "Bytes", "SHA-256"],
+                &artifact_rows,
+                ""
+            )
+        )
+    };
+    let log_html = match log {
+        Some((text, cut)) => format!(
+            "{}<pre class=\"log\" id=\"log\" data-live data-follow>{}</pre>",
+            if cut {
+                "<p class=\"muted small\">Showing the end of the log.</p>"
+            } else {
+                ""
+            },
+            escape(&text)
+        ),
+        None => "<p class=\"empty\" id=\"log\" data-live>No log.</p>".into(),
+    };
+    let mut raw = format!("/api/v1/jobs/{}/runs/{number}/logs", url_segment(&name));
+    if let Some(p) = &q.project {
+        raw.push_str(&format!("?project={}", url_segment(p)));
+    }
+    let body = format!(
+        "<p class=\"crumbs\"><a href=\"/jobs\">Jobs</a> / {name}</p><h1>{title}</h1>{facts}{artifacts_section}<h2>Log <a class=\"small\" href=\"{raw}\">raw</a></h2>{log_html}",
+        name = escape(&name),
+        title = escape(&title),
+        raw = escape(&raw),
+    );
+    layout(Section::Jobs, &title, &body).into_response()
+}

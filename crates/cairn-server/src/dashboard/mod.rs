@@ -1,0 +1,345 @@
+//! The web dashboard of `cairn up`: server-rendered HTML pages at `/`,
+//! `/jobs`, `/models` and `/apps`, with the assets they need (a stylesheet,
+//! a small script and the uPlot chart library) bundled into the binary.
+//!
+//! Pages are rendered from the same data as the JSON API. Every five
+//! seconds the script fetches the page again and swaps the regions marked
+//! `data-live` in place; charts draw from `/api/v1/models/NAME/metrics` and
+//! `/api/v1/models/NAME/metrics/aggregate`.
+
+mod apps;
+mod jobs;
+mod models;
+mod overview;
+
+use crate::api::AppState;
+use crate::gateway::GatewayState;
+use axum::Router;
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde_json::Value;
+use std::fmt::Write;
+
+/// What the dashboard's handlers share.
+#[derive(Clone)]
+pub struct DashboardState {
+    /// The controller's side (status, runs, logs).
+    pub app: AppState,
+    /// The gateway's side (models, versions, metrics).
+    pub gateway: GatewayState,
+}
+
+/// The dashboard's routes.
+pub fn routes(app: AppState, gateway: GatewayState) -> Router {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{name}/runs/{number}", get(jobs::run))
+        .route("/models", get(models::list))
+        .route("/models/{name}", get(models::detail))
+        .route("/apps", get(apps::list))
+        .route("/assets/{file}", get(asset))
+        .with_state(DashboardState { app, gateway })
+}
+
+/// Bundled assets: name, content type, bytes.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "dashboard.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/dashboard.css"),
+    ),
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/dashboard.js"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/uPlot.min.css"),
+    ),
+    (
+        "uPlot.LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("assets/uPlot.LICENSE"),
+    ),
+];
+
+/// A short fingerprint of the assets, appended to their URLs so that a new
+/// binary's assets are fetched despite the long cache lifetime.
+fn asset_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for (_, _, bytes) in ASSETS {
+            h.update(bytes);
+        }
+        hex::encode(&h.finalize()[..6])
+    })
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset\n").into_response(),
+    }
+}
+
+// ------------------------------------------------------------ rendering --
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes a path segment for a URL inside an attribute.
+fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The nav sections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Overview,
+    Jobs,
+    Models,
+    Apps,
+}
+
+/// A whole page: the head, the top nav and `body`.
+fn layout(section: Section, title: &str, body: &str) -> Html<String> {
+    let v = asset_version();
+    let nav = [
+        (Section::Overview, "/", "Overview"),
+        (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Models, "/models", "Models"),
+        (Section::Apps, "/apps", "Applications"),
+    ]
+    .iter()
+    .map(|(s, href, label)| {
+        let current = if *s == section {
+            " aria-current=\"page\" class=\"current\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{label}</a>")
+    })
+    .collect::<String>();
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Cairn</title>
+<link rel="stylesheet" href="/assets/uPlot.min.css?v={v}">
+<link rel="stylesheet" href="/assets/dashboard.css?v={v}">
+<script src="/assets/dashboard.js?v={v}"></script>
+<script src="/assets/uPlot.iife.min.js?v={v}" defer></script>
+</head>
+<body>
+<header class="top">
+<a class="brand" href="/"><span class="logo">▲</span> Cairn</a>
+<nav>{nav}</nav>
+<span class="live" id="live" title="The page refreshes every 5 seconds">live</span>
+</header>
+<div id="errors" class="errors"></div>
+<main>
+{body}
+</main>
+<footer>cairn {version} · <a href="/api/v1/status">API</a> · <a href="/metrics">metrics</a></footer>
+</body>
+</html>
+"#,
+        title = escape(title),
+        version = env!("CARGO_PKG_VERSION"),
+    ))
+}
+
+/// An error page (the dashboard's own failures, such as a store error).
+fn error_page(section: Section, status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        layout(
+            section,
+            "Error",
+            &format!(
+                "<h1>{}</h1><p class=\"empty\">{}</p>",
+                status.canonical_reason().unwrap_or("Error"),
+                escape(message)
+            ),
+        ),
+    )
+        .into_response()
+}
+
+/// A JSON string field, or "".
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A colored badge for a phase or a run state.
+fn badge(text: &str) -> String {
+    let class = match text.to_ascii_lowercase().as_str() {
+        "ready" | "succeeded" => "ok",
+        "failed" | "invalid" | "error" => "bad",
+        "progressing" | "running" | "pending" => "busy",
+        _ => "idle",
+    };
+    format!(
+        "<span class=\"badge {class}\">{}</span>",
+        escape(if text.is_empty() { "—" } else { text })
+    )
+}
+
+/// A commit id, shortened, with the full id as a tooltip.
+fn commit(id: &str) -> String {
+    if id.is_empty() {
+        return "<span class=\"muted\">—</span>".into();
+    }
+    let short: String = id.chars().take(10).collect();
+    format!(
+        "<code class=\"commit\" title=\"{}\">{}</code>",
+        escape(id),
+        escape(&short)
+    )
+}
+
+/// An RFC 3339 time, shown in the viewer's time zone by the script (UTC
+/// until then).
+fn time(t: &str) -> String {
+    if t.is_empty() {
+        return "<span class=\"muted\">—</span>".into();
+    }
+    let shown = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            d.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| t.to_string());
+    format!("<time datetime=\"{}\">{}</time>", escape(t), escape(&shown))
+}
+
+/// The seconds between two RFC 3339 times, as `1m 5s`.
+fn duration(from: &str, to: &str) -> Option<String> {
+    let a = chrono::DateTime::parse_from_rfc3339(from).ok()?;
+    let b = chrono::DateTime::parse_from_rfc3339(to).ok()?;
+    let ms = (b - a).num_milliseconds().max(0);
+    Some(if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m {}s", ms / 60_000, (ms % 60_000) / 1000)
+    } else {
+        format!("{}h {}m", ms / 3_600_000, (ms % 3_600_000) / 60_000)
+    })
+}
+
+/// A number for a table cell: integers as they are, others to 4 digits.
+fn number(v: &Value) -> String {
+    match v {
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.abs() >= 1000.0 {
+                format!("{f:.1}")
+            } else {
+                format!("{f:.4}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_string()
+            }
+        }
+        Value::Null => "<span class=\"muted\">—</span>".into(),
+        Value::String(s) => escape(s),
+        other => escape(&other.to_string()),
+    }
+}
+
+/// A table with a header row; `rows` are already rendered `<tr>`s. An
+/// empty table shows `empty` instead.
+fn table(id: &str, headers: &[&str], rows: &[String], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<div id=\"{id}\" data-live><p class=\"empty\">{empty}</p></div>");
+    }
+    let head: String = headers
+        .iter()
+        .map(|h| format!("<th>{}</th>", escape(h)))
+        .collect();
+    format!(
+        "<div id=\"{id}\" data-live class=\"table-wrap\"><table><thead><tr>{head}</tr></thead><tbody>{}</tbody></table></div>",
+        rows.concat()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(url_segment("a b/ü"), "a%20b%2F%C3%BC");
+    }
+
+    #[test]
+    fn formats_cells() {
+        assert_eq!(number(&serde_json::json!(3)), "3");
+        assert_eq!(number(&serde_json::json!(0.5)), "0.5");
+        assert_eq!(number(&serde_json::json!(5.0 / 9.0)), "0.5556");
+        assert_eq!(
+            duration("2024-01-01T00:00:00Z", "2024-01-01T00:01:05Z").as_deref(),
+            Some("1m 5s")
+        );
+        assert!(badge("Ready").contains("ok"));
+        assert!(badge("<x>").contains("&lt;x&gt;"));
+    }
+
+    #[test]
+    fn every_asset_is_served() {
+        for (name, _, bytes) in ASSETS {
+            assert!(!bytes.is_empty(), "{name}");
+        }
+        assert_eq!(asset_version().len(), 12);
+    }
+}

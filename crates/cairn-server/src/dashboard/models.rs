@@ -1,0 +1,371 @@
+//! `/models`: every model with its serving version; `/models/NAME`: its
+//! versions, traffic and latency charts, accuracy over time and business
+//! metrics.
+
+use super::{
+    DashboardState, Section, badge, commit, error_page, escape, layout, number, s, table, time,
+    url_segment,
+};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Every model: declared (with its phase) and served (with its version).
+fn models(state: &DashboardState) -> Vec<Value> {
+    let mut out: Vec<Value> = state
+        .gateway
+        .gateway
+        .endpoints()
+        .iter()
+        .map(|e| {
+            let v = e.current();
+            json!({
+                "name": e.key.name.as_str(),
+                "project": e.key.project.as_ref().map(|p| p.as_str()),
+                "runtime": e.spec.runtime,
+                "version": v.number,
+                "commit": v.commit,
+                "sha256": v.sha256,
+                "replicas": e.spec.replicas,
+                "authRequired": e.spec.auth.as_ref().is_some_and(|a| a.required),
+                "served": true,
+            })
+        })
+        .collect();
+    if let Ok(status) = crate::dashboard::overview::status(state) {
+        for r in status["resources"].as_array().into_iter().flatten() {
+            if s(r, "kind") != "Model" {
+                continue;
+            }
+            match out.iter_mut().find(|m| m["name"] == r["name"]) {
+                Some(m) => {
+                    m["phase"] = r["phase"].clone();
+                    m["message"] = r["message"].clone();
+                }
+                None => out.push(json!({
+                    "name": r["name"],
+                    "project": r["project"],
+                    "phase": r["phase"],
+                    "message": r["message"],
+                    "served": false,
+                })),
+            }
+        }
+    }
+    out.sort_by(|a, b| s(a, "name").cmp(s(b, "name")));
+    out
+}
+
+fn dash() -> String {
+    "<span class=\"muted\">—</span>".into()
+}
+
+pub(super) async fn list(State(state): State<DashboardState>) -> Response {
+    let models = tokio::task::block_in_place(|| models(&state));
+    let rows: Vec<String> = models
+        .iter()
+        .map(|m| {
+            let name = s(m, "name");
+            let served = m["served"] == true;
+            let link = if served {
+                format!(
+                    "<a href=\"/models/{}\"><strong>{}</strong></a>",
+                    escape(&url_segment(name)),
+                    escape(name)
+                )
+            } else {
+                format!("<strong>{}</strong>", escape(name))
+            };
+            let sha = s(m, "sha256");
+            format!(
+                "<tr data-model=\"{name_attr}\"><td>{link}{project}</td><td>{phase}</td><td>{runtime}</td><td class=\"num\">{version}</td><td>{commit}</td><td><code class=\"hash\" title=\"{sha_full}\">{sha}</code></td><td class=\"num\">{replicas}</td><td>{auth}</td><td class=\"message\">{message}</td></tr>",
+                name_attr = escape(name),
+                project = m["project"]
+                    .as_str()
+                    .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
+                    .unwrap_or_default(),
+                phase = badge(s(m, "phase")),
+                runtime = escape(s(m, "runtime")),
+                version = m["version"]
+                    .as_i64()
+                    .map_or_else(dash, |v| format!("v{v}")),
+                commit = commit(s(m, "commit")),
+                sha_full = escape(sha),
+                sha = escape(&sha.chars().take(12).collect::<String>()),
+                replicas = m["replicas"]
+                    .as_u64()
+                    .map_or_else(dash, |r| r.to_string()),
+                auth = if m["authRequired"] == true {
+                    "key"
+                } else {
+                    ""
+                },
+                message = escape(s(m, "message")),
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>Models</h1>{}",
+        table(
+            "models",
+            &[
+                "Model", "Phase", "Runtime", "Version", "Commit", "SHA-256", "Replicas", "Auth",
+                "Message"
+            ],
+            &rows,
+            "No models are declared.",
+        )
+    );
+    layout(Section::Models, "Models", &body).into_response()
+}
+
+/// Business metrics and quality per version over the last `days` days (one
+/// window), as kept between renders: `None` while a large store's first
+/// summary is being computed (see
+/// [`cairn_monitor::summary::Summaries::page_summary`]).
+async fn summary(state: &DashboardState, name: &str, days: i64) -> Option<Value> {
+    let endpoint = state.gateway.gateway.endpoint(name)?;
+    let events = state.gateway.gateway.events.clone();
+    let summaries = state.gateway.summaries.clone();
+    let model = name.to_string();
+    let task = endpoint.spec.task;
+    tokio::task::spawn_blocking(move || summaries.page_summary(&events, &model, task, days))
+        .await
+        .ok()?
+        .ok()?
+}
+
+/// Stands in for a table while its data is summarized in the background;
+/// the page's live refresh replaces it.
+fn pending() -> String {
+    "<p class=\"placeholder\" data-pending>Summarizing the stored events… this section fills in shortly.</p>".into()
+}
+
+/// The quality of each version (requests, coverage, accuracy or error).
+fn quality_table(summary: &Value) -> String {
+    let regression = s(summary, "task") == "regression";
+    let mut windows: Vec<&Value> = summary["windows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|w| !w["version"].is_null())
+        .collect();
+    windows.sort_by_key(|w| std::cmp::Reverse(s(w, "version").parse::<i64>().unwrap_or(0)));
+    let metrics: &[(&str, &str)] = if regression {
+        &[("mae", "MAE"), ("rmse", "RMSE")]
+    } else {
+        &[
+            ("accuracy", "Accuracy"),
+            ("precision", "Precision"),
+            ("recall", "Recall"),
+            ("f1", "F1"),
+        ]
+    };
+    let rows: Vec<String> = windows
+        .iter()
+        .map(|w| {
+            let cells: String = metrics
+                .iter()
+                .map(|(k, _)| format!("<td class=\"num\">{}</td>", number(&w[*k])))
+                .collect();
+            format!(
+                "<tr><td>v{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{cells}</tr>",
+                escape(s(w, "version")),
+                number(&w["requests"]),
+                number(&w["errors"]),
+                number(&w["labeled"]),
+                match w["coverage"].as_f64() {
+                    Some(c) => format!("{:.1}%", c * 100.0),
+                    None => dash(),
+                },
+            )
+        })
+        .collect();
+    let mut headers = vec!["Version", "Requests", "Errors", "Labeled", "Coverage"];
+    headers.extend(metrics.iter().map(|(_, h)| *h));
+    table(
+        "quality",
+        &headers,
+        &rows,
+        "No predictions in the last 30 days.",
+    )
+}
+
+/// Business metrics per version (and for the model as a whole).
+fn business_table(summary: &Value) -> String {
+    let mut rows = Vec::new();
+    for w in summary["windows"].as_array().into_iter().flatten() {
+        let version = match w["version"].as_str() {
+            Some(v) => format!("v{}", escape(v)),
+            None => "<span class=\"muted\">model</span>".into(),
+        };
+        let Some(metrics) = w["businessMetrics"].as_object() else {
+            continue;
+        };
+        for (name, m) in metrics {
+            let values = match m["values"].as_object() {
+                Some(counts) => counts
+                    .iter()
+                    .map(|(k, n)| format!("{}: {}", escape(k), number(n)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => String::new(),
+            };
+            rows.push(format!(
+                "<tr><td>{version}</td><td><strong>{}</strong></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{values}</td></tr>",
+                escape(name),
+                number(&m["count"]),
+                number(&m["sum"]),
+                number(&m["mean"]),
+                number(&m["p50"]),
+                number(&m["p95"]),
+            ));
+        }
+    }
+    table(
+        "business",
+        &[
+            "Version", "Metric", "Count", "Sum", "Mean", "p50", "p95", "Values",
+        ],
+        &rows,
+        "No business metrics were posted in the last 30 days (POST /models/NAME/metrics).",
+    )
+}
+
+pub(super) async fn detail(
+    State(state): State<DashboardState>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(endpoint) = state.gateway.gateway.endpoint(&name) else {
+        return error_page(
+            Section::Models,
+            StatusCode::NOT_FOUND,
+            &format!("no model `{name}` is served"),
+        );
+    };
+    let current = endpoint.current();
+    let versions =
+        match tokio::task::block_in_place(|| state.gateway.store.model_versions(&endpoint.key)) {
+            Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+            Err(e) => {
+                return error_page(
+                    Section::Models,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &e.to_string(),
+                );
+            }
+        };
+    let summary = summary(&state, &name, cairn_monitor::summary::PAGE_DAYS).await;
+    let regression = endpoint.spec.task == Some(cairn_spec::ModelTask::Regression);
+    let version_rows: Vec<String> = versions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let number = v["version"].as_i64().unwrap_or(0);
+            let serving = if number == current.number {
+                " <span class=\"badge ok\">serving</span>"
+            } else {
+                ""
+            };
+            let run = match v["runId"].as_i64() {
+                Some(id) => format!("run {id}"),
+                None => dash(),
+            };
+            format!(
+                "<tr><td>v{number}{serving}</td><td>{}</td><td><code class=\"hash\">{}</code></td><td>{run}</td><td>{}</td></tr>",
+                commit(s(v, "commit")),
+                escape(s(v, "sha256")),
+                time(s(v, "createdAt")),
+            )
+        })
+        .collect();
+    let runtime = serde_json::to_value(endpoint.spec.runtime).unwrap_or(Value::Null);
+    let facts = format!(
+        r#"<dl class="facts" id="model-facts" data-live>
+<dt>Serving</dt><dd>v{version} from {commit}</dd>
+<dt>Runtime</dt><dd>{runtime}</dd>
+<dt>Replicas</dt><dd>{replicas}</dd>
+<dt>Predict</dt><dd><code>POST /models/{name}/predict</code></dd>
+</dl>"#,
+        version = current.number,
+        commit = commit(&current.commit),
+        runtime = escape(runtime.as_str().unwrap_or("")),
+        replicas = endpoint.spec.replicas,
+        name = escape(&name),
+    );
+    let chart = |id: &str, title: &str, unit: &str| {
+        format!(
+            "<figure class=\"panel\"><figcaption>{title} <span class=\"muted\">{unit}</span></figcaption><div class=\"chart\" id=\"chart-{id}\" data-points=\"0\"><p class=\"placeholder\">Waiting for data…</p></div></figure>"
+        )
+    };
+    let body = format!(
+        r#"<p class="crumbs"><a href="/models">Models</a> / {name}</p>
+<h1>{name}</h1>
+{facts}
+<section id="model-page" data-model="{name}">
+<h2>Traffic <span class="muted small">last hour, 10-second intervals</span></h2>
+<div class="charts">{throughput}{latency}{errors}</div>
+<h2>Resources <span class="muted small">last hour, 10-second samples</span></h2>
+<div class="charts">{resources}</div>
+<h2>Quality
+<select id="quality-range" aria-label="Range">
+<option value="1h:1m">last hour, 1-minute windows</option>
+<option value="6h:5m" selected>last 6 hours, 5-minute windows</option>
+<option value="24h:1h">last 24 hours, hourly</option>
+<option value="7d:1d">last 7 days, daily</option>
+</select></h2>
+<div class="charts wide">{accuracy}</div>
+<h3>By version <span class="muted small">last 30 days</span></h3>
+<div id="quality-by-version" data-live>{quality}</div>
+{drift}
+<h2>Business metrics <span class="muted small">last 30 days</span></h2>
+<div id="business-by-version" data-live>{business}</div>
+</section>
+<h2>Versions</h2>
+{versions}"#,
+        name = escape(&name),
+        throughput = chart("throughput", "Throughput", "requests/s"),
+        latency = chart("latency", "Latency", "p50 · p95 · p99, ms"),
+        errors = chart("errors", "Errors", "per 10 s"),
+        resources = chart(
+            "resources",
+            "CPU and memory",
+            "of its processes (ONNX: the gateway's); GPU when it holds GPUs"
+        ),
+        accuracy = chart(
+            "accuracy",
+            if regression {
+                "Error and label coverage"
+            } else {
+                "Accuracy and label coverage"
+            },
+            "per version"
+        ),
+        quality = summary.as_ref().map_or_else(pending, quality_table),
+        business = summary.as_ref().map_or_else(pending, business_table),
+        drift = match endpoint
+            .spec
+            .monitoring
+            .as_ref()
+            .and_then(|m| m.drift.as_ref())
+        {
+            Some(d) => format!(
+                "<h2>Drift <span class=\"muted small\">plugin {}, every {}, threshold {}; last 7 days</span></h2>\n<div class=\"charts wide\">{}</div>",
+                escape(d.plugin.as_str()),
+                escape(&d.window.to_string()),
+                d.threshold,
+                chart("drift", "Drift score", "overall and per feature"),
+            ),
+            None => String::new(),
+        },
+        versions = table(
+            "versions",
+            &["Version", "Commit", "SHA-256", "Produced by", "Created"],
+            &version_rows,
+            "No versions recorded.",
+        ),
+    );
+    layout(Section::Models, &name, &body).into_response()
+}

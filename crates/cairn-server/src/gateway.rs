@@ -1,0 +1,545 @@
+//! HTTP routes of the gateway: Cairn's prediction API, the Open Inference
+//! Protocol v2 (KServe, Triton and MLServer clients), `/metrics`, and the
+//! model API (versions, metrics, access keys, inference lookup).
+
+// Handlers return ready-made error responses by value, as axum does.
+#![allow(clippy::result_large_err)]
+
+use crate::monitoring;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use cairn_gateway::service::{Endpoint, Gateway, PredictInput, Reply, oip_datatype};
+use cairn_gateway::tensor::{self, DataType};
+use cairn_spec::ValueType;
+use cairn_store::Store;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// What the gateway's handlers share.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The store (model versions).
+    pub store: Arc<Store>,
+    /// The dashboard's kept monitoring summaries.
+    pub summaries: Arc<cairn_monitor::summary::Summaries>,
+}
+
+/// The gateway's routes.
+pub fn routes(state: GatewayState) -> Router {
+    Router::new()
+        .route("/models/{name}/predict", post(predict))
+        .route("/models/{name}/metrics", post(monitoring::post_metrics))
+        .route("/models/{name}/feedback", post(monitoring::post_feedback))
+        .route(
+            "/v2/health/live",
+            get(|| async { axum::Json(json!({"live": true})) }),
+        )
+        .route("/v2/health/ready", get(server_ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_metadata_version),
+        )
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready_version),
+        )
+        .route("/v2/models/{name}/infer", post(infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(infer_version),
+        )
+        .route("/metrics", get(metrics))
+        .route("/api/v1/models", get(models))
+        .route("/api/v1/models/{name}/versions", get(versions))
+        .route("/api/v1/models/{name}/metrics", get(model_metrics))
+        .route("/api/v1/models/{name}/drift", get(monitoring::get_drift))
+        .route(
+            "/api/v1/models/{name}/metrics/aggregate",
+            get(monitoring::get_aggregate),
+        )
+        .route(
+            "/api/v1/models/{name}/keys",
+            get(list_keys).post(create_key),
+        )
+        .route("/api/v1/models/{name}/keys/{id}", delete(revoke_key))
+        .route("/api/v1/inferences/{uuid}", get(inference))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+fn reply(r: Reply) -> Response {
+    let mut response = (
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(r.body),
+    )
+        .into_response();
+    if let Some(uuid) = r.uuid
+        && let Ok(v) = HeaderValue::from_str(&uuid.to_string())
+    {
+        response.headers_mut().insert("cairn-inference-id", v);
+    }
+    response
+}
+
+fn find(s: &GatewayState, name: &str) -> Result<Arc<Endpoint>, Response> {
+    s.gateway.endpoint(name).ok_or_else(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no model `{name}` is served"),
+        )
+    })
+}
+
+/// Reads a body within the model's size limit (413 beyond).
+async fn read_body(
+    s: &GatewayState,
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<u8>, Response> {
+    let max = s.gateway.max_body(endpoint);
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than this model's limit of {max} bytes"),
+        )
+    };
+    if headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|len| len > max)
+    {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max as usize)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| too_large())
+}
+
+fn auth_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Checks the caller's key and reads the request's JSON body.
+async fn authorized_json(
+    s: &GatewayState,
+    endpoint: &Endpoint,
+    req: Request,
+) -> Result<Value, Response> {
+    let (parts, body) = req.into_parts();
+    s.gateway
+        .authorize(endpoint, auth_header(&parts.headers))
+        .map_err(reply)?;
+    let bytes = read_body(s, endpoint, &parts.headers, body).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+async fn predict(
+    State(s): State<GatewayState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
+    let endpoint = match find(&s, &name) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let value = match authorized_json(&s, &endpoint, req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(request) = value.get("request").cloned() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a body of the form {\"request\": {...}}",
+        );
+    };
+    reply(
+        s.gateway
+            .predict(&endpoint, PredictInput::Cairn(request))
+            .await,
+    )
+}
+
+async fn infer(State(s): State<GatewayState>, Path(name): Path<String>, req: Request) -> Response {
+    infer_any(s, name, None, req).await
+}
+
+async fn infer_version(
+    State(s): State<GatewayState>,
+    Path((name, version)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    infer_any(s, name, Some(version), req).await
+}
+
+async fn infer_any(
+    s: GatewayState,
+    name: String,
+    version: Option<String>,
+    req: Request,
+) -> Response {
+    let endpoint = match find(&s, &name) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    if let Some(v) = &version
+        && *v != endpoint.current().number.to_string()
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` does not serve version {v}"),
+        );
+    }
+    let value = match authorized_json(&s, &endpoint, req).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let inputs = match tensor::parse_oip_inputs(&value) {
+        Ok(i) => i,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid input: {e}")),
+    };
+    let id = value.get("id").and_then(Value::as_str).map(str::to_string);
+    reply(
+        s.gateway
+            .predict(&endpoint, PredictInput::Oip { id, inputs })
+            .await,
+    )
+}
+
+async fn server_ready(State(s): State<GatewayState>) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"ready": true, "models": s.gateway.endpoints().len()})),
+    )
+        .into_response()
+}
+
+async fn server_metadata() -> Response {
+    axum::Json(json!({
+        "name": "cairn",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+    .into_response()
+}
+
+fn metadata(endpoint: &Endpoint) -> Value {
+    let version = endpoint.current();
+    let feature = |f: &cairn_spec::Feature| {
+        let dt = match f.ty {
+            ValueType::Float => DataType::Fp32,
+            ValueType::Int => DataType::Int64,
+            ValueType::Bool => DataType::Bool,
+            ValueType::String | ValueType::Timestamp => DataType::Bytes,
+        };
+        let mut shape: Vec<i64> = vec![-1];
+        shape.extend(f.shape.iter().map(|d| *d as i64));
+        json!({"name": f.name, "datatype": oip_datatype(dt), "shape": shape})
+    };
+    let (platform, inputs, outputs) = match &version.backend {
+        cairn_gateway::service::Backend::Onnx { model, .. } => {
+            let (name, dt, shape) = model.input();
+            let shape: Vec<i64> = shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect();
+            let inputs = vec![json!({"name": name, "datatype": oip_datatype(dt), "shape": shape})];
+            let outputs: Vec<Value> = model
+                .outputs()
+                .into_iter()
+                .map(|(n, dt, shape)| {
+                    let shape: Vec<i64> =
+                        shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect();
+                    json!({"name": n, "datatype": oip_datatype(dt), "shape": shape})
+                })
+                .collect();
+            ("onnx", inputs, outputs)
+        }
+        cairn_gateway::service::Backend::Process { .. }
+        | cairn_gateway::service::Backend::Wasm { .. } => {
+            let sig = endpoint.spec.signature.clone().unwrap_or_default();
+            let platform = match &version.backend {
+                cairn_gateway::service::Backend::Wasm { .. } => "wasm",
+                _ => "process",
+            };
+            (
+                platform,
+                sig.inputs.iter().map(feature).collect(),
+                sig.outputs.iter().map(feature).collect(),
+            )
+        }
+    };
+    json!({
+        "name": endpoint.key.name.as_str(),
+        "versions": [version.number.to_string()],
+        "platform": platform,
+        "inputs": inputs,
+        "outputs": outputs,
+        "parameters": {"commit": version.commit, "sha256": version.sha256},
+    })
+}
+
+async fn model_metadata(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    match find(&s, &name) {
+        Ok(e) => axum::Json(metadata(&e)).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn model_metadata_version(
+    State(s): State<GatewayState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    match find(&s, &name) {
+        Ok(e) if e.current().number.to_string() == version => {
+            axum::Json(metadata(&e)).into_response()
+        }
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` does not serve version {version}"),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn model_ready(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    match find(&s, &name) {
+        Ok(e) => axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn model_ready_version(
+    State(s): State<GatewayState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Response {
+    match find(&s, &name) {
+        Ok(e) if e.current().number.to_string() == version => {
+            axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response()
+        }
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` does not serve version {version}"),
+        ),
+        Err(r) => r,
+    }
+}
+
+fn is_ready(e: &Endpoint) -> bool {
+    match &e.current().backend {
+        cairn_gateway::service::Backend::Onnx { .. }
+        | cairn_gateway::service::Backend::Wasm { .. } => true,
+        cairn_gateway::service::Backend::Process { upstream } => upstream().is_some(),
+    }
+}
+
+/// `/metrics`: OpenMetrics to clients that ask for it (Prometheus does),
+/// the Prometheus text format 0.0.4 to the others (`curl`, `promtool check
+/// metrics`, older scrapers).
+async fn metrics(State(s): State<GatewayState>, headers: HeaderMap) -> Response {
+    let text = s.gateway.metrics.render();
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if openmetrics {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        openmetrics_to_text(&text),
+    )
+        .into_response()
+}
+
+/// OpenMetrics text → Prometheus text 0.0.4: a counter family is named as
+/// its samples are (`_total`), and `# UNIT` and `# EOF` go.
+fn openmetrics_to_text(text: &str) -> String {
+    let counters: std::collections::HashSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let counter = ["# HELP ", "# TYPE "].into_iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(counter.as_deref().unwrap_or(line).trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+async fn models(State(s): State<GatewayState>) -> Response {
+    let list: Vec<Value> = s
+        .gateway
+        .endpoints()
+        .iter()
+        .map(|e| {
+            let v = e.current();
+            json!({
+                "name": e.key.name.as_str(),
+                "project": e.key.project.as_ref().map(|p| p.as_str()),
+                "runtime": e.spec.runtime,
+                "version": v.number,
+                "commit": v.commit,
+                "sha256": v.sha256,
+                "replicas": e.spec.replicas,
+                "authRequired": e.spec.auth.as_ref().is_some_and(|a| a.required),
+            })
+        })
+        .collect();
+    axum::Json(json!({"models": list})).into_response()
+}
+
+async fn versions(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    let endpoint = match find(&s, &name) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    match registry(&s, &endpoint) {
+        Ok(v) => axum::Json(v).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The model registry's view of a served model: every version with its
+/// commit, artifact digest, producing run, training datasets, rollout
+/// history and current share of traffic.
+pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, cairn_store::StoreError> {
+    let current = endpoint.current();
+    let canary = endpoint.canary();
+    let steps = s.store.rollout_steps(&endpoint.key)?;
+    let datasets: Vec<&str> = endpoint
+        .spec
+        .lineage
+        .trained_on
+        .iter()
+        .map(|d| d.as_str())
+        .collect();
+    let versions: Vec<Value> = s
+        .store
+        .model_versions(&endpoint.key)?
+        .into_iter()
+        .map(|v| {
+            let traffic = match &canary {
+                Some((c, w)) if c.number == v.version => *w,
+                Some((_, w)) if current.number == v.version => 100 - *w,
+                None if current.number == v.version => 100,
+                _ => 0,
+            };
+            let rollout: Vec<&cairn_store::RolloutStep> =
+                steps.iter().filter(|st| st.version == v.version).collect();
+            let mut value = serde_json::to_value(&v).unwrap_or(Value::Null);
+            value["traffic"] = json!(traffic);
+            value["datasets"] = json!(datasets);
+            value["rollout"] = json!(rollout);
+            value
+        })
+        .collect();
+    Ok(json!({
+        "name": endpoint.key.name.as_str(),
+        "current": current.number,
+        "canary": canary.as_ref().map(|(c, w)| json!({"version": c.number, "weight": w})),
+        "versions": versions,
+    }))
+}
+
+async fn model_metrics(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    if let Err(r) = find(&s, &name) {
+        return r;
+    }
+    axum::Json(json!({"name": name, "series": s.gateway.metrics.series(&name)})).into_response()
+}
+
+async fn create_key(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    if let Err(r) = find(&s, &name) {
+        return r;
+    }
+    match s.gateway.keys.create(&name) {
+        Ok((secret, info)) => (
+            StatusCode::CREATED,
+            axum::Json(json!({"key": secret, "info": info, "note": "the key is shown only once"})),
+        )
+            .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn list_keys(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+    match s.gateway.keys.list(&name) {
+        Ok(keys) => axum::Json(json!({"keys": keys})).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn revoke_key(
+    State(s): State<GatewayState>,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    match s.gateway.keys.revoke(&name, &id) {
+        Ok(true) => axum::Json(json!({"revoked": id})).into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` has no key `{id}`"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn inference(State(s): State<GatewayState>, Path(id): Path<String>) -> Response {
+    let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
+        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID"));
+    };
+    match s.gateway.events.get(uuid) {
+        Ok(Some(e)) => axum::Json(json!({
+            "uuid": e.uuid.to_string(),
+            "model": e.model,
+            "version": e.version,
+            "commit": e.commit,
+            "time": e.time.to_rfc3339(),
+            "latencyUs": e.latency_us,
+            "status": e.status,
+            "inputs": e.inputs,
+            "outputs": e.outputs,
+        }))
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no inference {id}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

@@ -1,0 +1,9 @@
+//! The HTTP server: API, webhooks and the application proxy.
+
+pub mod api;
+pub mod dashboard;
+pub mod gateway;
+pub mod hooks;
+pub mod monitoring;
+pub mod proxy;
+pub mod runtime;
