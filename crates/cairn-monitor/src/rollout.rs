@@ -132,7 +132,7 @@ pub fn version_stats(
     version: i64,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<VersionStats> {
+) -> cairn_store::SqlResult<VersionStats> {
     let conn = events.monitor();
     let version_s = version.to_string();
     let mut latencies: Vec<u64> = Vec::new();
@@ -221,7 +221,7 @@ pub async fn run(
         let stats = tokio::task::spawn_blocking(move || {
             let c = version_stats(&events, &n, task, canary, from, to)?;
             let s = version_stats(&events, &n, task, stable, from, to)?;
-            Ok::<_, rusqlite::Error>((c, s))
+            Ok::<_, cairn_store::SqlError>((c, s))
         })
         .await;
         let (c, s) = match stats {

@@ -3,9 +3,9 @@
 
 use crate::aggregate::{aggregate, infer_task, rfc3339};
 use cairn_spec::ModelTask;
+use cairn_store::Connection;
 use cairn_store::events::EventLog;
 use cairn_store::monitoring::{db_path, fetch_grouped, fingerprint};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ pub fn current_scores(
     task: Option<ModelTask>,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<Vec<cairn_gateway::metrics::ModelScores>> {
+) -> cairn_store::SqlResult<Vec<cairn_gateway::metrics::ModelScores>> {
     let (predictions, _) = fetch_grouped(conn, model, task, from_ms, to_ms, to_ms.max(1))?;
     let task = infer_task(task, &predictions);
     // One window: every time in [from, to) lies in [0, to) (times are after
@@ -49,7 +49,7 @@ pub fn report(
     from: i64,
     to: i64,
     window: i64,
-) -> rusqlite::Result<Value> {
+) -> cairn_store::SqlResult<Value> {
     let (predictions, metrics) = fetch_grouped(conn, model, task, from, to, window)?;
     let task = infer_task(task, &predictions);
     let windows = aggregate(task, &predictions, &metrics, window);
@@ -124,7 +124,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> cairn_store::SqlResult<Value> {
         let fingerprint = fingerprint(conn)?;
         let start = std::time::Instant::now();
         let to = chrono::Utc::now().timestamp_millis() + 1;
@@ -158,7 +158,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> cairn_store::SqlResult<Value> {
         let key = summary_key(conn, model, days);
         if let Some((value, true, _)) = self.cached(&key, fingerprint(conn)?) {
             return Ok(value);
@@ -177,7 +177,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Option<Value>> {
+    ) -> cairn_store::SqlResult<Option<Value>> {
         // Busy for more than a moment (a summary being computed over a large
         // store): show what is kept rather than wait.
         let waited = std::time::Instant::now();

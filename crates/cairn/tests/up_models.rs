@@ -1,3 +1,4 @@
+// tidy: long file: every way a model is served, end to end; one repository fixture shared by its cases.
 //! Models on `cairn up`, end to end: the real binary on a real Git
 //! repository, talked to over HTTP (and through the CLI). ONNX models (the
 //! quickstart's classifier, committed into each test repository or produced
