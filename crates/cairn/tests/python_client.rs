@@ -268,12 +268,12 @@ fn python_client_end_to_end() {
     // The Prometheus gauges of the last hour (refreshed every second here).
     let text = up.wait_for(Duration::from_secs(20), "model score gauges", || {
         let text = up.get_text("/metrics").ok()?;
-        let accuracy = sample(&text, r#"cairn_model_accuracy{model="clf",version="1"}"#)?;
+        let accuracy = sample(&text, r#"cairn_model_accuracy{project="lab",model="clf",version="1"}"#)?;
         ((accuracy - 2.0 / 3.0).abs() < 1e-9).then_some(text)
     });
     let coverage = sample(
         &text,
-        r#"cairn_model_label_coverage{model="clf",version="1"}"#,
+        r#"cairn_model_label_coverage{project="lab",model="clf",version="1"}"#,
     )
     .unwrap_or_else(|| panic!("no coverage gauge:\n{text}"));
     assert!((coverage - 0.6).abs() < 1e-9, "{text}");
