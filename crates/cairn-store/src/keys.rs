@@ -464,7 +464,11 @@ mod tests {
             0
         );
         assert_eq!(keys.check(&alpha, &secret).unwrap(), KeyCheck::WrongModel);
-        assert_eq!(keys.adopt_unattributed(&[alpha.clone()]).unwrap(), 1);
+        assert_eq!(
+            keys.adopt_unattributed(std::slice::from_ref(&alpha))
+                .unwrap(),
+            1
+        );
         assert_eq!(keys.check(&alpha, &secret).unwrap(), KeyCheck::Valid);
         assert_eq!(keys.check(&beta, &secret).unwrap(), KeyCheck::WrongModel);
         assert_eq!(
