@@ -246,8 +246,19 @@ fn a_wasm_model_serves_records_metrics_and_drift() {
         .collect();
     assert_eq!(features, ["age", "income"]);
     assert_eq!(verdict["drifted"], true, "{verdict}");
+    assert_eq!(
+        (&verdict["project"], &verdict["model"]),
+        (&json!("lab"), &json!("scorer"))
+    );
     let series = up.get("/api/v1/models/scorer/drift");
     assert_eq!(series["verdicts"].as_array().unwrap().len(), 1, "{series}");
+    // The same series in the model's project.
+    let scoped = up.get("/api/v1/projects/lab/models/scorer/drift");
+    assert_eq!(scoped["verdicts"], series["verdicts"], "{scoped}");
+    let (code, _) = up
+        .get_raw("/api/v1/projects/other/models/scorer/drift")
+        .unwrap();
+    assert_eq!(code, 404);
     assert_eq!(series["plugin"], "psi");
     // The dashboard's model page has the drift chart.
     let page = up.get_text("/models/scorer").unwrap();
