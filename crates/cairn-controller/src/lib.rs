@@ -414,7 +414,7 @@ fn reconcilable_view(desired: &DesiredState, observed: &StateView) -> StateView 
 fn write_checkout(snapshot: &Snapshot, dir: &Path) -> std::io::Result<()> {
     let tmp = dir.with_extension("tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    cairn_source::materialize(&snapshot, &tmp)?;
+    cairn_source::materialize(snapshot, &tmp)?;
     std::fs::write(tmp.join(".cairn-complete"), b"")?;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir)
