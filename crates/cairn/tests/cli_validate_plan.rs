@@ -1,8 +1,6 @@
 //! `cairn validate` and `cairn plan` against real Git repositories.
 
-mod common;
-
-use common::{TestRepo, cairn, write_valid};
+use cairn_test_support::{TestRepo, cairn, write_valid};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -151,7 +149,7 @@ fn validate_takes_a_revision() {
 fn validate_finds_the_repository_above_a_spec_directory() {
     let repo = TestRepo::new();
     repo.write("README.md", "# a monorepo\n");
-    repo.write("ml/specs.yaml", common::PROJECT);
+    repo.write("ml/specs.yaml", cairn_test_support::PROJECT);
     repo.write("ml/.github/workflow.yaml", "on: push\n");
     repo.write("other/not-a-spec.yaml", "services: {}\n");
     repo.commit("monorepo");
@@ -262,7 +260,7 @@ fn plan_lists_ordered_actions_with_field_diffs() {
     repo.commit("v1");
     repo.write(
         "specs/model.yaml",
-        common::MODEL.replace("replicas: 2", "replicas: 3"),
+        cairn_test_support::MODEL.replace("replicas: 2", "replicas: 3"),
     );
     repo.remove("specs/old.yaml");
     repo.write(
@@ -359,7 +357,7 @@ fn a_broken_file_never_plans_the_deletion_of_what_it_described() {
     );
     repo.write(
         "specs/jobs.yaml",
-        common::JOBS.replace("prep.py]", "prep.py, --fast]"),
+        cairn_test_support::JOBS.replace("prep.py]", "prep.py, --fast]"),
     );
     repo.commit("oops");
     let out = cairn()
@@ -381,7 +379,7 @@ fn a_broken_file_never_plans_the_deletion_of_what_it_described() {
     // A type error in the model's own document also holds it, by name.
     repo.write(
         "specs/model.yaml",
-        common::MODEL.replace("replicas: 2", "replicas: two"),
+        cairn_test_support::MODEL.replace("replicas: 2", "replicas: two"),
     );
     repo.commit("type error");
     let out = cairn()
@@ -411,7 +409,7 @@ fn plan_of_the_staged_change() {
     repo.commit("v1");
     repo.write(
         "specs/model.yaml",
-        common::MODEL.replace("replicas: 2", "replicas: 4"),
+        cairn_test_support::MODEL.replace("replicas: 2", "replicas: 4"),
     );
     repo.stage();
     cairn()

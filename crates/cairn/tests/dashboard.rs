@@ -5,12 +5,10 @@
 //! drawn with real points and no script errors. Screenshots go to the
 //! workspace's `target/dashboard-PAGE.png`.
 
-mod common;
+use cairn_test_support::{CLASSIFIER, CLF_MODEL as MODEL, LAB_PROJECT as PROJECT, SAMPLE_BATCH};
 
-use common::{CLASSIFIER, CLF_MODEL as MODEL, LAB_PROJECT as PROJECT, SAMPLE_BATCH};
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -273,7 +271,7 @@ fn data_points(dom: &str, id: &str) -> u64 {
 fn target_dir() -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+        .unwrap_or_else(|| cairn_test_support::workspace_root().join("target"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -13,18 +13,17 @@ use codespan_reporting::term::termcolor::NoColor;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-const INVALID_DIR: &str = "../../examples/invalid";
-
 /// The name every fixture takes in its one-file repository.
 const FILE: &str = "specs.yaml";
 
 /// The fixtures, sorted by name.
 fn fixtures() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(INVALID_DIR)
-        .expect("examples/invalid exists")
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(cairn_test_support::workspace_root().join("examples/invalid"))
+            .expect("examples/invalid exists")
+            .map(|e| e.expect("readable directory entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
     files.sort();
     files
 }
@@ -119,7 +118,7 @@ fn each_invalid_example_reports_exactly_its_mistake() {
 
 #[test]
 fn quickstart_loads_without_diagnostics() -> Result<(), Box<dyn std::error::Error>> {
-    let source = GitSource::open_local(Path::new("../../examples/quickstart"))?;
+    let source = GitSource::open_local(Path::new(cairn_test_support::QUICKSTART))?;
     let snapshot = source.worktree_snapshot()?;
     let state = cairn_plan::loader::load(&snapshot);
     assert!(

@@ -1,13 +1,11 @@
 //! Server-side apply, conflicts, invalid objects and pruning, against the
 //! in-process fake API server (`common/kube_api.rs`) at the HTTP boundary.
 
-mod common;
-
 use cairn_runtime_kubernetes::apply::{Applier, ApplyError, ConflictPolicy, FIELD_MANAGER};
 use cairn_runtime_kubernetes::objects::{self, KubeObject, KubeSettings};
 use cairn_source::GitSource;
-use common::TestRepo;
-use common::kube_api::FakeApi;
+use cairn_test_support::TestRepo;
+use cairn_test_support::kube_api::FakeApi;
 use std::collections::BTreeSet;
 
 const DEPLOYMENTS: &str = "/apis/apps/v1/deployments";

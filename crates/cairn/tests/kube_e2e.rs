@@ -2,10 +2,8 @@
 //! `CAIRN_E2E_KUBECONFIG` names a kubeconfig (kind or k3d; see
 //! docs/operations.md), and is skipped otherwise.
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Namespace, ResourceQuota, Service};
@@ -61,7 +59,7 @@ async fn quickstart_runs_on_a_real_cluster() {
     };
     let ns = namespace();
     let repo = TestRepo::new();
-    copy_dir(Path::new("../../examples/quickstart"), repo.path());
+    copy_dir(Path::new(cairn_test_support::QUICKSTART), repo.path());
     // The quickstart's project, named for this run, on a Kubernetes pool.
     let project = std::fs::read_to_string(repo.path().join("specs/project.yaml"))
         .unwrap()

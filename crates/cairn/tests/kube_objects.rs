@@ -2,14 +2,12 @@
 //! quotas, compared with golden files under `tests/golden/kubernetes/`.
 //! Regenerate them with `CAIRN_BLESS=1 cargo test -p cairn --test kube_objects`.
 
-mod common;
-
 use cairn_plan::loader::{DesiredState, ResourceKey};
 use cairn_runtime_kubernetes::objects::{
     self, KubeObject, KubeSettings, LABEL_MANAGED_BY, ObjectError,
 };
 use cairn_source::GitSource;
-use common::{TestRepo, cairn};
+use cairn_test_support::{TestRepo, cairn};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +177,7 @@ pub fn write_repo(repo: &TestRepo) {
         .write("apps/status/server.py", "print('status')\n")
         .write(
             "models/classifier.onnx",
-            std::fs::read(common::CLASSIFIER).unwrap(),
+            std::fs::read(cairn_test_support::CLASSIFIER).unwrap(),
         );
 }
 

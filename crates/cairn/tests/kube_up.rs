@@ -8,11 +8,9 @@
 //! `127.0.0.N:80`: they run as root (as CI does) or with
 //! `CAP_NET_BIND_SERVICE`.
 
-mod common;
-
-use common::kube_api::FakeApi;
-use common::up::Up;
-use common::{CLASSIFIER, SAMPLE_REQUEST, TestRepo};
+use cairn_test_support::kube_api::FakeApi;
+use cairn_test_support::up::Up;
+use cairn_test_support::{CLASSIFIER, SAMPLE_REQUEST, TestRepo};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -95,7 +93,7 @@ fn serve_like_the_pod(deployment: &Value, ip: &str) -> Killed {
     );
     // The Service's port 80 forwards to the pod's 8080; here they are one.
     command[3] = format!("{ip}:80");
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+    let mut cmd = Command::new(cairn_test_support::cairn_binary());
     cmd.args(&command[1..])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -593,7 +591,7 @@ fn scale_figures() {
     repo.write("specs/many.yaml", "");
     let none = repo.commit("nothing");
     let started = std::time::Instant::now();
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args([
             "plan",
             &repo.arg(),

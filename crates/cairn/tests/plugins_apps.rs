@@ -1,12 +1,9 @@
 //! Applications launched through app-framework plugins on `cairn up`: the
 //! built-in `flask` plugin, and a project's own Plugin chosen by name.
 
-mod common;
-
-use common::LAB_PROJECT;
-use common::TestRepo;
-use common::up::Up;
-use std::path::PathBuf;
+use cairn_test_support::LAB_PROJECT;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use std::time::Duration;
 
 /// A Flask application answering at its root.
@@ -28,10 +25,7 @@ fn app(name: &str, framework: &str) -> String {
 
 #[test]
 fn applications_are_launched_through_framework_plugins() {
-    let flask = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../plugins/dist/flask.wasm"),
-    )
-    .unwrap();
+    let flask = std::fs::read(cairn_test_support::plugin_dist("flask")).unwrap();
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&flask))

@@ -1,24 +1,17 @@
 //! `cairn plugin test`: a plugin tried locally on files, through the same
 //! bounded host as `cairn up`.
 
-mod common;
-
-use common::cairn;
+use cairn_test_support::cairn;
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
-use std::path::PathBuf;
 
 fn dist(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../../plugins/dist/{name}.wasm"))
-        .display()
-        .to_string()
+    cairn_test_support::plugin_dist(name).display().to_string()
 }
 
 fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/drift")
+    cairn_test_support::fixture("drift")
         .join(name)
         .display()
         .to_string()

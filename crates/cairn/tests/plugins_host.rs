@@ -15,16 +15,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn dist(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/dist/{name}.wasm"))
+    cairn_test_support::plugin_dist(name)
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/drift")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read(cairn_test_support::fixture("drift").join(name)).unwrap()
 }
 
 fn host() -> PluginHost {

@@ -5,11 +5,9 @@
 //! `GET /api/v1/status` against the spec that uses the plugin, naming the
 //! plugin spec's file.
 
-mod common;
-
-use common::LAB_PROJECT;
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::LAB_PROJECT;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::path::PathBuf;
@@ -18,16 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 fn dist(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../plugins/dist/{name}.wasm"))
+    cairn_test_support::plugin_dist(name)
 }
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/drift")
-            .join(name),
-    )
-    .unwrap()
+    std::fs::read_to_string(cairn_test_support::fixture("drift").join(name)).unwrap()
 }
 
 /// A spec document of `kind`; `fields` are its `spec` lines, unindented.

@@ -3,17 +3,13 @@
 //! aggregates from a script, `CAIRN_SERVER` in a job run using the module's
 //! functions, the Prometheus gauges of model scores, and `cairn metrics`.
 
-mod common;
+use cairn_test_support::{CLASSIFIER, SAMPLE_BATCH};
 
-use common::{CLASSIFIER, SAMPLE_BATCH};
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::Duration;
-
-const CLIENT_DIR: &str = "../../clients/python";
 
 const SPECS: &str = "apiVersion: cairn/v1
 kind: Project
@@ -132,7 +128,8 @@ fn python_client_end_to_end() {
         eprintln!("note: python3 is not available; skipping the Python client test");
         return;
     }
-    let client_dir = std::path::Path::new(CLIENT_DIR)
+    let client_dir = cairn_test_support::workspace_root()
+        .join("clients/python")
         .canonicalize()
         .expect("clients/python");
     let repo = TestRepo::new();
@@ -306,7 +303,7 @@ fn python_client_end_to_end() {
 
     // `cairn metrics`: the table and the JSON.
     let cairn = |args: &[&str]| {
-        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("cairn"))
+        let out = std::process::Command::new(cairn_test_support::cairn_binary())
             .args(args)
             .args(["--server", &server])
             .env("NO_COLOR", "1")

@@ -6,10 +6,8 @@
 //! The application is a small Python 3 standard-library server committed
 //! into each test repository.
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,7 +161,7 @@ spec:
 
 /// A project, its pool, the server and application `web` at `version`.
 fn write_app_repo(repo: &TestRepo, version: &str, replicas: u32) {
-    repo.write("specs/project.yaml", common::PROJECT)
+    repo.write("specs/project.yaml", cairn_test_support::PROJECT)
         .write("specs/web.yaml", app_spec("web", version, replicas))
         .write("app/server.py", SERVER_PY);
 }
@@ -615,7 +613,7 @@ fn webhooks_are_verified_and_trigger_a_sync() {
     // A remote repository that is (practically) never polled: only webhooks
     // make the controller fetch.
     let source = TestRepo::new();
-    source.write("specs/project.yaml", common::PROJECT);
+    source.write("specs/project.yaml", cairn_test_support::PROJECT);
     let first = source.commit("initial");
     let dirs = tempfile::tempdir().unwrap();
     let url = bare_clone(&source, dirs.path());
@@ -713,7 +711,7 @@ fn webhooks_are_verified_and_trigger_a_sync() {
 #[test]
 fn commits_are_noticed_through_file_system_events() {
     let repo = TestRepo::new();
-    repo.write("specs/project.yaml", common::PROJECT);
+    repo.write("specs/project.yaml", cairn_test_support::PROJECT);
     let first = repo.commit("initial");
     let data = tempfile::tempdir().unwrap();
     let up = Up::start(repo.path(), &state_dir(&data), &[], &[]);
@@ -781,12 +779,12 @@ fn watch_worktree_applies_uncommitted_edits() {
 #[test]
 fn a_port_in_use_is_a_clear_error() {
     let repo = TestRepo::new();
-    repo.write("specs/project.yaml", common::PROJECT);
+    repo.write("specs/project.yaml", cairn_test_support::PROJECT);
     repo.commit("initial");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let data = tempfile::tempdir().unwrap();
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .arg("up")
         .arg(repo.path())
         .arg("--listen")
@@ -806,7 +804,7 @@ fn a_port_in_use_is_a_clear_error() {
 #[test]
 fn a_remote_repository_is_cloned_and_followed() {
     let source = TestRepo::new();
-    source.write("specs/project.yaml", common::PROJECT);
+    source.write("specs/project.yaml", cairn_test_support::PROJECT);
     let first = source.commit("initial");
     let dirs = tempfile::tempdir().unwrap();
     let url = bare_clone(&source, dirs.path());

@@ -2,10 +2,8 @@
 //! the test (no network), reused, built once when raced, failures reported
 //! on the spec, unused ones collected.
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::json;
 use std::path::Path;
 use std::time::Duration;

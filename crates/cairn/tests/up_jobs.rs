@@ -1,10 +1,8 @@
 //! Jobs on `cairn up`'s embedded runtime, end to end: the real binary on a
 //! real Git repository, talked to over HTTP (and through the CLI).
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::path::Path;
@@ -729,7 +727,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
     let up = &env.up;
     let server = up.url("");
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["run", "hello", "--follow", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()
@@ -745,7 +743,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
     assert!(stdout.contains("bye-from-cli\n"), "{stdout}");
     assert!(stderr.contains("succeeded"), "{stderr}");
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["run", "broken", "--follow", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()
@@ -761,7 +759,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
     assert!(stderr.contains("failed"), "{stderr}");
 
     // Without --follow: started, exit 0 at once.
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["run", "hello", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()
@@ -771,7 +769,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
     let second = up.wait_run("hello", 2);
     assert_eq!(second["state"], "succeeded");
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["runs", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()
@@ -793,7 +791,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
         "{stdout}"
     );
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["runs", "hello", "--server", &server, "--output", "json"])
         .timeout(Duration::from_secs(30))
         .output()
@@ -808,7 +806,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
         .collect();
     assert_eq!(numbers, [2, 1]);
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["logs", "hello", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()
@@ -821,7 +819,7 @@ fn the_cli_runs_follows_lists_and_prints_logs() {
     );
     assert!(stdout.contains("hello-from-cli\n"), "{stdout}");
 
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(["logs", "broken", "--server", &server])
         .timeout(Duration::from_secs(30))
         .output()

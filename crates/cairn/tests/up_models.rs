@@ -6,12 +6,10 @@
 //! prediction API and the Open Inference Protocol v2; access keys; limits;
 //! rollouts under load; durability across a crash; metrics.
 
-mod common;
+use cairn_test_support::{CLASSIFIER, LAB_PROJECT as PROJECT, SAMPLE_BATCH, SAMPLE_REQUEST};
 
-use common::{CLASSIFIER, LAB_PROJECT as PROJECT, SAMPLE_BATCH, SAMPLE_REQUEST};
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::collections::HashSet;
@@ -307,7 +305,7 @@ fn wait_version(up: &Up, name: &str, version: i64) {
 /// (The variable rather than `--server`: `cairn keys` takes `--server`
 /// only before its subcommand.)
 fn cli(up: &Up, args: &[&str]) -> (bool, String, String) {
-    let out = common::cairn()
+    let out = cairn_test_support::cairn()
         .args(args)
         .env("CAIRN_SERVER", up.url(""))
         .output()

@@ -3,12 +3,10 @@
 //! JSON lines, CSV) attached by inference UUID, and the aggregates computed
 //! from them, checked against values computed by hand.
 
-mod common;
+use cairn_test_support::{CLASSIFIER, CLF_MODEL as MODEL, LAB_PROJECT as PROJECT, SAMPLE_BATCH};
 
-use common::{CLASSIFIER, CLF_MODEL as MODEL, LAB_PROJECT as PROJECT, SAMPLE_BATCH};
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 use serde_json::{Value, json};
 
 const FEATURES: [&str; 4] = [

@@ -4,19 +4,17 @@
 //! healthy and rolled back automatically when its accuracy regresses; and
 //! `cairn models rollback` serves an earlier version again through Git.
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
-use common::{CLASSIFIER, LAB_PROJECT, cairn};
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
+use cairn_test_support::{CLASSIFIER, LAB_PROJECT, cairn};
 use serde_json::{Value, json};
 use sha2::Digest;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const RETRAINED: &str = "tests/fixtures/models/classifier-retrained.onnx";
-const INVERTED: &str = "tests/fixtures/models/classifier-inverted.onnx";
+const RETRAINED: &str = cairn_test_support::RETRAINED_CLASSIFIER;
+const INVERTED: &str = cairn_test_support::INVERTED_CLASSIFIER;
 
 /// Rows of the quickstart sample batch with the classifier's labels.
 const ROWS: [([f64; 4], i64); 5] = [
@@ -218,7 +216,7 @@ fn new_artifacts_are_promoted_through_git_and_rolled_out_as_canaries() {
         .write("models/inverted.onnx", std::fs::read(INVERTED).unwrap())
         .write(
             "data/reference.csv",
-            std::fs::read("../../examples/quickstart/data/reference.csv").unwrap(),
+            std::fs::read(cairn_test_support::REFERENCE_CSV).unwrap(),
         );
     let first = repo.commit("specs");
     let data = tempfile::tempdir().unwrap();
@@ -415,7 +413,7 @@ fn predict_rows(up: &Up, rows: &[[f64; 4]]) {
 }
 
 fn reference_rows() -> Vec<[f64; 4]> {
-    std::fs::read_to_string("../../examples/quickstart/data/reference.csv")
+    std::fs::read_to_string(cairn_test_support::REFERENCE_CSV)
         .unwrap()
         .lines()
         .skip(1)
@@ -449,7 +447,7 @@ fn drift_retrains_promotes_through_git_and_rolls_out() {
         .write("models/retrained.onnx", std::fs::read(RETRAINED).unwrap())
         .write(
             "data/reference.csv",
-            std::fs::read("../../examples/quickstart/data/reference.csv").unwrap(),
+            std::fs::read(cairn_test_support::REFERENCE_CSV).unwrap(),
         );
     let first = repo.commit("specs");
     let data = tempfile::tempdir().unwrap();

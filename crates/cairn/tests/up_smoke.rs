@@ -1,14 +1,12 @@
 //! `cairn up` starts, syncs a commit and serves its status.
 
-mod common;
-
-use common::TestRepo;
-use common::up::Up;
+use cairn_test_support::TestRepo;
+use cairn_test_support::up::Up;
 
 #[test]
 fn up_syncs_the_current_commit_and_reports_status() {
     let repo = TestRepo::new();
-    common::write_valid(&repo);
+    cairn_test_support::write_valid(&repo);
     let commit = repo.commit("initial");
     let data = tempfile::tempdir().unwrap();
     let up = Up::start(repo.path(), &data.path().join("state"), &[], &[]);

@@ -1,17 +1,41 @@
-//! Shared helpers for integration tests: real Git repositories in temporary
-//! directories, committed to with git2.
+//! What the workspace's tests and benchmarks share: real Git repositories
+//! in temporary directories, committed to with git2 ([`TestRepo`]); the
+//! `cairn` binary ([`cairn`], [`cairn_binary`]) and a running `cairn up`
+//! talked to over HTTP ([`up::Up`]); the quickstart's files and the
+//! fixtures under `fixtures/<case>/`, by absolute path; golden files; and,
+//! with the `kube-api` feature, an in-process fake Kubernetes API server
+//! ([`kube_api::FakeApi`]).
 
-#![allow(dead_code)]
-
+mod golden;
+#[cfg(feature = "kube-api")]
 pub mod kube_api;
+mod paths;
 pub mod up;
+
+pub use golden::check_golden;
+pub use paths::*;
 
 use std::path::{Path, PathBuf};
 
+/// A fixture's text, read at build time.
+macro_rules! fixture_text {
+    ($path:literal) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/", $path))
+    };
+}
+
 /// A Git repository in a temporary directory.
 pub struct TestRepo {
+    /// The temporary directory, removed on drop.
     pub dir: tempfile::TempDir,
+    /// The repository.
     pub repo: git2::Repository,
+}
+
+impl Default for TestRepo {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestRepo {
@@ -39,6 +63,12 @@ impl TestRepo {
         let full = self.path().join(path);
         std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
         std::fs::write(full, contents).expect("write");
+        self
+    }
+
+    /// Copies the files of a fixture case (see [`fixture`]) into the work tree.
+    pub fn copy_fixture(&self, case: &str) -> &Self {
+        copy_dir(&fixture(case), self.path());
         self
     }
 
@@ -87,66 +117,41 @@ impl TestRepo {
     }
 }
 
-/// The `cairn` binary under test.
+/// Copies a directory tree (files and directories) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.expect("directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The `cairn` binary under test ([`cairn_binary`]), without colours and
+/// without the caller's cache directory.
 pub fn cairn() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("cairn").expect("binary built");
+    let mut cmd = assert_cmd::Command::new(cairn_binary());
     cmd.env("NO_COLOR", "1").env_remove("CAIRN_CACHE_DIR");
     cmd
 }
 
-/// A small valid spec repository: a project, a pool, a two-job pipeline and a model.
-pub const PROJECT: &str = "apiVersion: cairn/v1
-kind: Project
-metadata:
-  name: churn
-spec:
-  defaultPool: local
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: local
-spec:
-  local: {}
-";
+/// A small valid spec repository (fixture `valid`): a project, a pool, a
+/// two-job pipeline and a model. The project `churn` and its local pool.
+pub const PROJECT: &str = fixture_text!("valid/specs/project.yaml");
 
-pub const JOBS: &str = "apiVersion: cairn/v1
-kind: Job
-metadata:
-  name: prep
-spec:
-  command: [python3, prep.py]
-  workdir: jobs
----
-apiVersion: cairn/v1
-kind: Job
-metadata:
-  name: train
-spec:
-  command: [python3, train.py]
-  workdir: jobs
-  dependsOn: [prep]
-  outputs:
-    - {name: model, path: model.onnx}
-";
+/// The pipeline `prep` → `train`, which outputs `model.onnx`.
+pub const JOBS: &str = fixture_text!("valid/specs/jobs.yaml");
 
-pub const MODEL: &str = "apiVersion: cairn/v1
-kind: Model
-metadata:
-  name: scorer
-spec:
-  runtime: onnx
-  from: {job: train, output: model}
-  replicas: 2
-";
+/// The model `scorer`, from `train`'s output, two replicas.
+pub const MODEL: &str = fixture_text!("valid/specs/model.yaml");
 
-/// Writes the small valid repository into `repo`.
+/// Writes the small valid repository (fixture `valid`) into `repo`.
 pub fn write_valid(repo: &TestRepo) {
-    repo.write("specs/project.yaml", PROJECT)
-        .write("specs/jobs.yaml", JOBS)
-        .write("specs/model.yaml", MODEL)
-        .write("jobs/prep.py", "print('prep')\n")
-        .write("jobs/train.py", "print('train')\n");
+    repo.copy_fixture("valid");
 }
 
 /// A path inside the repository's `.git` directory.
@@ -154,43 +159,8 @@ pub fn git_dir(repo: &TestRepo) -> PathBuf {
     repo.repo.path().to_path_buf()
 }
 
-/// The quickstart's classifier and sample requests, from this crate's directory.
-pub const CLASSIFIER: &str = "../../examples/quickstart/models/classifier.onnx";
-pub const SAMPLE_REQUEST: &str = "../../examples/quickstart/data/sample-request.json";
-pub const SAMPLE_BATCH: &str = "../../examples/quickstart/data/sample-batch.json";
+/// A project (`lab`) whose default pool is this machine (fixture `lab`).
+pub const LAB_PROJECT: &str = fixture_text!("lab/specs/project.yaml");
 
-/// A project (`lab`) whose default pool is this machine.
-pub const LAB_PROJECT: &str = "apiVersion: cairn/v1
-kind: Project
-metadata:
-  name: lab
-spec:
-  defaultPool: local
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: local
-spec:
-  local: {}
-";
-
-/// The quickstart classifier served as `clf`, with its signature.
-pub const CLF_MODEL: &str = "apiVersion: cairn/v1
-kind: Model
-metadata:
-  name: clf
-spec:
-  runtime: onnx
-  artifact: models/classifier.onnx
-  task: classification
-  signature:
-    inputs:
-      - {name: mean_radius, type: float}
-      - {name: mean_texture, type: float}
-      - {name: mean_smoothness, type: float}
-      - {name: worst_concavity, type: float}
-    outputs:
-      - {name: label, type: int}
-      - {name: probabilities, type: float, shape: [2]}
-";
+/// The quickstart classifier served as `clf`, with its signature (fixture `lab`).
+pub const CLF_MODEL: &str = fixture_text!("lab/specs/model.yaml");

@@ -5,8 +5,6 @@
 //! does, including its `Status` errors (404, 409, 422). Every request is
 //! recorded; failures can be injected per object name.
 
-#![allow(dead_code)]
-
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -21,9 +19,13 @@ use tokio::sync::broadcast;
 /// One recorded request.
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// `GET`, `PATCH`, ...
     pub method: String,
+    /// The path, without the query.
     pub path: String,
+    /// The query string.
     pub query: String,
+    /// The JSON body, if any.
     pub body: Option<Value>,
 }
 
@@ -50,6 +52,7 @@ struct Shared {
 
 /// The fake API server; stops with the test process.
 pub struct FakeApi {
+    /// Where it listens (127.0.0.1).
     pub addr: SocketAddr,
     shared: Shared,
     /// The first address Services get as their cluster IP (`127.0.0.N`).

@@ -1,19 +1,61 @@
-//! A running `cairn up` for integration tests: the real binary on a free
+//! A running `cairn up` for tests and benchmarks: the real binary on a free
 //! port of 127.0.0.1, talked to over HTTP.
-
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long `cairn up` may take to answer `/healthz`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A `cairn up` process, killed (SIGTERM, then SIGKILL) on drop.
 pub struct Up {
+    /// The process, until stopped.
     pub child: Option<Child>,
+    /// The port it listens on (127.0.0.1).
     pub port: u16,
+    /// Its `--data-dir`.
     pub data_dir: PathBuf,
+    /// Its standard output and error: the data directory with `.log`.
     pub log: PathBuf,
+}
+
+/// Why `cairn up` did not come up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    /// The log file could not be opened.
+    #[error("opening {path}: {source}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The binary could not be started.
+    #[error("starting {binary}: {source}")]
+    Spawn {
+        /// The binary.
+        binary: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The process ended before it answered.
+    #[error("cairn up exited with {status}\n--- cairn up log ---\n{log}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log.
+        log: String,
+    },
+    /// It did not answer `/healthz` in time.
+    #[error("timed out after {timeout:?} waiting for healthz\n--- cairn up log ---\n{log}")]
+    Timeout {
+        /// How long it was given.
+        timeout: Duration,
+        /// Its log.
+        log: String,
+    },
 }
 
 /// A port that was free a moment ago.
@@ -26,8 +68,8 @@ pub fn free_port() -> u16 {
 }
 
 impl Up {
-    /// Starts `cairn up REPO` with extra arguments and environment, and
-    /// waits until it answers `/healthz`.
+    /// Starts `cairn up REPO` ([`crate::cairn_binary`]) with extra arguments
+    /// and environment, and waits until it answers `/healthz`.
     pub fn start(repo: &Path, data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         let port = free_port();
         Self::start_on(repo, data_dir, port, args, env)
@@ -41,13 +83,32 @@ impl Up {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Up {
+        Self::launch(&crate::cairn_binary(), repo, data_dir, port, args, env)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `binary up REPO` on `port` with extra arguments and environment
+    /// (`CAIRN_LOG` is `info` unless `env` says otherwise), and waits until
+    /// it answers `/healthz`. `repo` is a path or a URL.
+    pub fn launch(
+        binary: &Path,
+        repo: &Path,
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Up, UpError> {
         let log = data_dir.with_extension("log");
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .unwrap();
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("cairn"));
+            .and_then(|out| Ok((out.try_clone()?, out)))
+            .map_err(|source| UpError::Log {
+                path: log.clone(),
+                source,
+            })?;
+        let mut cmd = Command::new(binary);
         cmd.arg("up")
             .arg(repo)
             .arg("--listen")
@@ -57,22 +118,50 @@ impl Up {
             .args(args)
             .env("NO_COLOR", "1")
             .env("CAIRN_LOG", "info")
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out));
+            .stdout(Stdio::from(out.0))
+            .stderr(Stdio::from(out.1));
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start cairn up");
-        let up = Up {
+        let child = cmd.spawn().map_err(|source| UpError::Spawn {
+            binary: binary.to_path_buf(),
+            source,
+        })?;
+        let mut up = Up {
             child: Some(child),
             port,
             data_dir: data_dir.to_path_buf(),
             log,
         };
-        up.wait_for(Duration::from_secs(30), "healthz", || {
-            up.get_text("/healthz").ok().filter(|t| t == "ok")
-        });
-        up
+        let start = Instant::now();
+        loop {
+            if up.get_text("/healthz").is_ok_and(|t| t == "ok") {
+                return Ok(up);
+            }
+            if let Some(status) = up.exited() {
+                return Err(UpError::Exited {
+                    status,
+                    log: up.logs(),
+                });
+            }
+            if start.elapsed() > START_TIMEOUT {
+                return Err(UpError::Timeout {
+                    timeout: START_TIMEOUT,
+                    log: up.logs(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The exit status, once the process has ended on its own.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// The base URL.
