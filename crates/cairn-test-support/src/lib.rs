@@ -159,6 +159,20 @@ pub fn git_dir(repo: &TestRepo) -> PathBuf {
     repo.repo.path().to_path_buf()
 }
 
+/// The specs of the `vision` fixture, a repository for the Kubernetes
+/// runtime: a project with quotas and secrets, GPU and CPU pools, a
+/// pipeline of three jobs, two models and two applications.
+pub const VISION_SPECS: &str = fixture_text!("vision/specs/all.yaml");
+
+/// Writes the `vision` repository (its fixture and the quickstart
+/// classifier) into `repo`.
+pub fn write_vision(repo: &TestRepo) {
+    repo.copy_fixture("vision").write(
+        "models/classifier.onnx",
+        std::fs::read(CLASSIFIER).expect("the quickstart classifier"),
+    );
+}
+
 /// A project (`lab`) whose default pool is this machine (fixture `lab`).
 pub const LAB_PROJECT: &str = fixture_text!("lab/specs/project.yaml");
 

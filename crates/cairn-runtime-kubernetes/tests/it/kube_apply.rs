@@ -1,5 +1,6 @@
 //! Server-side apply, conflicts, invalid objects and pruning, against the
-//! in-process fake API server (`common/kube_api.rs`) at the HTTP boundary.
+//! in-process fake API server (`cairn_test_support::kube_api`) at the HTTP
+//! boundary.
 
 use cairn_runtime_kubernetes::apply::{Applier, ApplyError, ConflictPolicy, FIELD_MANAGER};
 use cairn_runtime_kubernetes::objects::{self, KubeObject, KubeSettings};

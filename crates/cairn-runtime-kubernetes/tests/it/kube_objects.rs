@@ -1,185 +1,18 @@
 //! The objects the Kubernetes runtime applies, for every kind, GPU pools and
-//! quotas, compared with golden files under `tests/golden/kubernetes/`.
-//! Regenerate them with `CAIRN_BLESS=1 cargo test -p cairn --test kube_objects`.
+//! quotas, compared with golden files under `tests/golden/kubernetes/`,
+//! for the repository of the `vision` fixture. Regenerate them with
+//! `CAIRN_BLESS=1 cargo test -p cairn-runtime-kubernetes --test it kube_objects`.
 
 use cairn_plan::loader::{DesiredState, ResourceKey};
 use cairn_runtime_kubernetes::objects::{
     self, KubeObject, KubeSettings, LABEL_MANAGED_BY, ObjectError,
 };
 use cairn_source::GitSource;
-use cairn_test_support::{TestRepo, cairn};
+use cairn_test_support::{TestRepo, write_vision};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
-
-pub const SPECS: &str = r#"apiVersion: cairn/v1
-kind: Project
-metadata:
-  name: vision
-spec:
-  description: Image models on the GPU cluster.
-  defaultPool: a100
-  quotas: {cpu: "32", memory: 128Gi, gpus: 8}
-  env: {LOG_LEVEL: info}
-  secrets:
-    - {name: WANDB_API_KEY, fromEnv: WANDB_KEY}
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: a100
-spec:
-  description: A100 nodes, tainted for GPU work.
-  kubernetes:
-    namespace: ml-gpu
-    nodeSelector: {cloud.example.com/pool: a100}
-    tolerations:
-      - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
-    gpuType: NVIDIA-A100-SXM4-80GB
-    priorityClass: ml-high
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: mi300
-spec:
-  kubernetes:
-    nodeSelector: {accelerator: mi300}
-    gpuResource: amd.com/gpu
----
-apiVersion: cairn/v1
-kind: ComputePool
-metadata:
-  name: cpu
-spec:
-  kubernetes: {}
----
-apiVersion: cairn/v1
-kind: Environment
-metadata:
-  name: torch
-spec:
-  image: pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
-  env: {PYTHONUNBUFFERED: "1"}
----
-apiVersion: cairn/v1
-kind: Dataset
-metadata:
-  name: images
-spec:
-  source: s3://vision/images
----
-apiVersion: cairn/v1
-kind: Job
-metadata:
-  name: prepare
-spec:
-  command: [python, prepare.py]
-  workdir: jobs
-  environment: torch
-  pool: cpu
-  resources: {cpu: 500m, memory: 1Gi}
-  trigger: {manual: true}
-  lineage: {reads: [images]}
----
-apiVersion: cairn/v1
-kind: Job
-metadata:
-  name: train
-spec:
-  command: [python, train.py, --epochs, "$(CAIRN_PARAM_EPOCHS)"]
-  workdir: jobs
-  environment: torch
-  dependsOn: [prepare]
-  resources: {cpu: "8", memory: 64Gi, gpus: 2}
-  retries: 2
-  timeout: 2h
-  params: {epochs: 10, lr: "0.001"}
-  schedule: {cron: "0 3 * * 1", timezone: Europe/Paris}
----
-apiVersion: cairn/v1
-kind: Job
-metadata:
-  name: evaluate
-spec:
-  command: python evaluate.py --all && echo done
-  image: rocm/pytorch:latest
-  pool: mi300
-  resources: {gpus: 1}
----
-apiVersion: cairn/v1
-kind: Model
-metadata:
-  name: classifier
-spec:
-  runtime: onnx
-  artifact: models/classifier.onnx
-  replicas: 2
-  pool: cpu
-  resources: {cpu: 500m, memory: 256Mi}
-  signature:
-    inputs:
-      - {name: mean_radius, type: float}
-      - {name: mean_texture, type: float}
-      - {name: mean_smoothness, type: float}
-      - {name: worst_concavity, type: float}
-    outputs:
-      - {name: label, type: int}
----
-apiVersion: cairn/v1
-kind: Model
-metadata:
-  name: embedder
-spec:
-  runtime: process
-  command: [python, serve.py]
-  workdir: serving
-  environment: torch
-  replicas: 3
-  resources: {cpu: "2", memory: 8Gi, gpus: 1}
-  env: {BATCH: "16"}
----
-apiVersion: cairn/v1
-kind: Application
-metadata:
-  name: explorer
-spec:
-  framework: streamlit
-  path: apps/explorer
-  pool: cpu
-  environment: {image: "python:3.12-slim"}
-  resources: {cpu: 250m, memory: 512Mi}
----
-apiVersion: cairn/v1
-kind: Application
-metadata:
-  name: status-page
-spec:
-  framework: command
-  command: [python3, server.py]
-  path: apps/status
-  pool: cpu
-  replicas: 2
-  healthPath: /healthz
-  environment: {image: "python:3.12-slim"}
-"#;
-
-/// Writes the repository of [`SPECS`] and its files.
-pub fn write_repo(repo: &TestRepo) {
-    repo.write("cairn.yaml", "specRoot: specs\n")
-        .write("specs/all.yaml", SPECS)
-        .write("jobs/prepare.py", "print('prepare')\n")
-        .write("jobs/train.py", "print('train')\n")
-        .write("jobs/evaluate.py", "print('evaluate')\n")
-        .write("serving/serve.py", "print('serve')\n")
-        .write("apps/explorer/app.py", "import streamlit\n")
-        .write("apps/status/server.py", "print('status')\n")
-        .write(
-            "models/classifier.onnx",
-            std::fs::read(cairn_test_support::CLASSIFIER).unwrap(),
-        );
-}
 
 fn settings() -> KubeSettings {
     KubeSettings {
@@ -200,24 +33,8 @@ fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/kubernetes")
 }
 
-/// Compares `actual` with a golden file, or writes it with `CAIRN_BLESS=1`.
 fn check_golden(name: &str, actual: &str) {
-    let path = golden_dir().join(name);
-    if std::env::var_os("CAIRN_BLESS").is_some() {
-        std::fs::create_dir_all(golden_dir()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "{} is missing; run with CAIRN_BLESS=1 to write it",
-            path.display()
-        )
-    });
-    assert_eq!(
-        expected, actual,
-        "{name} differs from its golden file; if the change is intended, rerun with CAIRN_BLESS=1"
-    );
+    cairn_test_support::check_golden(&golden_dir(), name, actual);
 }
 
 fn file_name(key: &ResourceKey) -> String {
@@ -227,7 +44,7 @@ fn file_name(key: &ResourceKey) -> String {
 #[test]
 fn every_kind_matches_its_golden_file() {
     let repo = TestRepo::new();
-    write_repo(&repo);
+    write_vision(&repo);
     repo.commit("specs");
     let state = load(&repo);
     assert_eq!(state.report.errors(), 0, "{:?}", state.report);
@@ -287,7 +104,7 @@ fn every_kind_matches_its_golden_file() {
 #[test]
 fn gpu_pools_and_quotas_use_the_pool_gpu_resource() {
     let repo = TestRepo::new();
-    write_repo(&repo);
+    write_vision(&repo);
     repo.commit("specs");
     let state = load(&repo);
     let (by_resource, _) = objects::desired_objects(&state, COMMIT, repo.path(), &settings());
@@ -381,55 +198,13 @@ spec:
     ));
 }
 
-#[test]
-fn plan_prints_the_exact_objects_of_a_change() {
-    let repo = TestRepo::new();
-    write_repo(&repo);
-    let first = repo.commit("specs");
-    // Scale the classifier, drop the status page, add a quota-less project.
-    let changed = SPECS
-        .replace(
-            "  replicas: 2\n  pool: cpu\n  resources: {cpu: 500m",
-            "  replicas: 4\n  pool: cpu\n  resources: {cpu: 500m",
-        )
-        .split("---\napiVersion: cairn/v1\nkind: Application\nmetadata:\n  name: status-page")
-        .next()
-        .unwrap()
-        .to_string();
-    repo.write("specs/all.yaml", changed);
-    let second = repo.commit("scale the classifier, remove the status page");
-    let out = cairn()
-        .args(["plan", &repo.arg(), "--from", &first, "--to", &second])
-        .args([
-            "--runtime",
-            "kubernetes",
-            "--image",
-            "ghcr.io/cairn-ml/cairn:test",
-        ])
-        .args(["--repo-url", "https://git.example.com/ml/vision.git"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_golden("plan-change.yaml", &stdout.replace(&second, "<COMMIT>"));
-    assert!(stdout.contains("replicas: 4"), "{stdout}");
-    assert!(
-        stdout.contains("# delete Application vision/status-page (specs/all.yaml): prunes every object labelled app.kubernetes.io/managed-by=cairn,cairn.dev/kind=application,cairn.dev/name=status-page,cairn.dev/project=vision"),
-        "{stdout}"
-    );
-}
-
 /// The installation manifests parse as the objects they claim to be, and
 /// RBAC grants exactly what the runtime uses on each kind it manages.
 #[test]
 fn install_manifests_grant_least_privilege_for_every_managed_kind() {
     use cairn_runtime_kubernetes::objects::ObjectKind;
     use k8s_openapi::api::rbac::v1::ClusterRole;
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base");
+    let base = cairn_test_support::workspace_root().join("deploy/base");
     let mut kinds = Vec::new();
     let mut roles: Vec<ClusterRole> = Vec::new();
     for file in [
