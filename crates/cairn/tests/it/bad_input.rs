@@ -125,8 +125,7 @@ impl Outcome {
 }
 
 fn cairn(args: &[&str]) -> Outcome {
-    let output = Command::cargo_bin("cairn")
-        .expect("the cairn binary")
+    let output = Command::new(cairn_test_support::cairn_binary())
         .args(args)
         .arg("--color=never")
         .timeout(std::time::Duration::from_secs(60))
