@@ -7,9 +7,14 @@ by their UUID, and read the aggregates back::
 
     client = cairn_client.Client("http://127.0.0.1:8080")
     answer = client.predict("classifier", {"mean_radius": 19.55, ...})
+    client.predict("churn/classifier", ...)   # the model of project `churn`
     client.track_metric("classifier", answer["uuid"], "revenue", 12.5)
     client.track_delayed_metrics("classifier", [{"uuid": answer["uuid"], "label": 1}])
     client.read_metrics("classifier", window="hour")
+
+A model is named ``"NAME"`` (a name one project serves) or
+``"PROJECT/NAME"``; a client made with ``project=`` names its project for
+bare names.
 
 The module-level functions (``cairn_client.predict(...)``, ...) use a client
 for ``$CAIRN_SERVER`` (set for the jobs and applications Cairn runs; default
@@ -67,14 +72,18 @@ def _uuid(value):
 
 
 class Client:
-    """A connection to ``cairn up`` (its URL) with an optional access key."""
+    """A connection to ``cairn up`` (its URL) with an optional access key
+    and an optional project for models named without one."""
 
-    def __init__(self, url=None, key=None, timeout=30.0):
+    def __init__(self, url=None, key=None, timeout=30.0, project=None):
         self.url = (url or os.environ.get("CAIRN_SERVER") or DEFAULT_SERVER).rstrip("/")
         self.key = key if key is not None else os.environ.get("CAIRN_KEY") or None
         self.timeout = timeout
+        self.project = project
 
     def __repr__(self):
+        if self.project:
+            return "Client(url=%r, project=%r)" % (self.url, self.project)
         return "Client(url=%r)" % self.url
 
     def _request(self, method, path, body=None, content_type="application/json", accept_unknown=False):
@@ -108,15 +117,21 @@ class Client:
                 "cannot reach cairn at %s (%s); is `cairn up` running?" % (self.url, e.reason)
             ) from None
 
-    @staticmethod
-    def _model(model):
-        return urllib.parse.quote(model, safe="")
+    def _model(self, model):
+        """The route of a model, ``"NAME"`` or ``"PROJECT/NAME"``:
+        ``projects/PROJECT/models/NAME`` or ``models/NAME``."""
+        project, _, name = model.rpartition("/")
+        project = project or self.project
+        name = urllib.parse.quote(name, safe="")
+        if project:
+            return "projects/%s/models/%s" % (urllib.parse.quote(project, safe=""), name)
+        return "models/" + name
 
     def predict(self, model, request):
         """Sends a prediction request (named features, or ``{"instances":
         [...]}``); returns the answer: ``{"response": ..., "uuid": ...,
         "model": {...}}``."""
-        return self._request("POST", "/models/%s/predict" % self._model(model), {"request": request})
+        return self._request("POST", "/%s/predict" % self._model(model), {"request": request})
 
     def track_metrics(self, model, uuid, metrics):
         """Attaches business metrics ``{name: number or string}`` to the
@@ -127,7 +142,7 @@ class Client:
         body = {"metrics": dict(metrics)}
         if uuid is not None:
             body["uuid"] = _uuid(uuid)
-        return self._request("POST", "/models/%s/metrics" % self._model(model), body, accept_unknown=True)
+        return self._request("POST", "/%s/metrics" % self._model(model), body, accept_unknown=True)
 
     def track_metric(self, model, uuid, name, value):
         """Attaches one business metric to the prediction ``uuid``."""
@@ -150,7 +165,7 @@ class Client:
             body = "".join(json.dumps(item) + "\n" for item in chunk).encode("utf-8")
             answer = self._request(
                 "POST",
-                "/models/%s/feedback" % self._model(model),
+                "/%s/feedback" % self._model(model),
                 body,
                 content_type="application/x-ndjson",
                 accept_unknown=True,
@@ -174,7 +189,7 @@ class Client:
         if end is not None:
             params["to"] = _time(end)
         query = urllib.parse.urlencode(params)
-        return self._request("GET", "/api/v1/models/%s/metrics/aggregate?%s" % (self._model(model), query))
+        return self._request("GET", "/api/v1/%s/metrics/aggregate?%s" % (self._model(model), query))
 
 
 _default = None

@@ -575,7 +575,11 @@ fn start_mlserver(setup: &MlServerSetup, tmp: &Path) -> Result<MlServer> {
 fn event_template() -> InferenceEvent {
     InferenceEvent {
         uuid: uuid::Uuid::now_v7(),
-        model: "classifier".into(),
+        model: cairn_spec::ResourceKey {
+            kind: cairn_spec::Kind::Model,
+            project: Some("bench".parse().expect("a name")),
+            name: "classifier".parse().expect("a name"),
+        },
         version: "1".into(),
         commit: "0123456789abcdef0123456789abcdef01234567".into(),
         time: chrono::Utc::now(),

@@ -30,6 +30,15 @@ use std::time::{Duration, Instant};
 
 const MODEL: &str = "classifier";
 
+/// The model measured: `classifier` of project `bench`.
+fn model_key() -> cairn_spec::ResourceKey {
+    cairn_spec::ResourceKey {
+        kind: cairn_spec::Kind::Model,
+        project: Some("bench".parse().expect("a name")),
+        name: MODEL.parse().expect("a name"),
+    }
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -70,7 +79,7 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
         truth.push(actual);
         log.append(InferenceEvent {
             uuid,
-            model: MODEL.into(),
+            model: model_key(),
             version: "1".into(),
             commit: "0123456789abcdef0123456789abcdef01234567".into(),
             time,
@@ -98,7 +107,7 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
             .collect();
         let r = record_feedback(
             &mut log.monitor(),
-            MODEL,
+            &model_key(),
             &items,
             chrono::Utc::now().timestamp_millis(),
         )?;
@@ -116,7 +125,7 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
         let start = Instant::now();
         let r = report(
             &log.monitor(),
-            MODEL,
+            &model_key(),
             Some(ModelTask::Classification),
             to - day_ms - 1,
             to,
@@ -137,12 +146,22 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
     // `Summaries::summary`).
     let start = Instant::now();
     let summaries = Summaries::default();
-    summaries.summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
+    summaries.summary(
+        &log.monitor(),
+        &model_key(),
+        Some(ModelTask::Classification),
+        30,
+    )?;
     let page_cold = start.elapsed();
     let mut page_data = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        summaries.summary(&log.monitor(), MODEL, Some(ModelTask::Classification), 30)?;
+        summaries.summary(
+            &log.monitor(),
+            &model_key(),
+            Some(ModelTask::Classification),
+            30,
+        )?;
         page_data.push(start.elapsed());
     }
     let db_mib = std::fs::metadata(&path)?.len() as f64 / (1 << 20) as f64;

@@ -151,13 +151,13 @@ fn route_cost() -> Result<(Cost, Cost, f64)> {
     };
     let spec: ModelSpec = serde_json::from_value(serde_json::json!({"runtime": "onnx"}))?;
     gateway.install(&key, &spec, version(1));
-    let endpoint = gateway.endpoint("classifier").expect("installed");
+    let endpoint = gateway.endpoint(&key).expect("installed");
 
     let (plain_p50, plain_p99) = per_call(N, || {
         std::hint::black_box(endpoint.route());
     });
     gateway.start_canary(&key, &spec, version(2), 50);
-    let endpoint = gateway.endpoint("classifier").expect("installed");
+    let endpoint = gateway.endpoint(&key).expect("installed");
     let mut to_canary = 0u64;
     let (split_p50, split_p99) = per_call(N, || {
         if endpoint.route().number == 2 {

@@ -1,8 +1,10 @@
 //! Technical metrics of the gateway: requests, errors, latency histogram and
-//! in-flight requests per model and version (Prometheus text at `/metrics`),
+//! in-flight requests per model (project and name) and version (Prometheus
+//! text at `/metrics`),
 //! process CPU and memory of the gateway and of process-model replicas, GPU
 //! use, and a short in-memory time series per model for the JSON API.
 
+use cairn_spec::ResourceKey;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -14,9 +16,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
+/// The `project` label of a model.
+fn project_label(model: &ResourceKey) -> String {
+    model
+        .project
+        .as_ref()
+        .map_or_else(String::new, |p| p.to_string())
+}
+
 /// Labels of per-request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The model's project.
+    pub project: String,
     /// Model name.
     pub model: String,
     /// Model version.
@@ -28,15 +40,29 @@ pub struct RequestLabels {
 /// Labels of per-model metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ModelLabels {
+    /// The model's project.
+    pub project: String,
     /// Model name.
     pub model: String,
     /// Model version.
     pub version: String,
 }
 
+impl ModelLabels {
+    fn of(model: &ResourceKey, version: &str) -> ModelLabels {
+        ModelLabels {
+            project: project_label(model),
+            model: model.name.to_string(),
+            version: version.into(),
+        }
+    }
+}
+
 /// Labels of per-process metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProcessLabels {
+    /// The model's project (empty for the gateway).
+    pub project: String,
     /// `gateway`, or the model's name.
     pub process: String,
     /// Replica index (`0` for the gateway).
@@ -54,6 +80,8 @@ pub struct GpuLabels {
 /// [`Metrics::set_model_scores`]; `None` leaves a gauge out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ModelScores {
+    /// The model's project.
+    pub project: String,
     /// Model name.
     pub model: String,
     /// Model version.
@@ -129,14 +157,14 @@ pub struct Metrics {
     mae: Family<ModelLabels, Gauge<f64, AtomicU64>>,
     /// The series of the three score families set by the last refresh.
     scored: Mutex<Vec<ModelLabels>>,
-    windows: Mutex<HashMap<String, Window>>,
-    series: Mutex<HashMap<String, VecDeque<Point>>>,
+    windows: Mutex<HashMap<ResourceKey, Window>>,
+    series: Mutex<HashMap<ResourceKey, VecDeque<Point>>>,
     /// CPU (cores) and resident memory of each model's processes, as last
     /// set by [`Metrics::set_model_resources`].
-    resources: Mutex<HashMap<String, (f64, u64)>>,
+    resources: Mutex<HashMap<ResourceKey, (f64, u64)>>,
     /// Utilization (percent) and memory of the GPUs each model's replicas
     /// hold, as last set by [`Metrics::set_model_gpu`].
-    model_gpus: Mutex<HashMap<String, (f64, u64)>>,
+    model_gpus: Mutex<HashMap<ResourceKey, (f64, u64)>>,
 }
 
 /// Points kept per model (at one per 10 s: an hour).
@@ -252,34 +280,29 @@ impl Metrics {
     }
 
     /// A request started.
-    pub fn started(&self, model: &str, version: &str) {
+    pub fn started(&self, model: &ResourceKey, version: &str) {
         self.in_flight
-            .get_or_create(&ModelLabels {
-                model: model.into(),
-                version: version.into(),
-            })
+            .get_or_create(&ModelLabels::of(model, version))
             .inc();
     }
 
     /// A request ended with `status` after `latency_us`.
-    pub fn finished(&self, model: &str, version: &str, status: u16, latency_us: u64) {
-        let labels = ModelLabels {
-            model: model.into(),
-            version: version.into(),
-        };
+    pub fn finished(&self, model: &ResourceKey, version: &str, status: u16, latency_us: u64) {
+        let labels = ModelLabels::of(model, version);
         self.in_flight.get_or_create(&labels).dec();
         self.latency
             .get_or_create(&labels)
             .observe(latency_us as f64 / 1e6);
         self.requests
             .get_or_create(&RequestLabels {
-                model: model.into(),
-                version: version.into(),
+                project: labels.project,
+                model: labels.model,
+                version: labels.version,
                 status: format!("{}xx", status / 100),
             })
             .inc();
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let w = windows.entry(model.to_string()).or_default();
+        let w = windows.entry(model.clone()).or_default();
         if w.latencies_us.len() < 1_000_000 {
             w.latencies_us.push(latency_us);
         }
@@ -289,20 +312,23 @@ impl Metrics {
     }
 
     /// A request refused before it started (queue full).
-    pub fn rejected(&self, model: &str, version: &str, status: u16) {
+    pub fn rejected(&self, model: &ResourceKey, version: &str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
-                model: model.into(),
+                project: project_label(model),
+                model: model.name.to_string(),
                 version: version.into(),
                 status: format!("{}xx", status / 100),
             })
             .inc();
     }
 
-    /// Records a process's CPU (cores) and resident memory.
-    pub fn set_process(&self, process: &str, replica: usize, cpu: f64, memory: u64) {
+    /// Records the CPU (cores) and resident memory of a replica of `model`,
+    /// or with none, of the gateway.
+    pub fn set_process(&self, model: Option<&ResourceKey>, replica: usize, cpu: f64, memory: u64) {
         let labels = ProcessLabels {
-            process: process.into(),
+            project: model.map(project_label).unwrap_or_default(),
+            process: model.map_or_else(|| "gateway".to_string(), |m| m.name.to_string()),
             replica: replica.to_string(),
         };
         self.cpu.get_or_create(&labels).set(cpu);
@@ -311,20 +337,20 @@ impl Metrics {
 
     /// Sets the CPU (cores) and resident memory of a model's processes,
     /// put in its next points.
-    pub fn set_model_resources(&self, model: &str, cpu: f64, memory: u64) {
+    pub fn set_model_resources(&self, model: &ResourceKey, cpu: f64, memory: u64) {
         self.resources
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(model.to_string(), (cpu, memory));
+            .insert(model.clone(), (cpu, memory));
     }
 
     /// Sets the utilization and memory of the GPUs a model's replicas hold,
     /// put in its next points.
-    pub fn set_model_gpu(&self, model: &str, utilization: f64, memory: u64) {
+    pub fn set_model_gpu(&self, model: &ResourceKey, utilization: f64, memory: u64) {
         self.model_gpus
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(model.to_string(), (utilization, memory));
+            .insert(model.clone(), (utilization, memory));
     }
 
     /// Records a GPU's utilization and memory.
@@ -349,6 +375,7 @@ impl Metrics {
         }
         for s in scores {
             let labels = ModelLabels {
+                project: s.project.clone(),
                 model: s.model.clone(),
                 version: s.version.clone(),
             };
@@ -409,7 +436,7 @@ impl Metrics {
     }
 
     /// The time series of a model, oldest first.
-    pub fn series(&self, model: &str) -> Vec<Point> {
+    pub fn series(&self, model: &ResourceKey) -> Vec<Point> {
         self.series
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -434,14 +461,20 @@ mod tests {
     #[test]
     fn renders_prometheus_text_and_series() {
         let m = Metrics::new();
-        m.started("clf", "1");
-        m.finished("clf", "1", 200, 1500);
-        m.started("clf", "1");
-        m.finished("clf", "1", 400, 500);
-        m.set_process("gateway", 0, 0.25, 1 << 20);
+        let clf = ResourceKey {
+            kind: cairn_spec::Kind::Model,
+            project: Some("lab".parse().unwrap()),
+            name: "clf".parse().unwrap(),
+        };
+        m.started(&clf, "1");
+        m.finished(&clf, "1", 200, 1500);
+        m.started(&clf, "1");
+        m.finished(&clf, "1", 400, 500);
+        m.set_process(None, 0, 0.25, 1 << 20);
+        m.set_process(Some(&clf), 1, 0.5, 1 << 20);
         let text = m.render();
         assert!(
-            text.contains(r#"cairn_model_requests_total{model="clf",version="1",status="2xx"} 1"#),
+            text.contains(r#"cairn_model_requests_total{project="lab",model="clf",version="1",status="2xx"} 1"#),
             "{text}"
         );
         assert!(
@@ -449,7 +482,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# EOF"));
+        assert!(
+            text.contains(
+                r#"cairn_process_resident_memory_bytes{project="",process="gateway",replica="0"}"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"cairn_process_resident_memory_bytes{project="lab",process="clf",replica="1"}"#
+            ),
+            "{text}"
+        );
         m.set_model_scores(&[ModelScores {
+            project: "lab".into(),
             model: "clf".into(),
             version: "1".into(),
             accuracy: Some(0.75),
@@ -458,20 +504,22 @@ mod tests {
         }]);
         let text = m.render();
         assert!(
-            text.contains(r#"cairn_model_accuracy{model="clf",version="1"} 0.75"#),
+            text.contains(r#"cairn_model_accuracy{project="lab",model="clf",version="1"} 0.75"#),
             "{text}"
         );
         assert!(
-            text.contains(r#"cairn_model_label_coverage{model="clf",version="1"} 0.5"#),
+            text.contains(
+                r#"cairn_model_label_coverage{project="lab",model="clf",version="1"} 0.5"#
+            ),
             "{text}"
         );
         assert!(!text.contains("cairn_model_mae{"), "{text}");
         m.set_model_scores(&[]);
         assert!(!m.render().contains("cairn_model_accuracy{"));
-        m.set_model_resources("clf", 0.5, 64 << 20);
-        m.set_model_gpu("clf", 40.0, 1 << 30);
+        m.set_model_resources(&clf, 0.5, 64 << 20);
+        m.set_model_gpu(&clf, 40.0, 1 << 30);
         m.sample(10.0);
-        let s = m.series("clf");
+        let s = m.series(&clf);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].requests, 2);
         assert_eq!(s[0].errors, 1);

@@ -5,8 +5,7 @@
 use crate::metrics::Metrics;
 use crate::onnx::OnnxModel;
 use crate::tensor::{self, DataType, InputError, NamedTensor};
-use cairn_spec::ResourceKey;
-use cairn_spec::{Durability, ModelSpec};
+use cairn_spec::{Durability, Lookup, ModelSpec, ResourceKey, ScopedName};
 use cairn_store::events::{EventLog, InferenceEvent};
 use cairn_store::keys::{KeyCheck, KeyStore};
 use serde_json::{Value, json};
@@ -185,7 +184,7 @@ impl Drop for QueuePlace<'_> {
 /// finished with status 499 when dropped.
 struct InFlight<'a> {
     metrics: &'a Metrics,
-    model: &'a str,
+    model: &'a ResourceKey,
     version: String,
     started: Instant,
     done: bool,
@@ -205,14 +204,55 @@ impl Drop for InFlight<'_> {
 /// queue): `offer` must not wait.
 pub trait EventTap: Send + Sync {
     /// Whether `model`'s inferences are wanted.
-    fn wants(&self, model: &str) -> bool;
+    fn wants(&self, model: &ResourceKey) -> bool;
     /// Takes a logged inference without waiting.
     fn offer(&self, event: InferenceEvent);
 }
 
+/// The served endpoints by model (project and name), with the models of
+/// each name for lookups by a bare name.
+#[derive(Default)]
+struct Endpoints {
+    by_key: HashMap<ResourceKey, Arc<Endpoint>>,
+    by_name: HashMap<String, Vec<ResourceKey>>,
+}
+
+impl Endpoints {
+    fn insert(&mut self, endpoint: Endpoint) {
+        let key = endpoint.key.clone();
+        let keys = self.by_name.entry(key.name.to_string()).or_default();
+        if !keys.contains(&key) {
+            keys.push(key.clone());
+        }
+        self.by_key.insert(key, Arc::new(endpoint));
+    }
+
+    fn remove(&mut self, key: &ResourceKey) {
+        self.by_key.remove(key);
+        if let Some(keys) = self.by_name.get_mut(key.name.as_str()) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_name.remove(key.name.as_str());
+            }
+        }
+    }
+
+    fn lookup(&self, wanted: &ScopedName) -> Lookup<Arc<Endpoint>> {
+        let keys = self
+            .by_name
+            .get(&wanted.name)
+            .map_or(&[][..], Vec::as_slice);
+        Lookup::among(
+            wanted,
+            keys.iter()
+                .filter_map(|k| Some((k, self.by_key.get(k)?.clone()))),
+        )
+    }
+}
+
 /// The model gateway.
 pub struct Gateway {
-    endpoints: RwLock<HashMap<String, Arc<Endpoint>>>,
+    endpoints: RwLock<Endpoints>,
     /// The durable inference event log.
     pub events: EventLog,
     /// Access keys.
@@ -233,7 +273,7 @@ impl Gateway {
         connector.set_nodelay(true);
         let metrics = Metrics::new();
         Gateway {
-            endpoints: RwLock::new(HashMap::new()),
+            endpoints: RwLock::new(Endpoints::default()),
             tap: RwLock::new(None),
             events,
             keys,
@@ -249,15 +289,12 @@ impl Gateway {
     /// progress is dropped.
     pub fn install(&self, key: &ResourceKey, spec: &ModelSpec, version: Version) {
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        let name = key.name.to_string();
-        match endpoints.get(&name) {
-            Some(e) if e.key == *key && e.spec == *spec => {
+        match endpoints.by_key.get(key) {
+            Some(e) if e.spec == *spec => {
                 *e.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(version);
                 *e.canary.write().unwrap_or_else(|e| e.into_inner()) = None;
             }
-            _ => {
-                endpoints.insert(name, Arc::new(Endpoint::new(key, spec, Arc::new(version))));
-            }
+            _ => endpoints.insert(Endpoint::new(key, spec, Arc::new(version))),
         }
     }
 
@@ -272,8 +309,7 @@ impl Gateway {
         weight: u8,
     ) -> bool {
         let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        let name = key.name.to_string();
-        let Some(old) = endpoints.get(&name).filter(|e| e.key == *key) else {
+        let Some(old) = endpoints.by_key.get(key) else {
             return false;
         };
         let canary = Some(Arc::new(Canary {
@@ -285,14 +321,14 @@ impl Gateway {
         } else {
             let endpoint = Endpoint::new(key, spec, old.current());
             *endpoint.canary.write().unwrap_or_else(|e| e.into_inner()) = canary;
-            endpoints.insert(name, Arc::new(endpoint));
+            endpoints.insert(endpoint);
         }
         true
     }
 
     /// Sets the canary's share of traffic; false when there is no canary.
-    pub fn set_canary_weight(&self, name: &str, weight: u8) -> bool {
-        let Some(endpoint) = self.endpoint(name) else {
+    pub fn set_canary_weight(&self, key: &ResourceKey, weight: u8) -> bool {
+        let Some(endpoint) = self.endpoint(key) else {
             return false;
         };
         let canary = endpoint.canary.read().unwrap_or_else(|e| e.into_inner());
@@ -307,8 +343,8 @@ impl Gateway {
 
     /// Ends a canary: promoted, it becomes the stable version; otherwise it
     /// stops taking traffic. Returns the canary version.
-    pub fn finish_canary(&self, name: &str, promote: bool) -> Option<Arc<Version>> {
-        let endpoint = self.endpoint(name)?;
+    pub fn finish_canary(&self, key: &ResourceKey, promote: bool) -> Option<Arc<Version>> {
+        let endpoint = self.endpoint(key)?;
         let canary = endpoint
             .canary
             .write()
@@ -328,22 +364,30 @@ impl Gateway {
 
     /// Stops serving a model.
     pub fn remove(&self, key: &ResourceKey) {
-        let mut endpoints = self.endpoints.write().unwrap_or_else(|e| e.into_inner());
-        if endpoints
-            .get(key.name.as_str())
-            .is_some_and(|e| e.key == *key)
-        {
-            endpoints.remove(key.name.as_str());
-        }
+        self.endpoints
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
-    /// The endpoint called `name`.
-    pub fn endpoint(&self, name: &str) -> Option<Arc<Endpoint>> {
+    /// The endpoint of a model.
+    pub fn endpoint(&self, key: &ResourceKey) -> Option<Arc<Endpoint>> {
         self.endpoints
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(name)
+            .by_key
+            .get(key)
             .cloned()
+    }
+
+    /// The endpoint a name designates: `PROJECT/NAME`, or a bare name that
+    /// one project serves (a bare name several projects serve is
+    /// ambiguous).
+    pub fn lookup(&self, wanted: &ScopedName) -> Lookup<Arc<Endpoint>> {
+        self.endpoints
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lookup(wanted)
     }
 
     /// Every endpoint.
@@ -352,6 +396,7 @@ impl Gateway {
             .endpoints
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .by_key
             .values()
             .cloned()
             .collect();
@@ -373,7 +418,7 @@ impl Gateway {
                 "this model requires an access key: `Authorization: Bearer KEY`",
             ));
         };
-        match self.keys.check(endpoint.key.name.as_str(), secret) {
+        match self.keys.check(&endpoint.key, secret) {
             Ok(KeyCheck::Valid) => Ok(()),
             Ok(KeyCheck::WrongModel) => Err(Reply::error(403, "this key is for another model")),
             Ok(KeyCheck::Revoked) => Err(Reply::error(401, "this key was revoked")),
@@ -408,7 +453,7 @@ impl Gateway {
                 if waiting >= max_queue {
                     drop(place);
                     self.metrics.rejected(
-                        endpoint.key.name.as_str(),
+                        &endpoint.key,
                         &endpoint.current().number.to_string(),
                         503,
                     );
@@ -426,13 +471,14 @@ impl Gateway {
             }
         };
         let version = endpoint.route();
-        let name = endpoint.key.name.as_str();
+        let key = &endpoint.key;
+        let name = key.name.as_str();
         let version_label = version.number.to_string();
-        self.metrics.started(name, &version_label);
+        self.metrics.started(key, &version_label);
         let started = Instant::now();
         let mut in_flight = InFlight {
             metrics: &self.metrics,
-            model: name,
+            model: key,
             version: version_label.clone(),
             started,
             done: false,
@@ -466,7 +512,12 @@ impl Gateway {
                     None => json!({
                         "response": response,
                         "uuid": uuid.to_string(),
-                        "model": {"name": name, "version": version_label, "commit": version.commit},
+                        "model": {
+                            "project": key.project.as_ref().map(|p| p.as_str()),
+                            "name": name,
+                            "version": version_label,
+                            "commit": version.commit,
+                        },
                     }),
                 };
                 (200u16, response, body)
@@ -479,10 +530,10 @@ impl Gateway {
         };
         in_flight.done = true;
         self.metrics
-            .finished(name, &version_label, status, latency_us);
+            .finished(key, &version_label, status, latency_us);
         let event = InferenceEvent {
             uuid,
-            model: name.to_string(),
+            model: key.clone(),
             version: version_label,
             commit: version.commit.clone(),
             time: chrono::Utc::now(),
@@ -496,7 +547,7 @@ impl Gateway {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .filter(|t| t.wants(name));
+            .filter(|t| t.wants(key));
         let offered = tap.as_ref().map(|_| event.clone());
         let logged = match endpoint.spec.durability {
             Durability::Sync => self.events.append_durable(event).await,
@@ -643,8 +694,30 @@ impl Gateway {
             }
             (Backend::Process { .. }, PredictInput::Oip { .. }) => Err((
                 400,
-                "the Open Inference Protocol is served for `onnx` models; use POST /models/NAME/predict".into(),
+                "the Open Inference Protocol is served for `onnx` models; use POST /projects/PROJECT/models/NAME/predict".into(),
             )),
+        }
+    }
+
+    /// Gives the events, monitoring rows and access keys stored before they
+    /// named their model's project to the served `models` whose name one
+    /// project uses (see [`EventLog::adopt_unattributed`]). Blocking.
+    pub fn adopt_unattributed(&self, models: &[ResourceKey]) {
+        match self.events.adopt_unattributed(models) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "{n} stored row(s) from before projects were recorded adopted by their model's project"
+            ),
+            Err(e) => tracing::warn!("rows from before projects were recorded not adopted: {e}"),
+        }
+        match self.keys.adopt_unattributed(models) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                "{n} access key(s) from before projects were recorded adopted by their model's project"
+            ),
+            Err(e) => {
+                tracing::warn!("access keys from before projects were recorded not adopted: {e}")
+            }
         }
     }
 

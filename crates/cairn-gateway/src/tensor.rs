@@ -1,3 +1,4 @@
+// tidy: long file: JSON and Open Inference Protocol tensors for every data type, and their tests (a third of it).
 //! The JSON ↔ tensor boundary of the gateway.
 //!
 //! Two request formats reach a model:

@@ -6,6 +6,7 @@
 use cairn_gateway::service::EventTap;
 use cairn_plugin_host::Config;
 use cairn_plugin_host::metrics::{self as wit, MetricPlugin};
+use cairn_spec::ResourceKey;
 use cairn_store::events::{EventLog, InferenceEvent};
 use cairn_store::monitoring::{MetricItem, MetricValue, record_metrics};
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ pub struct MetricBinding {
 /// Counters of the consumer (exported at `/metrics`).
 pub type BusinessCounters = cairn_gateway::metrics::PluginEventCounters;
 
-type Bindings = Arc<RwLock<HashMap<String, Arc<[MetricBinding]>>>>;
+type Bindings = Arc<RwLock<HashMap<ResourceKey, Arc<[MetricBinding]>>>>;
 
 /// The queue and the models' plugins.
 pub struct BusinessMetrics {
@@ -64,18 +65,18 @@ impl BusinessMetrics {
     }
 
     /// Sets the plugins of `model` (none removes them).
-    pub fn set(&self, model: &str, plugins: Vec<MetricBinding>) {
+    pub fn set(&self, model: &ResourceKey, plugins: Vec<MetricBinding>) {
         let mut map = self.bindings.write().unwrap_or_else(|e| e.into_inner());
         if plugins.is_empty() {
             map.remove(model);
         } else {
-            map.insert(model.to_string(), plugins.into());
+            map.insert(model.clone(), plugins.into());
         }
     }
 }
 
 impl EventTap for BusinessMetrics {
-    fn wants(&self, model: &str) -> bool {
+    fn wants(&self, model: &ResourceKey) -> bool {
         self.bindings
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -105,7 +106,7 @@ fn consume(
         if let Err(e) = events.flush_blocking() {
             tracing::warn!("business metrics: {e}");
         }
-        let mut items: HashMap<String, Vec<MetricItem>> = HashMap::new();
+        let mut items: HashMap<ResourceKey, Vec<MetricItem>> = HashMap::new();
         for event in &batch {
             let Some(plugins) = bindings
                 .read()
@@ -155,7 +156,7 @@ fn consume(
 fn to_wit(e: &InferenceEvent) -> wit::InferenceEvent {
     wit::InferenceEvent {
         id: e.uuid.to_string(),
-        model: e.model.clone(),
+        model: e.model.name.to_string(),
         version: e.version.clone(),
         timestamp_ms: e.time.timestamp_millis(),
         latency_us: e.latency_us,

@@ -40,6 +40,7 @@ mod tests {
         let verdicts = DriftVerdicts::default();
         let (mut a, mut b) = (verdicts.subscribe(), verdicts.subscribe());
         let verdict = DriftVerdict {
+            project: Some("lab".into()),
             model: "m".into(),
             plugin: "drift-psi".into(),
             time_ms: 1,

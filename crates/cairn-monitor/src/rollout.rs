@@ -127,12 +127,12 @@ fn regression(
 /// Reads what `version` of `model` did between `from_ms` and `to_ms`.
 pub fn version_stats(
     events: &EventLog,
-    model: &str,
+    model: &ResourceKey,
     task: Option<ModelTask>,
     version: i64,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<VersionStats> {
+) -> cairn_store::SqlResult<VersionStats> {
     let conn = events.monitor();
     let version_s = version.to_string();
     let mut latencies: Vec<u64> = Vec::new();
@@ -186,10 +186,9 @@ pub async fn run(
     canary: i64,
     commit: String,
 ) -> Outcome {
-    let name = key.name.to_string();
     let steps = steps(&rollout);
     let interval = rollout.interval.map_or(DEFAULT_INTERVAL, |i| i.get());
-    let task = gateway.endpoint(&name).and_then(|e| e.spec.task);
+    let task = gateway.endpoint(&key).and_then(|e| e.spec.task);
     let record = |weight: u8, decision: &str, detail: &str| {
         let _ = store.record_rollout_step(&key, canary, weight, decision, detail);
         let _ = store.audit(
@@ -210,18 +209,18 @@ pub async fn run(
         let from = chrono::Utc::now().timestamp_millis();
         tokio::time::sleep(interval).await;
         // Still our canary?
-        let current = gateway.endpoint(&name).and_then(|e| e.canary());
+        let current = gateway.endpoint(&key).and_then(|e| e.canary());
         if current.is_none_or(|(v, _)| v.number != canary) {
             record(0, "superseded", "a newer deployment replaced the canary");
             return Outcome::Superseded;
         }
         let to = chrono::Utc::now().timestamp_millis() + 1;
         let events = gateway.events.clone();
-        let n = name.clone();
+        let n = key.clone();
         let stats = tokio::task::spawn_blocking(move || {
             let c = version_stats(&events, &n, task, canary, from, to)?;
             let s = version_stats(&events, &n, task, stable, from, to)?;
-            Ok::<_, rusqlite::Error>((c, s))
+            Ok::<_, cairn_store::SqlError>((c, s))
         })
         .await;
         let (c, s) = match stats {
@@ -244,18 +243,18 @@ pub async fn run(
         );
         match analyze(&rollout, step, &c, &s) {
             Decision::Advance(weight) => {
-                gateway.set_canary_weight(&name, weight);
+                gateway.set_canary_weight(&key, weight);
                 record(weight, "advance", &seen);
                 step += 1;
             }
             Decision::Promote => {
-                gateway.finish_canary(&name, true);
+                gateway.finish_canary(&key, true);
                 let _ = store.set_version_state(&key, canary, "serving");
                 record(100, "promote", &seen);
                 return Outcome::Promoted;
             }
             Decision::Rollback(reason) => {
-                gateway.finish_canary(&name, false);
+                gateway.finish_canary(&key, false);
                 let _ = store.set_version_state(&key, canary, "rolled-back");
                 record(0, "rollback", &format!("{reason}; {seen}"));
                 return Outcome::RolledBack(reason);

@@ -2,10 +2,10 @@
 //! kept between visits.
 
 use crate::aggregate::{aggregate, infer_task, rfc3339};
-use cairn_spec::ModelTask;
+use cairn_spec::{ModelTask, ResourceKey};
+use cairn_store::Connection;
 use cairn_store::events::EventLog;
 use cairn_store::monitoring::{db_path, fetch_grouped, fingerprint};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 /// regressors, each `None` without scored labels.
 pub fn current_scores(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     task: Option<ModelTask>,
     from_ms: i64,
     to_ms: i64,
-) -> rusqlite::Result<Vec<cairn_gateway::metrics::ModelScores>> {
+) -> cairn_store::SqlResult<Vec<cairn_gateway::metrics::ModelScores>> {
     let (predictions, _) = fetch_grouped(conn, model, task, from_ms, to_ms, to_ms.max(1))?;
     let task = infer_task(task, &predictions);
     // One window: every time in [from, to) lies in [0, to) (times are after
@@ -30,7 +30,11 @@ pub fn current_scores(
         .iter()
         .filter_map(|w| {
             Some(cairn_gateway::metrics::ModelScores {
-                model: model.to_string(),
+                project: model
+                    .project
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.to_string()),
+                model: model.name.to_string(),
                 version: w["version"].as_str()?.to_string(),
                 accuracy: w.get("accuracy").and_then(Value::as_f64),
                 coverage: w["coverage"].as_f64(),
@@ -44,17 +48,18 @@ pub fn current_scores(
 /// `model` over `from_ms <= time < to_ms`.
 pub fn report(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     task: Option<ModelTask>,
     from: i64,
     to: i64,
     window: i64,
-) -> rusqlite::Result<Value> {
+) -> cairn_store::SqlResult<Value> {
     let (predictions, metrics) = fetch_grouped(conn, model, task, from, to, window)?;
     let task = infer_task(task, &predictions);
     let windows = aggregate(task, &predictions, &metrics, window);
     Ok(json!({
-        "model": model,
+        "project": model.project.as_ref().map(|p| p.as_str()),
+        "model": model.name.as_str(),
         "task": match task {
             ModelTask::Classification => "classification",
             ModelTask::Regression => "regression",
@@ -94,8 +99,12 @@ const COSTLY: std::time::Duration = std::time::Duration::from_millis(50);
 /// computed before is computed off the page's request.
 const LARGE_STORE: i64 = 100_000;
 
-fn summary_key(conn: &Connection, model: &str, days: i64) -> String {
-    format!("{}\0{model}\0{days}", db_path(conn))
+fn summary_key(conn: &Connection, model: &ResourceKey, days: i64) -> String {
+    kept_key(&db_path(conn), model, days)
+}
+
+fn kept_key(db_path: &str, model: &ResourceKey, days: i64) -> String {
+    format!("{db_path}\0{}\0{days}", model.qualified_name())
 }
 
 impl Summaries {
@@ -121,10 +130,10 @@ impl Summaries {
     fn compute_summary(
         &self,
         conn: &Connection,
-        model: &str,
+        model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> cairn_store::SqlResult<Value> {
         let fingerprint = fingerprint(conn)?;
         let start = std::time::Instant::now();
         let to = chrono::Utc::now().timestamp_millis() + 1;
@@ -155,10 +164,10 @@ impl Summaries {
     pub fn summary(
         &self,
         conn: &Connection,
-        model: &str,
+        model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> cairn_store::SqlResult<Value> {
         let key = summary_key(conn, model, days);
         if let Some((value, true, _)) = self.cached(&key, fingerprint(conn)?) {
             return Ok(value);
@@ -174,10 +183,10 @@ impl Summaries {
     pub fn page_summary(
         self: &Arc<Self>,
         events: &EventLog,
-        model: &str,
+        model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Option<Value>> {
+    ) -> cairn_store::SqlResult<Option<Value>> {
         // Busy for more than a moment (a summary being computed over a large
         // store): show what is kept rather than wait.
         let waited = std::time::Instant::now();
@@ -206,8 +215,8 @@ impl Summaries {
     }
 
     /// The summary kept for `model`, however old.
-    fn kept_summary(&self, events: &EventLog, model: &str, days: i64) -> Option<Value> {
-        let key = format!("{}\0{model}\0{days}", events.db_path());
+    fn kept_summary(&self, events: &EventLog, model: &ResourceKey, days: i64) -> Option<Value> {
+        let key = kept_key(events.db_path(), model, days);
         self.kept
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -221,11 +230,11 @@ impl Summaries {
     pub fn warm_page_summary(
         self: &Arc<Self>,
         events: &EventLog,
-        model: &str,
+        model: &ResourceKey,
         task: Option<ModelTask>,
     ) {
         let events = events.clone();
-        let model = model.to_string();
+        let model = model.clone();
         let this = self.clone();
         let _ = std::thread::Builder::new()
             .name("cairn-summary".into())
@@ -248,7 +257,7 @@ impl Summaries {
     fn refresh_in_background(
         self: &Arc<Self>,
         events: &EventLog,
-        model: &str,
+        model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
         key: String,
@@ -262,7 +271,7 @@ impl Summaries {
             return;
         }
         let events = events.clone();
-        let model = model.to_string();
+        let model = model.clone();
         let spawned = std::thread::Builder::new()
             .name("cairn-summary".into())
             .spawn({

@@ -288,9 +288,16 @@ fn windows_parse() {
 async fn storage_records_replaces_and_reports_unknowns() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(&dir.path().join("events.db"), Default::default()).unwrap();
-    let event = |model: &str, t: i64, label: i64| InferenceEvent {
+    // `m` of project `lab`, and a model of the same name in another project.
+    let key = |project: &str| cairn_spec::ResourceKey {
+        kind: cairn_spec::Kind::Model,
+        project: Some(project.parse().unwrap()),
+        name: "m".parse().unwrap(),
+    };
+    let m = &key("lab");
+    let event = |model: &cairn_spec::ResourceKey, t: i64, label: i64| InferenceEvent {
         uuid: uuid::Uuid::now_v7(),
-        model: model.into(),
+        model: model.clone(),
         version: "3".into(),
         commit: "c".into(),
         time: chrono::DateTime::from_timestamp_millis(t).unwrap(),
@@ -300,9 +307,9 @@ async fn storage_records_replaces_and_reports_unknowns() {
         outputs: json!({"label": label}),
     };
     let (e1, e2, other) = (
-        event("m", 1_000, 1),
-        event("m", 2_000, 0),
-        event("n", 1_500, 1),
+        event(m, 1_000, 1),
+        event(m, 2_000, 0),
+        event(&key("other"), 1_500, 1),
     );
     for e in [&e1, &e2, &other] {
         log.append_durable(e.clone()).await.unwrap();
@@ -311,7 +318,7 @@ async fn storage_records_replaces_and_reports_unknowns() {
     let fb = |uuid: uuid::Uuid, label: Value| FeedbackItem { uuid, label };
     let r = record_feedback(
         &mut conn,
-        "m",
+        m,
         &[fb(e1.uuid, json!(0)), fb(other.uuid, json!(1))],
         9,
     )
@@ -320,11 +327,11 @@ async fn storage_records_replaces_and_reports_unknowns() {
         (r.recorded, r.replaced, r.unknown.clone()),
         (1, 0, vec![other.uuid])
     );
-    let r = record_feedback(&mut conn, "m", &[fb(e1.uuid, json!(1))], 10).unwrap();
+    let r = record_feedback(&mut conn, m, &[fb(e1.uuid, json!(1))], 10).unwrap();
     assert_eq!((r.recorded, r.replaced), (1, 1));
     let r = record_metrics(
         &mut conn,
-        "m",
+        m,
         &[
             MetricItem {
                 uuid: Some(e2.uuid),
@@ -343,7 +350,7 @@ async fn storage_records_replaces_and_reports_unknowns() {
     )
     .unwrap();
     assert_eq!((r.recorded, r.unknown), (2, vec![other.uuid]));
-    let (preds, metrics) = fetch(&conn, "m", 0, 10_000).unwrap();
+    let (preds, metrics) = fetch(&conn, m, 0, 10_000).unwrap();
     assert_eq!(preds.len(), 2);
     let p1 = preds.iter().find(|p| p.time_ms == 1_000).unwrap();
     assert_eq!(p1.label, Some(json!(1)));
@@ -365,12 +372,11 @@ async fn storage_records_replaces_and_reports_unknowns() {
             }
         ]
     );
-    assert_eq!(fetch(&conn, "m", 0, 1_500).unwrap().0.len(), 1);
+    assert_eq!(fetch(&conn, m, 0, 1_500).unwrap().0.len(), 1);
     // Grouped while read, the rows aggregate as they do one by one.
     for window in [1_000, 3_600_000] {
-        let (preds, metrics) = fetch(&conn, "m", 0, 10_000).unwrap();
-        let (grouped, grouped_metrics) =
-            fetch_grouped(&conn, "m", None, 0, 10_000, window).unwrap();
+        let (preds, metrics) = fetch(&conn, m, 0, 10_000).unwrap();
+        let (grouped, grouped_metrics) = fetch_grouped(&conn, m, None, 0, 10_000, window).unwrap();
         for task in [ModelTask::Classification, ModelTask::Regression] {
             assert_eq!(
                 aggregate(task, &grouped, &grouped_metrics, window),
@@ -379,10 +385,11 @@ async fn storage_records_replaces_and_reports_unknowns() {
         }
     }
     // The gauges' scores: e1 predicted 1, labeled 1; e2 unlabeled.
-    let scores = current_scores(&conn, "m", None, 0, 10_000).unwrap();
+    let scores = current_scores(&conn, m, None, 0, 10_000).unwrap();
     assert_eq!(
         scores,
         vec![cairn_gateway::metrics::ModelScores {
+            project: "lab".into(),
             model: "m".into(),
             version: "3".into(),
             accuracy: Some(1.0),
@@ -390,6 +397,6 @@ async fn storage_records_replaces_and_reports_unknowns() {
             mae: None,
         }]
     );
-    let scores = current_scores(&conn, "m", None, 1_500, 10_000).unwrap();
+    let scores = current_scores(&conn, m, None, 1_500, 10_000).unwrap();
     assert_eq!((scores[0].accuracy, scores[0].coverage), (None, Some(0.0)));
 }

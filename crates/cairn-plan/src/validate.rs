@@ -1,3 +1,4 @@
+// tidy: long file: the cross-resource checks share one index of the desired state; half of the file is their tests.
 //! Semantic checks across the whole repository: references resolve, job
 //! dependencies form no cycle, quotas hold, paths stay inside the repository
 //! and exist in the commit, and each kind's fields agree with each other.

@@ -181,9 +181,9 @@ impl Inner {
                         &format!(
                             "{ready}/{total} replica(s) ready at {}",
                             if key2.kind == cairn_spec::Kind::Model {
-                                format!("/models/{}/predict", key2.name)
+                                super::models::predict_route(&key2)
                             } else {
-                                format!("/apps/{}/", key2.name)
+                                app_route(&key2)
                             }
                         ),
                     );
@@ -257,14 +257,24 @@ impl Inner {
         let _ = self.store.remove_processes(key, None);
     }
 
-    /// A ready replica of the application called `name`, round-robin.
-    pub(super) fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
+    /// The applications called `name`, whatever their project.
+    pub(super) fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
+        self.state()
+            .apps
+            .keys()
+            .filter(|k| k.kind == cairn_spec::Kind::Application && k.name.as_str() == name)
+            .cloned()
+            .collect()
+    }
+
+    /// A ready replica of an application, round-robin.
+    pub(super) fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
-            .iter()
-            .filter(|(k, _)| k.kind == cairn_spec::Kind::Application && k.name.as_str() == name)
-            .flat_map(|(_, a)| a.replicas.iter().chain(a.draining.iter()))
+            .get(app)
+            .into_iter()
+            .flat_map(|a| a.replicas.iter().chain(a.draining.iter()))
             .filter(|r| r.ready.load(Ordering::Relaxed) && !r.retiring.load(Ordering::Relaxed))
             .map(|r| r.port)
             .collect();
@@ -636,4 +646,13 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+/// Where an application is reached: the route with its project, which
+/// answers whatever other projects run.
+fn app_route(key: &ResourceKey) -> String {
+    match &key.project {
+        Some(p) => format!("/projects/{p}/apps/{}/", key.name),
+        None => format!("/apps/{}/", key.name),
+    }
 }

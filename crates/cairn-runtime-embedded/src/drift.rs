@@ -99,19 +99,20 @@ impl Inner {
             .models
             .get(key)
             .cloned()
-            .ok_or_else(|| DriftError::NoModel(key.name.to_string()))?;
+            .ok_or_else(|| DriftError::NoModel(key.qualified_name()))?;
         let drift = def
             .spec
             .monitoring
             .as_ref()
             .and_then(|m| m.drift.clone())
-            .ok_or_else(|| DriftError::NotMonitored(key.name.to_string()))?;
+            .ok_or_else(|| DriftError::NotMonitored(key.qualified_name()))?;
         let inner = self.clone();
         let key = key.clone();
         let verdict = tokio::task::spawn_blocking(move || {
             let now = chrono::Utc::now().timestamp_millis();
             let window_ms = i64::try_from(drift.window.get().as_millis()).unwrap_or(i64::MAX);
             let mut verdict = DriftVerdict {
+                project: key.project.as_ref().map(|p| p.to_string()),
                 model: key.name.to_string(),
                 plugin: drift.plugin.to_string(),
                 time_ms: now,
@@ -212,12 +213,7 @@ impl Inner {
         let events = self
             .gateway
             .events
-            .query(
-                key.name.as_str(),
-                verdict.from_ms,
-                verdict.to_ms,
-                MAX_WINDOW_EVENTS,
-            )
+            .query(key, verdict.from_ms, verdict.to_ms, MAX_WINDOW_EVENTS)
             .map_err(|e| e.to_string())?;
         let positional = if signature.is_empty() {
             header

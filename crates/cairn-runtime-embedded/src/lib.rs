@@ -248,20 +248,12 @@ impl EmbeddedRuntime {
         self.inner.trigger(request)
     }
 
-    /// Evaluates the drift of model `name` over its last window now.
+    /// Evaluates the drift of a model over its last window now.
     pub async fn evaluate_drift(
         &self,
-        name: &str,
+        model: &ResourceKey,
     ) -> Result<cairn_monitor::drift::DriftVerdict, DriftError> {
-        let key = self
-            .inner
-            .state()
-            .models
-            .keys()
-            .find(|k| k.name.as_str() == name)
-            .cloned()
-            .ok_or_else(|| DriftError::NoModel(name.to_string()))?;
-        self.inner.evaluate_drift(&key).await
+        self.inner.evaluate_drift(model).await
     }
 
     /// The WebAssembly plugin host.
@@ -269,9 +261,14 @@ impl EmbeddedRuntime {
         self.inner.plugins.clone()
     }
 
-    /// A ready replica of application `name` to send a request to.
-    pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
-        self.inner.app_upstream(name)
+    /// The applications called `name`, whatever their project.
+    pub fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
+        self.inner.apps_named(name)
+    }
+
+    /// A ready replica of an application to send a request to.
+    pub fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
+        self.inner.app_upstream(app)
     }
 
     /// Stops everything this runtime started (jobs are left running only if
@@ -795,22 +792,18 @@ async fn refresh_model_scores(inner: std::sync::Weak<Inner>) {
             let to = chrono::Utc::now().timestamp_millis() + 1;
             let from = to - 3_600_000;
             let mut scores = Vec::new();
-            let mut seen = BTreeSet::new();
             for endpoint in gateway.endpoints() {
-                let name = endpoint.key.name.to_string();
-                if !seen.insert(name.clone()) {
-                    continue;
-                }
+                let key = &endpoint.key;
                 let conn = gateway.events.monitor();
                 match cairn_monitor::summary::current_scores(
                     &conn,
-                    &name,
+                    key,
                     endpoint.spec.task,
                     from,
                     to,
                 ) {
                     Ok(s) => scores.extend(s),
-                    Err(e) => tracing::warn!("model scores of `{name}`: {e}"),
+                    Err(e) => tracing::warn!("model scores of {key}: {e}"),
                 }
             }
             gateway.metrics.set_model_scores(&scores);
@@ -834,21 +827,20 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
         ticker.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let metrics = &inner.gateway.metrics;
-        let mut pids = vec![("gateway".to_string(), 0usize, std::process::id())];
+        // The gateway's (no model), then each model replica's.
+        let mut pids: Vec<(Option<ResourceKey>, usize, u32)> =
+            vec![(None, 0usize, std::process::id())];
         // The GPUs held by each model's replicas (their allocator holders).
         let held: HashMap<String, Vec<u32>> =
             inner.state().allocator.assignments().into_iter().collect();
-        let mut model_gpus: HashMap<String, BTreeSet<u32>> = HashMap::new();
+        let mut model_gpus: HashMap<ResourceKey, BTreeSet<u32>> = HashMap::new();
         if let Ok(processes) = inner.store.processes() {
             for p in processes.into_iter().filter(|p| p.key.kind == Kind::Model) {
                 let holder = format!("app:{}:{}:{}", p.key.id(), p.replica, p.port);
                 if let Some(devices) = held.get(&holder) {
-                    model_gpus
-                        .entry(p.key.name.to_string())
-                        .or_default()
-                        .extend(devices);
+                    model_gpus.entry(p.key.clone()).or_default().extend(devices);
                 }
-                pids.push((p.key.name.to_string(), p.replica as usize, p.pid as u32));
+                pids.push((Some(p.key), p.replica as usize, p.pid as u32));
             }
         }
         let list: Vec<Pid> = pids.iter().map(|(_, _, pid)| Pid::from_u32(*pid)).collect();
@@ -859,25 +851,26 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
         );
         // Per model: its replicas' CPU and memory summed; in-process (ONNX)
         // models are the gateway's.
-        let mut used: HashMap<String, (f64, u64)> = HashMap::new();
+        let mut used: HashMap<ResourceKey, (f64, u64)> = HashMap::new();
         let mut gateway = None;
-        for (i, (name, replica, pid)) in pids.into_iter().enumerate() {
+        for (model, replica, pid) in pids {
             if let Some(p) = system.process(Pid::from_u32(pid)) {
                 let cpu = p.cpu_usage() as f64 / 100.0;
-                metrics.set_process(&name, replica, cpu, p.memory());
-                if i == 0 {
-                    gateway = Some((cpu, p.memory()));
-                } else {
-                    let u = used.entry(name).or_default();
-                    u.0 += cpu;
-                    u.1 += p.memory();
+                metrics.set_process(model.as_ref(), replica, cpu, p.memory());
+                match model {
+                    None => gateway = Some((cpu, p.memory())),
+                    Some(model) => {
+                        let u = used.entry(model).or_default();
+                        u.0 += cpu;
+                        u.1 += p.memory();
+                    }
                 }
             }
         }
         let gpus = crate::gpu::sample_usage();
         for endpoint in inner.gateway.endpoints() {
-            let name = endpoint.key.name.to_string();
-            if let Some(devices) = model_gpus.get(&name) {
+            let key = &endpoint.key;
+            if let Some(devices) = model_gpus.get(key) {
                 let usage: Vec<_> = gpus.iter().filter(|g| devices.contains(&g.index)).collect();
                 if !usage.is_empty() {
                     let utilization = usage
@@ -886,16 +879,16 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
                         .sum::<f64>()
                         / usage.len() as f64;
                     let memory = usage.iter().map(|g| g.memory_used_bytes).sum();
-                    metrics.set_model_gpu(&name, utilization, memory);
+                    metrics.set_model_gpu(key, utilization, memory);
                 }
             }
-            let u = match used.get(&name) {
+            let u = match used.get(key) {
                 Some(u) => Some(*u),
                 None if endpoint.spec.runtime == cairn_spec::ModelRuntime::Onnx => gateway,
                 None => None,
             };
             if let Some((cpu, memory)) = u {
-                metrics.set_model_resources(&name, cpu, memory);
+                metrics.set_model_resources(key, cpu, memory);
             }
         }
         metrics.sample(EVERY.as_secs_f64());

@@ -49,6 +49,15 @@ fn spec_digest(spec: &ModelSpec) -> String {
     hex::encode(sha2::Sha256::digest(json))
 }
 
+/// Where a model takes predictions: the route with its project, which
+/// answers whatever other projects serve.
+pub(super) fn predict_route(key: &ResourceKey) -> String {
+    match &key.project {
+        Some(p) => format!("/projects/{p}/models/{}/predict", key.name),
+        None => format!("/models/{}/predict", key.name),
+    }
+}
+
 /// The function runner shipped inside the binary.
 const RUNNER: &str = include_str!("runner.py");
 
@@ -98,7 +107,7 @@ impl Inner {
             .map(|m| m.metrics.clone())
             .unwrap_or_default();
         if names.is_empty() {
-            self.business.set(key.name.as_str(), Vec::new());
+            self.business.set(key, Vec::new());
             return;
         }
         // Resolved before the model serves, so that no prediction misses
@@ -126,7 +135,7 @@ impl Inner {
                 Err(problem) => self.report_plugin_problem(key, &problem),
             }
         }
-        self.business.set(key.name.as_str(), bindings);
+        self.business.set(key, bindings);
     }
 
     /// A Plugin spec changed: the models that use it are deployed again.
@@ -375,11 +384,7 @@ impl Inner {
         let number = version.number;
         let sha256 = version.sha256.clone();
         let short = &sha256[..sha256.len().min(12)];
-        let stable = self
-            .gateway
-            .endpoint(key.name.as_str())
-            .filter(|e| e.key == *key)
-            .map(|e| e.current());
+        let stable = self.gateway.endpoint(key).map(|e| e.current());
         let canary = spec
             .rollout
             .as_ref()
@@ -422,7 +427,7 @@ impl Inner {
                     let (phase, message) = match outcome {
                         rollout::Outcome::Promoted => (
                             Phase::Ready,
-                            format!("serving version {number} (canary promoted) at /models/{}/predict", key.name),
+                            format!("serving version {number} (canary promoted) at {}", predict_route(&key)),
                         ),
                         rollout::Outcome::RolledBack(reason) => (
                             Phase::Failed,
@@ -439,15 +444,12 @@ impl Inner {
             }
             _ => {
                 self.gateway.install(key, spec, version);
-                self.summaries.warm_page_summary(
-                    &self.gateway.events,
-                    key.name.as_str(),
-                    spec.task,
-                );
+                self.summaries
+                    .warm_page_summary(&self.gateway.events, key, spec.task);
                 let _ = self.store.set_version_state(key, number, "serving");
                 let message = format!(
-                    "serving version {number} (sha256 {short}) at /models/{}/predict with {capacity}",
-                    key.name
+                    "serving version {number} (sha256 {short}) at {} with {capacity}",
+                    predict_route(key)
                 );
                 tracing::info!("{key}: {message}");
                 self.set_status(key, Phase::Ready, &message);
@@ -501,10 +503,7 @@ impl Inner {
         // A model already served keeps its version, answered by its own
         // replicas, until the new replicas are ready; a new one is served
         // at once (503 until a replica is ready).
-        let serving = self
-            .gateway
-            .endpoint(key.name.as_str())
-            .is_some_and(|e| e.key == *key);
+        let serving = self.gateway.endpoint(key).is_some();
         let on_ready = serving.then(|| {
             let inner = self.clone();
             let key = key.clone();
@@ -562,7 +561,7 @@ impl Inner {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
         self.stop_drift(key);
-        self.business.set(key.name.as_str(), Vec::new());
+        self.business.set(key, Vec::new());
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
             self.remove_app(key);
         }
@@ -669,9 +668,10 @@ impl Inner {
             .map(|r| format!("\n\nRetrained after drift was detected ({}).", r.params))
             .unwrap_or_default();
         let message = format!(
-            "Promote model {} to artifact sha256 {}\n\nPins spec.from.sha256 to the output `{output}` of run #{} of job {}.{why}",
+            "Promote model {} to artifact sha256 {}\n\nPins spec.from.sha256 of model {} to the output `{output}` of run #{} of job {}.{why}",
             key.name,
             &artifact.sha256[..12],
+            key.qualified_name(),
             run.as_ref().map_or(artifact.run_id, |r| r.number),
             job.name,
         );

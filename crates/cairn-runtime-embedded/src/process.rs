@@ -1,3 +1,4 @@
+// tidy: long file: process groups, adoption and the supervise shim share private helpers; a third is tests.
 //! Supervised local processes.
 //!
 //! The embedded runtime runs jobs and services as ordinary processes on this

@@ -119,7 +119,9 @@ impl Inner {
                 .as_ref()?
                 .on_drift
                 .clone()?;
-            (k.name.as_str() == verdict.model).then(|| (k.clone(), on_drift))
+            (k.name.as_str() == verdict.model
+                && k.project.as_ref().map(|p| p.as_str()) == verdict.project.as_deref())
+            .then(|| (k.clone(), on_drift))
         }) else {
             return;
         };

@@ -142,14 +142,21 @@ impl KubernetesRuntime {
         })
     }
 
-    /// The address of an application's Service, for the `/apps/NAME/` proxy.
-    pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
-        let state = self.inner.lock();
-        state
+    /// The applications called `name` that have a Service, whatever their
+    /// project.
+    pub fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
+        self.inner
+            .lock()
             .services
-            .iter()
-            .find(|(k, _)| k.kind == Kind::Application && k.name.as_str() == name)
-            .map(|(_, a)| *a)
+            .keys()
+            .filter(|k| k.kind == Kind::Application && k.name.as_str() == name)
+            .cloned()
+            .collect()
+    }
+
+    /// The address of an application's Service, for the application proxy.
+    pub fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
+        self.inner.lock().services.get(app).copied()
     }
 
     /// Reads status from the cluster once (also done periodically).

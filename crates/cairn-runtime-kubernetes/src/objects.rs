@@ -1,3 +1,4 @@
+// tidy: long file: one builder per kind of object; the golden tests cover them together.
 //! The objects a desired state becomes on Kubernetes: a pure, deterministic
 //! function of the specs, the commit and the runtime's settings.
 //!

@@ -1,7 +1,14 @@
 //! The HTTP API (`/api/v1/...`), the Git webhook (`/hooks/git`) and the
 //! application proxy (`/apps/NAME/`).
+//!
+//! Jobs, models and applications are named as in [`crate::names`]: every
+//! per-resource route also has its form in a project
+//! (`/api/v1/projects/PROJECT/jobs/NAME/...`,
+//! `/projects/PROJECT/apps/NAME/`), and the bare form answers 409 when
+//! several projects use the name.
 
 use crate::hooks::{self, WebhookConfig};
+use crate::names::{NamePath, resolved, scoped_paths};
 use crate::proxy::{self, ProxyClient};
 use crate::runtime::AnyRuntime;
 use axum::Router;
@@ -9,12 +16,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use cairn_controller::{Controller, Trigger};
 use cairn_runtime::{LogTarget, Runtime};
 use cairn_runtime_embedded::RunRequest;
-use cairn_spec::ResourceKey;
-use cairn_spec::{Kind, Name};
+use cairn_spec::{Kind, Lookup, ResourceKey, ScopedName};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,32 +45,50 @@ pub struct AppState {
 
 /// The router of `cairn up`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let per_resource: [(&str, &str, &str, MethodRouter<AppState>); 8] = [
+        ("/api/v1", "jobs", "/runs", get(job_runs).post(start_run)),
+        ("/api/v1", "jobs", "/runs/{number}", get(job_run)),
+        ("/api/v1", "jobs", "/runs/{number}/logs", get(run_logs)),
+        ("/api/v1", "models", "/rollback", post(rollback_model)),
+        ("/api/v1", "models", "/drift/evaluate", post(evaluate_drift)),
+        ("", "apps", "", any(app_proxy)),
+        ("", "apps", "/", any(app_proxy)),
+        ("", "apps", "/{*rest}", any(app_proxy)),
+    ];
+    per_resource
+        .into_iter()
+        .fold(Router::new(), |router, (prefix, kind, rest, handler)| {
+            let [bare, scoped] = scoped_paths(prefix, kind, rest);
+            router.route(&bare, handler.clone()).route(&scoped, handler)
+        })
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/status", get(status))
         .route("/api/v1/sync", get(last_sync))
         .route("/api/v1/runs", get(recent_runs))
         .route("/api/v1/audit", get(audit))
-        .route("/api/v1/jobs/{name}/runs", get(job_runs).post(start_run))
-        .route("/api/v1/jobs/{name}/runs/{number}", get(job_run))
-        .route("/api/v1/jobs/{name}/runs/{number}/logs", get(run_logs))
-        .route("/api/v1/models/{name}/rollback", post(rollback_model))
-        .route("/api/v1/models/{name}/drift/evaluate", post(evaluate_drift))
         .route("/hooks/git", post(git_hook))
-        .route("/apps/{name}", any(app_proxy))
-        .route("/apps/{name}/", any(app_proxy))
-        .route("/apps/{name}/{*rest}", any(app_proxy))
         .with_state(state)
 }
 
-/// `POST /api/v1/models/NAME/drift/evaluate`: scores the model's last
-/// window now and returns the verdict (also stored and published).
+/// The served model a route names (see [`crate::gateway::resolve_model`]).
+fn find_model(
+    s: &AppState,
+    wanted: &ScopedName,
+) -> ApiResult<Arc<cairn_gateway::service::Endpoint>> {
+    crate::gateway::resolve_model(&s.controller.runtime().gateway(), wanted)
+        .map_err(|(status, message)| ApiError(status, message))
+}
+
+/// `POST /api/v1/[projects/PROJECT/]models/NAME/drift/evaluate`: scores
+/// the model's last window now and returns the verdict (also stored and
+/// published).
 async fn evaluate_drift(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
 ) -> ApiResult<Response> {
     use cairn_runtime_embedded::DriftError;
-    match s.controller.runtime().evaluate_drift(&name).await {
+    let endpoint = find_model(&s, &path.scoped())?;
+    match s.controller.runtime().evaluate_drift(&endpoint.key).await {
         Ok(verdict) => Ok(axum::Json(verdict).into_response()),
         Err(e @ DriftError::NoModel(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ (DriftError::NotMonitored(_) | DriftError::Unsupported(_))) => {
@@ -130,42 +154,55 @@ async fn status(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
     })))
 }
 
-/// Finds the applied job called `name` (in `project` when given).
-fn find_job(s: &AppState, name: &str, project: Option<&str>) -> ApiResult<ResourceKey> {
+/// The applied job a route names: its project from the route, else from
+/// `?project=` (or a run request's `project`); 404 when none, 409 naming
+/// the projects when a bare name is a job of several.
+fn find_job(s: &AppState, path: &NamePath, project: Option<String>) -> ApiResult<ResourceKey> {
+    let wanted = ScopedName {
+        project: path.project.clone().or(project),
+        name: path.name.clone(),
+    };
     let jobs: Vec<ResourceKey> = s
         .controller
         .store()
         .applied()?
         .into_iter()
         .map(|a| a.key)
-        .filter(|k| k.kind == Kind::Job && k.name.as_str() == name)
-        .filter(|k| project.is_none_or(|p| k.project.as_ref().map(Name::as_str) == Some(p)))
+        .filter(|k| k.kind == Kind::Job)
         .collect();
-    match jobs.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no job `{name}` is applied"),
-        )),
-        many => Err(ApiError(
-            StatusCode::CONFLICT,
-            format!(
-                "`{name}` is a job of several projects ({}); add ?project=",
-                many.iter()
-                    .filter_map(|k| k.project.as_ref().map(|p| p.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        )),
+    let lookup = Lookup::among(&wanted, jobs.iter().map(|k| (k, k.clone())));
+    resolved("job", "applied", &wanted, lookup, |p| {
+        format!(
+            "/api/v1/projects/{p}/jobs/{}/runs (or ?project={p})",
+            wanted.name
+        )
+    })
+    .map_err(|(status, message)| ApiError(status, message))
+}
+
+/// The application a route names: `Ok(None)` when there is none (its
+/// proxy answers 503, as for one with no ready replica), 409 naming the
+/// projects when a bare name is an application of several.
+fn find_app(s: &AppState, path: &NamePath) -> Result<Option<ResourceKey>, ApiError> {
+    let wanted = path.scoped();
+    let apps = s.controller.runtime().apps_named(&wanted.name);
+    let lookup = Lookup::among(&wanted, apps.iter().map(|k| (k, k.clone())));
+    match lookup {
+        Lookup::NotFound => Ok(None),
+        lookup => resolved("application", "running", &wanted, lookup, |p| {
+            format!("/projects/{p}/apps/{}/", wanted.name)
+        })
+        .map(Some)
+        .map_err(|(status, message)| ApiError(status, message)),
     }
 }
 
 async fn job_runs(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let key = find_job(&s, &name, q.project.as_deref())?;
+    let key = find_job(&s, &path, q.project)?;
     let runs = s.controller.store().runs(&key, q.limit.unwrap_or(50))?;
     Ok(axum::Json(json!({ "runs": runs })))
 }
@@ -200,7 +237,7 @@ struct StartRun {
 
 async fn start_run(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     Query(q): Query<ProjectQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
@@ -210,8 +247,7 @@ async fn start_run(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))?
     };
-    let project = request.project.or(q.project);
-    let key = find_job(&s, &name, project.as_deref())?;
+    let key = find_job(&s, &path, request.project.or(q.project))?;
     let runs = s
         .controller
         .runtime()
@@ -243,7 +279,7 @@ struct Rollback {
 /// pins the model to that version's artifact digest, then a sync.
 async fn rollback_model(
     State(s): State<AppState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let request: Rollback = serde_json::from_slice(&body).map_err(|e| {
@@ -252,12 +288,8 @@ async fn rollback_model(
             format!("invalid body: {e} (expected {{\"version\": N}})"),
         )
     })?;
-    let Some(endpoint) = s.controller.runtime().gateway().endpoint(&name) else {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("no model `{name}` is served"),
-        ));
-    };
+    let endpoint = find_model(&s, &path.scoped())?;
+    let name = endpoint.key.name.to_string();
     let versions = s.controller.store().model_versions(&endpoint.key)?;
     let Some(target) = versions.iter().find(|v| v.version == request.version) else {
         return Err(ApiError(
@@ -283,9 +315,10 @@ async fn rollback_model(
         ));
     }
     let message = format!(
-        "Roll back model {name} to version {} (sha256 {})\n\nPins spec.from.sha256 to the artifact of version {}, produced by run {} and first served from commit {}.",
+        "Roll back model {name} to version {} (sha256 {})\n\nPins spec.from.sha256 of model {} to the artifact of version {}, produced by run {} and first served from commit {}.",
         target.version,
         &target.sha256[..12],
+        endpoint.key.qualified_name(),
         target.version,
         target.run_id.map_or("-".into(), |r| r.to_string()),
         &target.commit[..target.commit.len().min(12)],
@@ -321,12 +354,31 @@ async fn rollback_model(
     ))
 }
 
+/// A run of a job, as `/api/v1/[projects/{project}/]jobs/{name}/runs/{number}`
+/// names it.
+#[derive(Deserialize)]
+struct RunPath {
+    project: Option<String>,
+    name: String,
+    number: i64,
+}
+
+impl RunPath {
+    fn job(&self) -> NamePath {
+        NamePath {
+            project: self.project.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
 async fn job_run(
     State(s): State<AppState>,
-    Path((name, number)): Path<(String, i64)>,
+    Path(path): Path<RunPath>,
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Value>> {
-    let key = find_job(&s, &name, q.project.as_deref())?;
+    let number = path.number;
+    let key = find_job(&s, &path.job(), q.project)?;
     let run =
         s.controller.store().run(&key, number)?.ok_or_else(|| {
             ApiError(StatusCode::NOT_FOUND, format!("{key} has no run #{number}"))
@@ -339,10 +391,11 @@ async fn job_run(
 
 async fn run_logs(
     State(s): State<AppState>,
-    Path((name, number)): Path<(String, i64)>,
+    Path(path): Path<RunPath>,
     Query(q): Query<ProjectQuery>,
 ) -> ApiResult<Response> {
-    let key = find_job(&s, &name, q.project.as_deref())?;
+    let number = path.number;
+    let key = find_job(&s, &path.job(), q.project)?;
     let source = s
         .controller
         .runtime()
@@ -446,16 +499,33 @@ async fn app_proxy(
     Path(params): Path<Vec<(String, String)>>,
     req: Request,
 ) -> Response {
-    let name = params
-        .iter()
-        .find(|(k, _)| k == "name")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    match s.controller.runtime().app_upstream(&name) {
-        Some(upstream) => proxy::forward(&s.proxy, req, upstream, &format!("/apps/{name}")).await,
+    let param = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    };
+    let path = NamePath {
+        project: param("project"),
+        name: param("name").unwrap_or_default(),
+    };
+    let app = match find_app(&s, &path) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    // Mounted where the request came in: the bare prefix or the project's.
+    let prefix = match &path.project {
+        Some(p) => format!("/projects/{p}/apps/{}", path.name),
+        None => format!("/apps/{}", path.name),
+    };
+    match app.and_then(|a| s.controller.runtime().app_upstream(&a)) {
+        Some(upstream) => proxy::forward(&s.proxy, req, upstream, &prefix).await,
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("application `{name}` has no ready replica (see `cairn status`)\n"),
+            format!(
+                "application `{}` has no ready replica (see `cairn status`)\n",
+                path.scoped()
+            ),
         )
             .into_response(),
     }

@@ -1,20 +1,27 @@
 //! HTTP routes of the gateway: Cairn's prediction API, the Open Inference
 //! Protocol v2 (KServe, Triton and MLServer clients), `/metrics`, and the
 //! model API (versions, metrics, access keys, inference lookup).
+//!
+//! A model is its project and its name: every per-model route has a form
+//! in its project (`/projects/PROJECT/models/NAME/...`,
+//! `/api/v1/projects/PROJECT/models/NAME/...`, `PROJECT.NAME` in the Open
+//! Inference Protocol's `/v2/models/...`) and a bare form that answers while
+//! one project serves the name (see [`resolve_model`]).
 
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
 use crate::monitoring;
+use crate::names::{NamePath, resolved, scoped_paths};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use cairn_gateway::service::{Endpoint, Gateway, PredictInput, Reply, oip_datatype};
 use cairn_gateway::tensor::{self, DataType};
-use cairn_spec::ValueType;
+use cairn_spec::{ScopedName, ValueType};
 use cairn_store::Store;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,12 +37,41 @@ pub struct GatewayState {
     pub summaries: Arc<cairn_monitor::summary::Summaries>,
 }
 
+/// Routes `{prefix}/models/{name}{rest}` and
+/// `{prefix}/projects/{project}/models/{name}{rest}` to `handler`.
+fn per_model(
+    router: Router<GatewayState>,
+    prefix: &str,
+    rest: &str,
+    handler: MethodRouter<GatewayState>,
+) -> Router<GatewayState> {
+    let [bare, scoped] = scoped_paths(prefix, "models", rest);
+    router.route(&bare, handler.clone()).route(&scoped, handler)
+}
+
 /// The gateway's routes.
 pub fn routes(state: GatewayState) -> Router {
-    Router::new()
-        .route("/models/{name}/predict", post(predict))
-        .route("/models/{name}/metrics", post(monitoring::post_metrics))
-        .route("/models/{name}/feedback", post(monitoring::post_feedback))
+    // (The controller's per-model routes are in `crate::api`.)
+    let per_model_routes: [(&str, &str, MethodRouter<GatewayState>); 9] = [
+        ("", "/predict", post(predict)),
+        ("", "/metrics", post(monitoring::post_metrics)),
+        ("", "/feedback", post(monitoring::post_feedback)),
+        ("/api/v1", "/versions", get(versions)),
+        ("/api/v1", "/metrics", get(model_metrics)),
+        ("/api/v1", "/drift", get(monitoring::get_drift)),
+        (
+            "/api/v1",
+            "/metrics/aggregate",
+            get(monitoring::get_aggregate),
+        ),
+        ("/api/v1", "/keys", get(list_keys).post(create_key)),
+        ("/api/v1", "/keys/{id}", delete(revoke_key)),
+    ];
+    per_model_routes
+        .into_iter()
+        .fold(Router::new(), |router, (prefix, rest, handler)| {
+            per_model(router, prefix, rest, handler)
+        })
         .route(
             "/v2/health/live",
             get(|| async { axum::Json(json!({"live": true})) }),
@@ -59,18 +95,6 @@ pub fn routes(state: GatewayState) -> Router {
         )
         .route("/metrics", get(metrics))
         .route("/api/v1/models", get(models))
-        .route("/api/v1/models/{name}/versions", get(versions))
-        .route("/api/v1/models/{name}/metrics", get(model_metrics))
-        .route("/api/v1/models/{name}/drift", get(monitoring::get_drift))
-        .route(
-            "/api/v1/models/{name}/metrics/aggregate",
-            get(monitoring::get_aggregate),
-        )
-        .route(
-            "/api/v1/models/{name}/keys",
-            get(list_keys).post(create_key),
-        )
-        .route("/api/v1/models/{name}/keys/{id}", delete(revoke_key))
         .route("/api/v1/inferences/{uuid}", get(inference))
         .with_state(state)
 }
@@ -93,13 +117,29 @@ fn reply(r: Reply) -> Response {
     response
 }
 
-fn find(s: &GatewayState, name: &str) -> Result<Arc<Endpoint>, Response> {
-    s.gateway.endpoint(name).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("no model `{name}` is served"),
+/// The served model `wanted` names: 404 when none, 409 naming the
+/// projects when a bare name is served by several.
+pub fn resolve_model(
+    gateway: &Gateway,
+    wanted: &ScopedName,
+) -> Result<Arc<Endpoint>, (StatusCode, String)> {
+    resolved("model", "served", wanted, gateway.lookup(wanted), |p| {
+        format!(
+            "/projects/{p}/models/{name}/... (or {p}.{name} in /v2/models/)",
+            name = wanted.name
         )
     })
+}
+
+/// [`resolve_model`], answering errors as JSON.
+pub(crate) fn find(s: &GatewayState, wanted: &ScopedName) -> Result<Arc<Endpoint>, Response> {
+    resolve_model(&s.gateway, wanted).map_err(|(status, message)| error(status, message))
+}
+
+/// A model as the Open Inference Protocol names it: `PROJECT.NAME`, or a
+/// bare name one project serves.
+fn find_oip(s: &GatewayState, name: &str) -> Result<Arc<Endpoint>, Response> {
+    find(s, &ScopedName::parse_dotted(name))
 }
 
 /// Reads a body within the model's size limit (413 beyond).
@@ -157,10 +197,10 @@ async fn authorized_json(
 
 async fn predict(
     State(s): State<GatewayState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     req: Request,
 ) -> Response {
-    let endpoint = match find(&s, &name) {
+    let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -199,7 +239,7 @@ async fn infer_any(
     version: Option<String>,
     req: Request,
 ) -> Response {
-    let endpoint = match find(&s, &name) {
+    let endpoint = match find_oip(&s, &name) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -244,7 +284,8 @@ async fn server_metadata() -> Response {
     .into_response()
 }
 
-fn metadata(endpoint: &Endpoint) -> Value {
+/// A model's OIP metadata, named as it was asked for.
+fn metadata(name: &str, endpoint: &Endpoint) -> Value {
     let version = endpoint.current();
     let feature = |f: &cairn_spec::Feature| {
         let dt = match f.ty {
@@ -288,7 +329,7 @@ fn metadata(endpoint: &Endpoint) -> Value {
         }
     };
     json!({
-        "name": endpoint.key.name.as_str(),
+        "name": name,
         "versions": [version.number.to_string()],
         "platform": platform,
         "inputs": inputs,
@@ -298,8 +339,8 @@ fn metadata(endpoint: &Endpoint) -> Value {
 }
 
 async fn model_metadata(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    match find(&s, &name) {
-        Ok(e) => axum::Json(metadata(&e)).into_response(),
+    match find_oip(&s, &name) {
+        Ok(e) => axum::Json(metadata(&name, &e)).into_response(),
         Err(r) => r,
     }
 }
@@ -308,9 +349,9 @@ async fn model_metadata_version(
     State(s): State<GatewayState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    match find(&s, &name) {
+    match find_oip(&s, &name) {
         Ok(e) if e.current().number.to_string() == version => {
-            axum::Json(metadata(&e)).into_response()
+            axum::Json(metadata(&name, &e)).into_response()
         }
         Ok(_) => error(
             StatusCode::NOT_FOUND,
@@ -321,7 +362,7 @@ async fn model_metadata_version(
 }
 
 async fn model_ready(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    match find(&s, &name) {
+    match find_oip(&s, &name) {
         Ok(e) => axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response(),
         Err(r) => r,
     }
@@ -331,7 +372,7 @@ async fn model_ready_version(
     State(s): State<GatewayState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
-    match find(&s, &name) {
+    match find_oip(&s, &name) {
         Ok(e) if e.current().number.to_string() == version => {
             axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response()
         }
@@ -427,8 +468,8 @@ async fn models(State(s): State<GatewayState>) -> Response {
     axum::Json(json!({"models": list})).into_response()
 }
 
-async fn versions(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    let endpoint = match find(&s, &name) {
+async fn versions(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+    let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
@@ -473,6 +514,7 @@ pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, cairn_st
         })
         .collect();
     Ok(json!({
+        "project": endpoint.key.project.as_ref().map(|p| p.as_str()),
         "name": endpoint.key.name.as_str(),
         "current": current.number,
         "canary": canary.as_ref().map(|(c, w)| json!({"version": c.number, "weight": w})),
@@ -480,18 +522,26 @@ pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, cairn_st
     }))
 }
 
-async fn model_metrics(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    if let Err(r) = find(&s, &name) {
-        return r;
-    }
-    axum::Json(json!({"name": name, "series": s.gateway.metrics.series(&name)})).into_response()
+async fn model_metrics(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+    let endpoint = match find(&s, &path.scoped()) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let key = &endpoint.key;
+    axum::Json(json!({
+        "project": key.project.as_ref().map(|p| p.as_str()),
+        "name": key.name.as_str(),
+        "series": s.gateway.metrics.series(key),
+    }))
+    .into_response()
 }
 
-async fn create_key(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    if let Err(r) = find(&s, &name) {
-        return r;
-    }
-    match s.gateway.keys.create(&name) {
+async fn create_key(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+    let endpoint = match find(&s, &path.scoped()) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    match s.gateway.keys.create(&endpoint.key) {
         Ok((secret, info)) => (
             StatusCode::CREATED,
             axum::Json(json!({"key": secret, "info": info, "note": "the key is shown only once"})),
@@ -501,22 +551,44 @@ async fn create_key(State(s): State<GatewayState>, Path(name): Path<String>) -> 
     }
 }
 
-async fn list_keys(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
-    match s.gateway.keys.list(&name) {
+async fn list_keys(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+    let endpoint = match find(&s, &path.scoped()) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    match s.gateway.keys.list(&endpoint.key) {
         Ok(keys) => axum::Json(json!({"keys": keys})).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn revoke_key(
-    State(s): State<GatewayState>,
-    Path((name, id)): Path<(String, String)>,
-) -> Response {
-    match s.gateway.keys.revoke(&name, &id) {
+/// A key of a model, as `/api/v1/[projects/{project}/]models/{name}/keys/{id}`
+/// names it.
+#[derive(serde::Deserialize)]
+struct KeyPath {
+    project: Option<String>,
+    name: String,
+    id: String,
+}
+
+async fn revoke_key(State(s): State<GatewayState>, Path(path): Path<KeyPath>) -> Response {
+    let wanted = ScopedName {
+        project: path.project,
+        name: path.name,
+    };
+    let endpoint = match find(&s, &wanted) {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let id = path.id;
+    match s.gateway.keys.revoke(&endpoint.key, &id) {
         Ok(true) => axum::Json(json!({"revoked": id})).into_response(),
         Ok(false) => error(
             StatusCode::NOT_FOUND,
-            format!("model `{name}` has no key `{id}`"),
+            format!(
+                "model `{}` has no key `{id}`",
+                endpoint.key.qualified_name()
+            ),
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -529,7 +601,8 @@ async fn inference(State(s): State<GatewayState>, Path(id): Path<String>) -> Res
     match s.gateway.events.get(uuid) {
         Ok(Some(e)) => axum::Json(json!({
             "uuid": e.uuid.to_string(),
-            "model": e.model,
+            "project": e.model.project.as_ref().map(|p| p.as_str()),
+            "model": e.model.name.as_str(),
             "version": e.version,
             "commit": e.commit,
             "time": e.time.to_rfc3339(),

@@ -5,5 +5,6 @@ pub mod dashboard;
 pub mod gateway;
 pub mod hooks;
 pub mod monitoring;
+pub mod names;
 pub mod proxy;
 pub mod runtime;

@@ -4,13 +4,15 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
-use crate::gateway::GatewayState;
+use crate::gateway::{GatewayState, find};
+use crate::names::NamePath;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_monitor::aggregate::parse_window;
 use cairn_monitor::ingest::{parse_feedback, parse_metrics};
 use cairn_monitor::summary::report;
+use cairn_spec::ResourceKey;
 use cairn_store::monitoring::{Recorded, record_feedback, record_metrics};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -27,15 +29,10 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// content type.
 async fn authorized_body(
     s: &GatewayState,
-    name: &str,
+    path: &NamePath,
     req: Request,
-) -> Result<(String, Option<String>, Vec<u8>), Response> {
-    let endpoint = s.gateway.endpoint(name).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            format!("no model `{name}` is served"),
-        )
-    })?;
+) -> Result<(ResourceKey, Option<String>, Vec<u8>), Response> {
+    let endpoint = find(s, &path.scoped())?;
     let (parts, body) = req.into_parts();
     let auth = parts
         .headers
@@ -59,7 +56,7 @@ async fn authorized_body(
             format!("the request body is larger than {MAX_BODY} bytes"),
         )
     })?;
-    Ok((endpoint.key.name.to_string(), content_type, bytes.to_vec()))
+    Ok((endpoint.key.clone(), content_type, bytes.to_vec()))
 }
 
 /// 200 when something was recorded, 404 when everything was unknown.
@@ -77,13 +74,13 @@ fn recorded_answer(r: Recorded, count_key: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// `POST /models/NAME/metrics`.
+/// `POST /[projects/PROJECT/]models/NAME/metrics`.
 pub async fn post_metrics(
     State(s): State<GatewayState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     req: Request,
 ) -> Response {
-    let (model, _, bytes) = match authorized_body(&s, &name, req).await {
+    let (model, _, bytes) = match authorized_body(&s, &path, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -107,13 +104,13 @@ pub async fn post_metrics(
     }
 }
 
-/// `POST /models/NAME/feedback`.
+/// `POST /[projects/PROJECT/]models/NAME/feedback`.
 pub async fn post_feedback(
     State(s): State<GatewayState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     req: Request,
 ) -> Response {
-    let (model, content_type, bytes) = match authorized_body(&s, &name, req).await {
+    let (model, content_type, bytes) = match authorized_body(&s, &path, req).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -145,18 +142,16 @@ pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Optio
         .transpose()
 }
 
-/// `GET /api/v1/models/NAME/metrics/aggregate?from=&to=&window=`: `to`
-/// defaults to now, `from` to a day before `to`, `window` to an hour.
+/// `GET /api/v1/[projects/PROJECT/]models/NAME/metrics/aggregate?from=&to=&window=`:
+/// `to` defaults to now, `from` to a day before `to`, `window` to an hour.
 pub async fn get_aggregate(
     State(s): State<GatewayState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(endpoint) = s.gateway.endpoint(&name) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("no model `{name}` is served"),
-        );
+    let endpoint = match find(&s, &path.scoped()) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
     let parsed = (|| {
         let to = parse_time(&q, "to")?.unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
@@ -173,8 +168,9 @@ pub async fn get_aggregate(
     };
     let events = s.gateway.events.clone();
     let task = endpoint.spec.task;
+    let model = endpoint.key.clone();
     let answer = tokio::task::spawn_blocking(move || {
-        report(&events.monitor(), &name, task, from, to, window)
+        report(&events.monitor(), &model, task, from, to, window)
     })
     .await;
     match answer {
@@ -184,11 +180,12 @@ pub async fn get_aggregate(
     }
 }
 
-/// `GET /api/v1/models/NAME/drift?from=&to=`: the model's verdicts, oldest
-/// first; `to` defaults to now, `from` to a day before `to`.
+/// `GET /api/v1/[projects/PROJECT/]models/NAME/drift?from=&to=`: the
+/// model's verdicts, oldest first; `to` defaults to now, `from` to a day
+/// before `to`.
 pub async fn get_drift(
     axum::extract::State(s): axum::extract::State<crate::gateway::GatewayState>,
-    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Path(path): axum::extract::Path<NamePath>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> axum::response::Response {
     use axum::http::StatusCode;
@@ -196,11 +193,9 @@ pub async fn get_drift(
     let fail = |status: StatusCode, message: String| {
         (status, axum::Json(serde_json::json!({"error": message}))).into_response()
     };
-    let Some(endpoint) = s.gateway.endpoint(&name) else {
-        return fail(
-            StatusCode::NOT_FOUND,
-            format!("no model `{name}` is served"),
-        );
+    let endpoint = match find(&s, &path.scoped()) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
     let parsed = (|| {
         let to = parse_time(&q, "to")?.unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
@@ -220,14 +215,15 @@ pub async fn get_drift(
         .as_ref()
         .and_then(|m| m.drift.clone());
     let events = s.gateway.events.clone();
-    let model = name.clone();
+    let model = endpoint.key.clone();
     let answer = tokio::task::spawn_blocking(move || {
         cairn_store::drift::series(&events.monitor(), &model, from, to, 10_000)
     })
     .await;
     match answer {
         Ok(Ok(verdicts)) => axum::Json(serde_json::json!({
-            "name": name,
+            "project": endpoint.key.project.as_ref().map(|p| p.as_str()),
+            "name": endpoint.key.name.as_str(),
             "monitored": drift.is_some(),
             "plugin": drift.as_ref().map(|d| d.plugin.to_string()),
             "threshold": drift.as_ref().map(|d| d.threshold),

@@ -8,6 +8,7 @@ use cairn_runtime::{ApplyContext, LogSource, LogTarget, Runtime, RuntimeError};
 use cairn_runtime_embedded::gpu::GpuInventory;
 use cairn_runtime_embedded::{EmbeddedRuntime, RunRequest};
 use cairn_runtime_kubernetes::KubernetesRuntime;
+use cairn_spec::ResourceKey;
 use cairn_store::{Applied, Run};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,11 +46,19 @@ impl AnyRuntime {
         }
     }
 
-    /// Where a ready replica of an application listens.
-    pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
+    /// The applications called `name`, whatever their project.
+    pub fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
         match self {
-            AnyRuntime::Embedded(r) => r.app_upstream(name),
-            AnyRuntime::Kubernetes(r) => r.app_upstream(name),
+            AnyRuntime::Embedded(r) => r.apps_named(name),
+            AnyRuntime::Kubernetes(r) => r.apps_named(name),
+        }
+    }
+
+    /// Where a ready replica of an application listens.
+    pub fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
+        match self {
+            AnyRuntime::Embedded(r) => r.app_upstream(app),
+            AnyRuntime::Kubernetes(r) => r.app_upstream(app),
         }
     }
 
@@ -83,16 +92,19 @@ impl AnyRuntime {
         }
     }
 
-    /// Evaluates the drift of model `name` now (embedded runtime only).
+    /// Evaluates the drift of a model now (embedded runtime only).
     pub async fn evaluate_drift(
         &self,
-        name: &str,
+        model: &ResourceKey,
     ) -> Result<cairn_monitor::drift::DriftVerdict, cairn_runtime_embedded::DriftError> {
         match self {
-            AnyRuntime::Embedded(r) => r.evaluate_drift(name).await,
-            AnyRuntime::Kubernetes(_) => Err(cairn_runtime_embedded::DriftError::Unsupported(
-                format!("drift of `{name}` is not evaluated on the Kubernetes runtime yet"),
-            )),
+            AnyRuntime::Embedded(r) => r.evaluate_drift(model).await,
+            AnyRuntime::Kubernetes(_) => {
+                Err(cairn_runtime_embedded::DriftError::Unsupported(format!(
+                    "drift of `{}` is not evaluated on the Kubernetes runtime yet",
+                    model.qualified_name()
+                )))
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+// tidy: long file: one type per kind of the spec API; their doc comments are the JSON Schemas' descriptions.
 //! The `spec` types of each kind.
 
 use crate::values::{Cpu, CronExpr, Duration, Memory, Name, RepoPath, Sha256, TimeZone};

@@ -11,7 +11,7 @@ mod kinds;
 pub mod values;
 pub mod yaml;
 
-pub use key::ResourceKey;
+pub use key::{Lookup, ResourceKey, ScopedName};
 pub use kinds::*;
 pub use values::{Cpu, CronExpr, Duration, Memory, Name, RepoPath, Sha256, TimeZone};
 

@@ -1,6 +1,8 @@
 //! Drift verdicts in the events database: one row per evaluation and one
 //! per feature (a time series per feature).
 
+use crate::events::project_column;
+use cairn_spec::ResourceKey;
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -8,6 +10,9 @@ use serde::Serialize;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftVerdict {
+    /// The model's project (none for verdicts stored before projects were
+    /// recorded and not adopted since).
+    pub project: Option<String>,
     /// The model.
     pub model: String,
     /// The drift-detector plugin.
@@ -46,7 +51,8 @@ pub struct FeatureVerdict {
     pub drifted: bool,
 }
 
-/// Schema of the drift tables (a migration of the events database).
+/// Schema of the drift tables (a migration of the events database; a later
+/// one adds `drift_evaluations.project`).
 pub const SCHEMA: &str = "CREATE TABLE drift_evaluations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     model TEXT NOT NULL,
@@ -74,9 +80,10 @@ CREATE INDEX drift_features_evaluation ON drift_features (evaluation);";
 pub fn record(conn: &mut Connection, v: &DriftVerdict) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     tx.execute(
-        "INSERT INTO drift_evaluations (model, plugin, time_ms, from_ms, to_ms, rows, score, drifted, threshold, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO drift_evaluations (project, model, plugin, time_ms, from_ms, to_ms, rows, score, drifted, threshold, error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
+            v.project.as_deref().unwrap_or(""),
             v.model,
             v.plugin,
             v.time_ms,
@@ -105,23 +112,33 @@ pub fn record(conn: &mut Connection, v: &DriftVerdict) -> rusqlite::Result<()> {
 /// most `limit` (the newest ones).
 pub fn series(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     from_ms: i64,
     to_ms: i64,
     limit: usize,
 ) -> rusqlite::Result<Vec<DriftVerdict>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, plugin, time_ms, from_ms, to_ms, rows, score, drifted, threshold, error \
-         FROM drift_evaluations WHERE model = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
-         ORDER BY time_ms DESC, id DESC LIMIT ?4",
+         FROM drift_evaluations \
+         WHERE project = ?1 AND model = ?2 AND time_ms >= ?3 AND time_ms < ?4 \
+         ORDER BY time_ms DESC, id DESC LIMIT ?5",
     )?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let project = model.project.as_ref().map(|p| p.to_string());
+    let params = params![
+        project_column(model),
+        model.name.as_str(),
+        from_ms,
+        to_ms,
+        limit
+    ];
     let mut rows: Vec<(i64, DriftVerdict)> = stmt
-        .query_map(params![model, from_ms, to_ms, limit], |r| {
+        .query_map(params, |r| {
             Ok((
                 r.get(0)?,
                 DriftVerdict {
-                    model: model.to_string(),
+                    project: project.clone(),
+                    model: model.name.to_string(),
                     plugin: r.get(1)?,
                     time_ms: r.get(2)?,
                     from_ms: r.get(3)?,
@@ -162,8 +179,10 @@ mod tests {
     #[test]
     fn verdicts_round_trip_oldest_first() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        crate::events::migrations().to_latest(&mut conn).unwrap();
+        let key = |project: &str| crate::events::model_key(project, "m").unwrap();
         let verdict = |t: i64, drifted: bool| DriftVerdict {
+            project: Some("lab".into()),
             model: "m".into(),
             plugin: "drift-psi".into(),
             time_ms: t,
@@ -183,12 +202,16 @@ mod tests {
         };
         record(&mut conn, &verdict(100, true)).unwrap();
         record(&mut conn, &verdict(200, false)).unwrap();
-        let got = series(&conn, "m", 0, 1000, 10).unwrap();
+        let got = series(&conn, &key("lab"), 0, 1000, 10).unwrap();
         assert_eq!(got, vec![verdict(100, true), verdict(200, false)]);
         assert_eq!(
-            series(&conn, "m", 0, 1000, 1).unwrap(),
+            series(&conn, &key("lab"), 0, 1000, 1).unwrap(),
             vec![verdict(200, false)]
         );
-        assert!(series(&conn, "other", 0, 1000, 10).unwrap().is_empty());
+        assert!(
+            series(&conn, &key("other"), 0, 1000, 10)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

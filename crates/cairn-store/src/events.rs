@@ -22,7 +22,15 @@
 //!
 //! Dropping the last [`EventLog`] clone closes the queue and waits for the
 //! writer to write what was queued.
+//!
+//! A model is its project and its name: every table of the database
+//! (events, business metrics, feedback, drift verdicts) has a `project`
+//! column beside `model`. Rows written before it was added have an empty
+//! project; [`EventLog::adopt_unattributed`] gives them to the one project
+//! that serves a model of their name, and until then they are read back
+//! with no project.
 
+use cairn_spec::{Kind, ResourceKey};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use rusqlite_migration::{M, Migrations};
 use std::path::Path;
@@ -37,8 +45,9 @@ use tokio::sync::oneshot;
 pub struct InferenceEvent {
     /// The event's id (UUID v7 by convention, so ids sort by time).
     pub uuid: uuid::Uuid,
-    /// The model served.
-    pub model: String,
+    /// The model served (its project is empty for events logged before
+    /// projects were recorded and not adopted since).
+    pub model: ResourceKey,
     /// Its version.
     pub version: String,
     /// The commit the model was deployed from.
@@ -163,6 +172,7 @@ enum Msg {
 /// An event as stored, prepared by the caller.
 struct Row {
     uuid: [u8; 16],
+    project: String,
     model: String,
     version: String,
     commit: String,
@@ -174,14 +184,40 @@ struct Row {
 }
 
 const INSERT: &str = "INSERT INTO inference_events \
-     (uuid, model, version, commit_id, time_ms, latency_us, status, inputs, outputs) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+     (uuid, project, model, version, commit_id, time_ms, latency_us, status, inputs, outputs) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-const SELECT: &str = "SELECT uuid, model, version, commit_id, time_ms, latency_us, status, \
-     inputs, outputs FROM inference_events";
+const SELECT: &str = "SELECT uuid, project, model, version, commit_id, time_ms, latency_us, \
+     status, inputs, outputs FROM inference_events";
+
+/// How a model's project is stored: empty for none.
+pub(crate) fn project_column(model: &ResourceKey) -> &str {
+    model.project.as_ref().map_or("", |p| p.as_str())
+}
+
+/// The model of a stored row.
+pub(crate) fn model_key(project: &str, name: &str) -> Option<ResourceKey> {
+    Some(ResourceKey {
+        kind: Kind::Model,
+        project: match project {
+            "" => None,
+            p => Some(p.parse().ok()?),
+        },
+        name: name.parse().ok()?,
+    })
+}
+
+/// The tables that name a model, each with an index whose first column is
+/// `project` (so that unattributed rows are found without a scan).
+const MODEL_TABLES: [&str; 4] = [
+    "inference_events",
+    "business_metrics",
+    "feedback",
+    "drift_evaluations",
+];
 
 /// The schema, oldest migration first. Never edit a released migration.
-fn migrations() -> Migrations<'static> {
+pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(
             "CREATE TABLE inference_events (
@@ -219,6 +255,24 @@ fn migrations() -> Migrations<'static> {
         ),
         // Drift verdicts, a time series per feature (see `cairn_monitor::drift`).
         M::up(crate::drift::SCHEMA),
+        // A model is its project and its name. Rows from before have an
+        // empty project (see `EventLog::adopt_unattributed`).
+        M::up(
+            "ALTER TABLE inference_events ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        DROP INDEX inference_events_model_time;
+        CREATE INDEX inference_events_project_model_time
+            ON inference_events (project, model, time_ms);
+        ALTER TABLE business_metrics ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        DROP INDEX business_metrics_model_time;
+        CREATE INDEX business_metrics_project_model_time
+            ON business_metrics (project, model, time_ms);
+        ALTER TABLE feedback ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        CREATE INDEX feedback_project_model ON feedback (project, model);
+        ALTER TABLE drift_evaluations ADD COLUMN project TEXT NOT NULL DEFAULT '';
+        DROP INDEX drift_evaluations_model_time;
+        CREATE INDEX drift_evaluations_project_model_time
+            ON drift_evaluations (project, model, time_ms);",
+        ),
     ])
 }
 
@@ -345,21 +399,61 @@ impl EventLog {
     /// at most `limit`.
     pub fn query(
         &self,
-        model: &str,
+        model: &ResourceKey,
         from_ms: i64,
         to_ms: i64,
         limit: usize,
     ) -> Result<Vec<InferenceEvent>> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(&format!(
-            "{SELECT} WHERE model = ?1 AND time_ms >= ?2 AND time_ms < ?3 \
-             ORDER BY time_ms DESC, uuid DESC LIMIT ?4"
+            "{SELECT} WHERE project = ?1 AND model = ?2 AND time_ms >= ?3 AND time_ms < ?4 \
+             ORDER BY time_ms DESC, uuid DESC LIMIT ?5"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let raws = stmt
-            .query_map(params![model, from_ms, to_ms, limit], RawEvent::from_row)?
+            .query_map(
+                params![
+                    project_column(model),
+                    model.name.as_str(),
+                    from_ms,
+                    to_ms,
+                    limit
+                ],
+                RawEvent::from_row,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         raws.into_iter().map(RawEvent::decode).collect()
+    }
+
+    /// Gives the rows stored without a project (written before projects
+    /// were recorded) to the models of `models` whose name no other of them
+    /// has: with names unique across projects, as they had to be for such
+    /// rows to be right, each name was one model. Rows of a name that
+    /// several projects now use are left without a project. Returns the
+    /// rows adopted. Blocking.
+    pub fn adopt_unattributed(&self, models: &[ResourceKey]) -> Result<u64> {
+        let mut conn = self.monitor();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut adopted = 0;
+        for table in MODEL_TABLES {
+            let any: bool = tx.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE project = '')"),
+                [],
+                |r| r.get(0),
+            )?;
+            if !any {
+                continue;
+            }
+            let mut update = tx.prepare(&format!(
+                "UPDATE {table} SET project = ?1 WHERE project = '' AND model = ?2"
+            ))?;
+            for model in unique_names(models) {
+                adopted +=
+                    update.execute(params![project_column(model), model.name.as_str()])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(adopted)
     }
 
     /// The number of events stored.
@@ -379,7 +473,8 @@ impl Row {
             status: i64::from(event.status),
             inputs: bounded_json(&event.inputs, max_payload_bytes),
             outputs: bounded_json(&event.outputs, max_payload_bytes),
-            model: event.model,
+            project: project_column(&event.model).to_string(),
+            model: event.model.name.to_string(),
             version: event.version,
             commit: event.commit,
         }
@@ -449,6 +544,7 @@ fn bounded_json(value: &serde_json::Value, max: usize) -> String {
 /// A stored row, before decoding.
 struct RawEvent {
     uuid: Vec<u8>,
+    project: String,
     model: String,
     version: String,
     commit: String,
@@ -463,14 +559,15 @@ impl RawEvent {
     fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawEvent> {
         Ok(RawEvent {
             uuid: r.get(0)?,
-            model: r.get(1)?,
-            version: r.get(2)?,
-            commit: r.get(3)?,
-            time_ms: r.get(4)?,
-            latency_us: r.get(5)?,
-            status: r.get(6)?,
-            inputs: r.get(7)?,
-            outputs: r.get(8)?,
+            project: r.get(1)?,
+            model: r.get(2)?,
+            version: r.get(3)?,
+            commit: r.get(4)?,
+            time_ms: r.get(5)?,
+            latency_us: r.get(6)?,
+            status: r.get(7)?,
+            inputs: r.get(8)?,
+            outputs: r.get(9)?,
         })
     }
 
@@ -481,7 +578,7 @@ impl RawEvent {
             chrono::DateTime::from_timestamp_millis(self.time_ms).ok_or_else(|| bad("time"))?;
         Ok(InferenceEvent {
             uuid,
-            model: self.model,
+            model: model_key(&self.project, &self.model).ok_or_else(|| bad("model"))?,
             version: self.version,
             commit: self.commit,
             time,
@@ -553,6 +650,7 @@ impl Writer {
                 let Msg::Event(row, ack) = msg else { continue };
                 let result = stmt.execute(params![
                     &row.uuid[..],
+                    row.project,
                     row.model,
                     row.version,
                     row.commit,
@@ -629,6 +727,18 @@ impl Writer {
     }
 }
 
+/// The models of `models` whose name no other of them has.
+pub(crate) fn unique_names(models: &[ResourceKey]) -> impl Iterator<Item = &ResourceKey> {
+    models.iter().filter(|m| {
+        m.project.is_some()
+            && models
+                .iter()
+                .filter(|o| o.name == m.name && o.kind == m.kind)
+                .count()
+                == 1
+    })
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.code == rusqlite::ErrorCode::ConstraintViolation)
@@ -639,10 +749,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn key(project: &str, name: &str) -> ResourceKey {
+        model_key(project, name).unwrap()
+    }
+
     fn event(model: &str, time_ms: i64) -> InferenceEvent {
         InferenceEvent {
             uuid: uuid::Uuid::now_v7(),
-            model: model.to_string(),
+            model: key("lab", model),
             version: "3".to_string(),
             commit: "0123abcd".to_string(),
             time: chrono::DateTime::from_timestamp_millis(time_ms).unwrap(),
@@ -748,11 +862,16 @@ mod tests {
         }
         log.flush().await.unwrap();
         assert_eq!(log.count().unwrap(), 5000);
-        let newest = log.query("a", 0, 1000, 3).unwrap();
+        let newest = log.query(&key("lab", "a"), 0, 1000, 3).unwrap();
         let times: Vec<i64> = newest.iter().map(|e| e.time.timestamp_millis()).collect();
         assert_eq!(times, vec![998, 996, 994]);
-        assert!(newest.iter().all(|e| e.model == "a"));
-        assert_eq!(log.query("b", 10, 20, 100).unwrap().len(), 5);
+        assert!(newest.iter().all(|e| e.model == key("lab", "a")));
+        assert_eq!(log.query(&key("lab", "b"), 10, 20, 100).unwrap().len(), 5);
+        assert!(
+            log.query(&key("other", "b"), 10, 20, 100)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -785,5 +904,71 @@ mod tests {
         let log = open(&dir);
         assert_eq!(log.count().unwrap(), 101);
         assert_eq!(log.get(e.uuid).unwrap(), Some(e));
+    }
+
+    #[tokio::test]
+    async fn models_of_the_same_name_in_two_projects_are_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(&dir);
+        let (a, b) = (key("alpha", "clf"), key("beta", "clf"));
+        for (model, t) in [(&a, 1), (&b, 2), (&b, 3)] {
+            let mut e = event("clf", t);
+            e.model = model.clone();
+            log.append_durable(e.clone()).await.unwrap();
+            assert_eq!(log.get(e.uuid).unwrap().unwrap().model, *model);
+        }
+        assert_eq!(log.query(&a, 0, 10, 10).unwrap().len(), 1);
+        assert_eq!(log.query(&b, 0, 10, 10).unwrap().len(), 2);
+    }
+
+    /// A database of the last release without projects: its rows read back
+    /// without one, and are adopted by the one project serving their name.
+    #[tokio::test]
+    async fn rows_from_before_projects_are_read_and_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let old = uuid::Uuid::now_v7();
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 3).unwrap();
+            for (uuid, model) in [(old, "clf"), (uuid::Uuid::now_v7(), "shared")] {
+                conn.execute(
+                    "INSERT INTO inference_events (uuid, model, version, commit_id, time_ms, \
+                     latency_us, status, inputs, outputs) \
+                     VALUES (?1, ?2, '1', 'c0ffee', 5, 10, 200, '{}', '[1]')",
+                    params![&uuid.as_bytes()[..], model],
+                )
+                .unwrap();
+            }
+            conn.execute(
+                "INSERT INTO feedback (uuid, model, label, received_ms) VALUES (?1, 'clf', '1', 6)",
+                [&old.as_bytes()[..]],
+            )
+            .unwrap();
+        }
+        let log = open(&dir);
+        let read = log.get(old).unwrap().unwrap();
+        assert_eq!(read.model.project, None);
+        assert_eq!(read.model.name.as_str(), "clf");
+        assert_eq!(read.outputs, serde_json::json!([1]));
+
+        let served = [
+            key("alpha", "clf"),
+            key("alpha", "shared"),
+            key("beta", "shared"),
+        ];
+        // Three rows: the event and feedback of `clf`; `shared` is
+        // ambiguous now and stays without a project.
+        assert_eq!(log.adopt_unattributed(&served).unwrap(), 2);
+        assert_eq!(log.get(old).unwrap().unwrap().model, key("alpha", "clf"));
+        assert_eq!(log.query(&served[0], 0, 10, 10).unwrap().len(), 1);
+        assert!(log.query(&served[1], 0, 10, 10).unwrap().is_empty());
+        let project: String = log
+            .monitor()
+            .query_row("SELECT project FROM feedback", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(project, "alpha");
+        // Adopting again changes nothing.
+        assert_eq!(log.adopt_unattributed(&served).unwrap(), 0);
     }
 }

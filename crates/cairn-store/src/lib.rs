@@ -1,3 +1,4 @@
+// tidy: long file: the control database's tables share one connection and transaction helpers; a fifth is tests.
 //! The embedded store: one SQLite file in WAL mode holding what the
 //! controller has applied, per-resource status, job runs and their
 //! artifacts, supervised processes (for adoption after a restart), sync
@@ -5,12 +6,20 @@
 
 pub mod drift;
 pub mod events;
+
+/// A connection to one of the databases, as the store hands it out (the
+/// monitoring connection of the event log, for instance).
+pub use rusqlite::Connection;
+/// What a query answers: its rows or the database's error.
+pub type SqlResult<T> = rusqlite::Result<T>;
+/// An error of the database.
+pub use rusqlite::Error as SqlError;
 pub mod keys;
 mod migrations;
 pub mod monitoring;
 
 use cairn_spec::ResourceKey;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! feedback (delayed ground truth) by inference UUID, and the rows that
 //! the aggregation reads.
 
-use cairn_spec::ModelTask;
+use crate::events::project_column;
+use cairn_spec::{ModelTask, ResourceKey};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -49,18 +50,27 @@ pub struct Recorded {
 /// The time of inference `uuid` of `model`, if it is one.
 fn inference_time(
     tx: &rusqlite::Transaction<'_>,
-    model: &str,
+    model: &ResourceKey,
     uuid: &uuid::Uuid,
 ) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT time_ms FROM inference_events WHERE uuid = ?1 AND model = ?2")?
-        .query_row(params![&uuid.as_bytes()[..], model], |r| r.get(0))
-        .optional()
+    tx.prepare_cached(
+        "SELECT time_ms FROM inference_events WHERE uuid = ?1 AND project = ?2 AND model = ?3",
+    )?
+    .query_row(
+        params![
+            &uuid.as_bytes()[..],
+            project_column(model),
+            model.name.as_str()
+        ],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Stores business metrics; those of unknown inferences are not stored.
 pub fn record_metrics(
     conn: &mut Connection,
-    model: &str,
+    model: &ResourceKey,
     items: &[MetricItem],
     now_ms: i64,
 ) -> rusqlite::Result<Recorded> {
@@ -78,8 +88,8 @@ pub fn record_metrics(
             },
         };
         let mut insert = tx.prepare_cached(
-            "INSERT INTO business_metrics (uuid, model, time_ms, name, num, text) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO business_metrics (uuid, project, model, time_ms, name, num, text) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for (name, value) in &item.metrics {
             let (num, text) = match value {
@@ -88,7 +98,8 @@ pub fn record_metrics(
             };
             insert.execute(params![
                 item.uuid.as_ref().map(|u| u.as_bytes().to_vec()),
-                model,
+                project_column(model),
+                model.name.as_str(),
                 time_ms,
                 name,
                 num,
@@ -104,7 +115,7 @@ pub fn record_metrics(
 /// Stores feedback, replacing earlier labels of the same inferences.
 pub fn record_feedback(
     conn: &mut Connection,
-    model: &str,
+    model: &ResourceKey,
     items: &[FeedbackItem],
     now_ms: i64,
 ) -> rusqlite::Result<Recorded> {
@@ -120,11 +131,18 @@ pub fn record_feedback(
             .prepare_cached("SELECT 1 FROM feedback WHERE uuid = ?1")?
             .exists([key])?;
         tx.prepare_cached(
-            "INSERT INTO feedback (uuid, model, label, received_ms) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO feedback (uuid, project, model, label, received_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
              ON CONFLICT (uuid) DO UPDATE SET label = excluded.label, \
              received_ms = excluded.received_ms",
         )?
-        .execute(params![key, model, item.label.to_string(), now_ms])?;
+        .execute(params![
+            key,
+            project_column(model),
+            model.name.as_str(),
+            item.label.to_string(),
+            now_ms
+        ])?;
         out.recorded += 1;
         out.replaced += usize::from(existed);
     }
@@ -166,28 +184,31 @@ pub struct MetricRow {
 /// The rows of `model` with `from_ms <= time < to_ms`.
 pub fn fetch(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<(Vec<PredictionRow>, Vec<MetricRow>)> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.version, e.time_ms, e.status, e.outputs, f.label \
          FROM inference_events e LEFT JOIN feedback f ON f.uuid = e.uuid \
-         WHERE e.model = ?1 AND e.time_ms >= ?2 AND e.time_ms < ?3",
+         WHERE e.project = ?1 AND e.model = ?2 AND e.time_ms >= ?3 AND e.time_ms < ?4",
     )?;
     let predictions = stmt
-        .query_map(params![model, from_ms, to_ms], |r| {
-            let outputs: String = r.get(3)?;
-            let label: Option<String> = r.get(4)?;
-            Ok(PredictionRow {
-                version: r.get(0)?,
-                time_ms: r.get(1)?,
-                status: u16::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
-                outputs: serde_json::from_str(&outputs).unwrap_or(Value::Null),
-                label: label.and_then(|l| serde_json::from_str(&l).ok()),
-                count: 1,
-            })
-        })?
+        .query_map(
+            params![project_column(model), model.name.as_str(), from_ms, to_ms],
+            |r| {
+                let outputs: String = r.get(3)?;
+                let label: Option<String> = r.get(4)?;
+                Ok(PredictionRow {
+                    version: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    status: u16::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    outputs: serde_json::from_str(&outputs).unwrap_or(Value::Null),
+                    label: label.and_then(|l| serde_json::from_str(&l).ok()),
+                    count: 1,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((predictions, fetch_metrics(conn, model, from_ms, to_ms)?))
 }
@@ -201,7 +222,7 @@ pub fn fetch(
 /// scores read), so a classifier's rows group to a few per window.
 pub fn fetch_grouped(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     task: Option<ModelTask>,
     from_ms: i64,
     to_ms: i64,
@@ -243,9 +264,14 @@ pub fn fetch_grouped(
     let mut stmt = conn.prepare_cached(
         "SELECT e.version, e.time_ms, e.status, e.outputs, f.label \
          FROM inference_events e LEFT JOIN feedback f ON f.uuid = e.uuid \
-         WHERE e.model = ?1 AND e.time_ms >= ?2 AND e.time_ms < ?3",
+         WHERE e.project = ?1 AND e.model = ?2 AND e.time_ms >= ?3 AND e.time_ms < ?4",
     )?;
-    let mut rows = stmt.query(params![model, from_ms, to_ms])?;
+    let mut rows = stmt.query(params![
+        project_column(model),
+        model.name.as_str(),
+        from_ms,
+        to_ms
+    ])?;
     while let Some(r) = rows.next()? {
         let version = versions.get(r.get_ref(0)?.as_str().unwrap_or_default());
         let start = r.get::<_, i64>(1)?.div_euclid(window_ms) * window_ms;
@@ -291,29 +317,32 @@ pub fn fetch_grouped(
 /// The business metrics of a model in `[from_ms, to_ms)`.
 fn fetch_metrics(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<Vec<MetricRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT e.version, b.time_ms, b.name, b.num, b.text \
          FROM business_metrics b LEFT JOIN inference_events e ON e.uuid = b.uuid \
-         WHERE b.model = ?1 AND b.time_ms >= ?2 AND b.time_ms < ?3",
+         WHERE b.project = ?1 AND b.model = ?2 AND b.time_ms >= ?3 AND b.time_ms < ?4",
     )?;
     let metrics = stmt
-        .query_map(params![model, from_ms, to_ms], |r| {
-            let num: Option<f64> = r.get(3)?;
-            let text: Option<String> = r.get(4)?;
-            Ok(MetricRow {
-                version: r.get(0)?,
-                time_ms: r.get(1)?,
-                name: r.get(2)?,
-                value: match num {
-                    Some(n) => MetricValue::Num(n),
-                    None => MetricValue::Text(text.unwrap_or_default()),
-                },
-            })
-        })?
+        .query_map(
+            params![project_column(model), model.name.as_str(), from_ms, to_ms],
+            |r| {
+                let num: Option<f64> = r.get(3)?;
+                let text: Option<String> = r.get(4)?;
+                Ok(MetricRow {
+                    version: r.get(0)?,
+                    time_ms: r.get(1)?,
+                    name: r.get(2)?,
+                    value: match num {
+                        Some(n) => MetricValue::Num(n),
+                        None => MetricValue::Text(text.unwrap_or_default()),
+                    },
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(metrics)
 }
@@ -340,16 +369,23 @@ pub fn db_path(conn: &Connection) -> String {
 /// answered in `[from_ms, to_ms)`.
 pub fn request_outcomes(
     conn: &Connection,
-    model: &str,
+    model: &ResourceKey,
     version: &str,
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<Vec<(i64, u64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT status, latency_us FROM inference_events
-         WHERE model = ?1 AND time_ms >= ?2 AND time_ms < ?3 AND version = ?4",
+         WHERE project = ?1 AND model = ?2 AND time_ms >= ?3 AND time_ms < ?4 AND version = ?5",
     )?;
-    let rows = stmt.query_map(params![model, from_ms, to_ms, version], |r| {
+    let params = params![
+        project_column(model),
+        model.name.as_str(),
+        from_ms,
+        to_ms,
+        version
+    ];
+    let rows = stmt.query_map(params, |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
     })?;
     rows.collect()

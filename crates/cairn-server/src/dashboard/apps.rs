@@ -1,11 +1,14 @@
-//! `/apps`: the applications, with links to them (`/apps/NAME/`).
+//! `/apps`: the applications, with links to them (`/apps/NAME/`, or
+//! `/projects/PROJECT/apps/NAME/` for a name several projects use).
 
 use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, s, table, url_segment,
+    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, s, scoped_href,
+    shared_names, table,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_spec::ResourceKey;
 
 pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     let status = match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state)) {
@@ -13,15 +16,23 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
         Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let runtime = state.app.controller.runtime();
-    let rows: Vec<String> = status["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let resources = status["resources"].as_array().cloned().unwrap_or_default();
+    let shared = shared_names(of_kind(&resources, "Application"));
+    let rows: Vec<String> = resources
+        .iter()
         .filter(|r| s(r, "kind") == "Application")
         .map(|r| {
             let name = s(r, "name");
-            let href = format!("/apps/{}/", url_segment(name));
-            let up = runtime.app_upstream(name).is_some();
+            let project = r["project"].as_str();
+            let href = format!(
+                "{}/",
+                scoped_href("apps", project, name, shared.contains(name))
+            );
+            let key = ResourceKey::from_id(&format!(
+                "Application/{}/{name}",
+                project.unwrap_or_default()
+            ));
+            let up = key.is_some_and(|k| runtime.app_upstream(&k).is_some());
             let open = if up {
                 format!("<a class=\"button\" href=\"{}\">Open</a>", escape(&href))
             } else {

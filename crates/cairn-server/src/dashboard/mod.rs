@@ -5,7 +5,11 @@
 //! Pages are rendered from the same data as the JSON API. Every five
 //! seconds the script fetches the page again and swaps the regions marked
 //! `data-live` in place; charts draw from `/api/v1/models/NAME/metrics` and
-//! `/api/v1/models/NAME/metrics/aggregate`.
+//! `/api/v1/models/NAME/metrics/aggregate` (in the model's project,
+//! `/api/v1/projects/PROJECT/models/NAME/...`).
+//!
+//! Links to models and applications take the bare route while one project
+//! uses the name, and the project's route when several do.
 
 mod apps;
 mod jobs;
@@ -39,6 +43,7 @@ pub fn routes(app: AppState, gateway: GatewayState) -> Router {
         .route("/jobs/{name}/runs/{number}", get(jobs::run))
         .route("/models", get(models::list))
         .route("/models/{name}", get(models::detail))
+        .route("/projects/{project}/models/{name}", get(models::detail))
         .route("/apps", get(apps::list))
         .route("/assets/{file}", get(asset))
         .with_state(DashboardState { app, gateway })
@@ -120,6 +125,38 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Escapes a path segment for a URL inside an attribute.
+/// The route of a project-scoped resource under `/{kind}/`: bare when
+/// `shared` is false (no other project uses the name), else in its
+/// project, `/projects/PROJECT/{kind}/NAME`.
+fn scoped_href(kind: &str, project: Option<&str>, name: &str, shared: bool) -> String {
+    match project.filter(|_| shared) {
+        Some(p) => format!("/projects/{}/{kind}/{}", url_segment(p), url_segment(name)),
+        None => format!("/{kind}/{}", url_segment(name)),
+    }
+}
+
+/// The names that several projects use, among (project, name) pairs.
+fn shared_names<'a>(
+    resources: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> std::collections::HashSet<String> {
+    let mut seen = std::collections::HashMap::<&str, std::collections::HashSet<&str>>::new();
+    for (project, name) in resources {
+        seen.entry(name).or_default().insert(project);
+    }
+    seen.into_iter()
+        .filter(|(_, projects)| projects.len() > 1)
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// The (project, name) of the resources of `kind` in a status report.
+fn of_kind<'a>(resources: &'a [Value], kind: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+    resources
+        .iter()
+        .filter(move |r| s(r, "kind") == kind)
+        .map(|r| (s(r, "project"), s(r, "name")))
+}
+
 fn url_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -320,6 +357,26 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(url_segment("a b/ü"), "a%20b%2F%C3%BC");
+    }
+
+    #[test]
+    fn links_name_the_project_of_a_shared_name() {
+        let resources = [
+            serde_json::json!({"kind": "Model", "project": "alpha", "name": "clf"}),
+            serde_json::json!({"kind": "Model", "project": "beta", "name": "clf"}),
+            serde_json::json!({"kind": "Model", "project": "alpha", "name": "solo"}),
+            serde_json::json!({"kind": "Application", "project": "beta", "name": "solo"}),
+        ];
+        let shared = shared_names(of_kind(&resources, "Model"));
+        assert_eq!(shared.into_iter().collect::<Vec<_>>(), ["clf"]);
+        assert_eq!(
+            scoped_href("models", Some("beta"), "clf", true),
+            "/projects/beta/models/clf"
+        );
+        assert_eq!(
+            scoped_href("models", Some("alpha"), "solo", false),
+            "/models/solo"
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! `/models`: every model with its serving version; `/models/NAME`: its
-//! versions, traffic and latency charts, accuracy over time and business
-//! metrics.
+//! `/models`: every model with its serving version; `/models/NAME` (or, in
+//! its project, `/projects/PROJECT/models/NAME`): its versions, traffic and
+//! latency charts, accuracy over time and business metrics.
 
 use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, number, s, table, time,
-    url_segment,
+    DashboardState, Section, badge, commit, error_page, escape, layout, number, s, scoped_href,
+    shared_names, table, time,
 };
+use crate::names::NamePath;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_gateway::service::Endpoint;
 use serde_json::{Value, json};
 
 /// Every model: declared (with its phase) and served (with its version).
@@ -38,7 +40,10 @@ fn models(state: &DashboardState) -> Vec<Value> {
             if s(r, "kind") != "Model" {
                 continue;
             }
-            match out.iter_mut().find(|m| m["name"] == r["name"]) {
+            match out
+                .iter_mut()
+                .find(|m| m["name"] == r["name"] && m["project"] == r["project"])
+            {
                 Some(m) => {
                     m["phase"] = r["phase"].clone();
                     m["message"] = r["message"].clone();
@@ -53,7 +58,7 @@ fn models(state: &DashboardState) -> Vec<Value> {
             }
         }
     }
-    out.sort_by(|a, b| s(a, "name").cmp(s(b, "name")));
+    out.sort_by(|a, b| (s(a, "name"), s(a, "project")).cmp(&(s(b, "name"), s(b, "project"))));
     out
 }
 
@@ -63,15 +68,22 @@ fn dash() -> String {
 
 pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     let models = tokio::task::block_in_place(|| models(&state));
+    let shared = shared_names(models.iter().map(|m| (s(m, "project"), s(m, "name"))));
     let rows: Vec<String> = models
         .iter()
         .map(|m| {
             let name = s(m, "name");
             let served = m["served"] == true;
             let link = if served {
+                let href = scoped_href(
+                    "models",
+                    m["project"].as_str(),
+                    name,
+                    shared.contains(name),
+                );
                 format!(
-                    "<a href=\"/models/{}\"><strong>{}</strong></a>",
-                    escape(&url_segment(name)),
+                    "<a href=\"{}\"><strong>{}</strong></a>",
+                    escape(&href),
                     escape(name)
                 )
             } else {
@@ -124,11 +136,10 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
 /// window), as kept between renders: `None` while a large store's first
 /// summary is being computed (see
 /// [`cairn_monitor::summary::Summaries::page_summary`]).
-async fn summary(state: &DashboardState, name: &str, days: i64) -> Option<Value> {
-    let endpoint = state.gateway.gateway.endpoint(name)?;
+async fn summary(state: &DashboardState, endpoint: &Endpoint, days: i64) -> Option<Value> {
     let events = state.gateway.gateway.events.clone();
     let summaries = state.gateway.summaries.clone();
-    let model = name.to_string();
+    let model = endpoint.key.clone();
     let task = endpoint.spec.task;
     tokio::task::spawn_blocking(move || summaries.page_summary(&events, &model, task, days))
         .await
@@ -229,20 +240,28 @@ fn business_table(summary: &Value) -> String {
             "Version", "Metric", "Count", "Sum", "Mean", "p50", "p95", "Values",
         ],
         &rows,
-        "No business metrics were posted in the last 30 days (POST /models/NAME/metrics).",
+        "No business metrics were posted in the last 30 days (POST /projects/PROJECT/models/NAME/metrics).",
     )
 }
 
 pub(super) async fn detail(
     State(state): State<DashboardState>,
-    Path(name): Path<String>,
+    Path(path): Path<NamePath>,
 ) -> Response {
-    let Some(endpoint) = state.gateway.gateway.endpoint(&name) else {
-        return error_page(
-            Section::Models,
-            StatusCode::NOT_FOUND,
-            &format!("no model `{name}` is served"),
-        );
+    let endpoint = match crate::gateway::resolve_model(&state.gateway.gateway, &path.scoped()) {
+        Ok(e) => e,
+        Err((status, message)) => return error_page(Section::Models, status, &message),
+    };
+    let name = endpoint.key.name.to_string();
+    let (predict, api) = match &endpoint.key.project {
+        Some(p) => (
+            format!("/projects/{p}/models/{name}/predict"),
+            format!("/api/v1/projects/{p}/models/{name}"),
+        ),
+        None => (
+            format!("/models/{name}/predict"),
+            format!("/api/v1/models/{name}"),
+        ),
     };
     let current = endpoint.current();
     let versions =
@@ -256,7 +275,7 @@ pub(super) async fn detail(
                 );
             }
         };
-    let summary = summary(&state, &name, cairn_monitor::summary::PAGE_DAYS).await;
+    let summary = summary(&state, &endpoint, cairn_monitor::summary::PAGE_DAYS).await;
     let regression = endpoint.spec.task == Some(cairn_spec::ModelTask::Regression);
     let version_rows: Vec<String> = versions
         .as_array()
@@ -287,13 +306,15 @@ pub(super) async fn detail(
 <dt>Serving</dt><dd>v{version} from {commit}</dd>
 <dt>Runtime</dt><dd>{runtime}</dd>
 <dt>Replicas</dt><dd>{replicas}</dd>
-<dt>Predict</dt><dd><code>POST /models/{name}/predict</code></dd>
+<dt>Project</dt><dd>{project}</dd>
+<dt>Predict</dt><dd><code>POST {predict}</code></dd>
 </dl>"#,
         version = current.number,
         commit = commit(&current.commit),
         runtime = escape(runtime.as_str().unwrap_or("")),
         replicas = endpoint.spec.replicas,
-        name = escape(&name),
+        project = escape(endpoint.key.project.as_ref().map_or("—", |p| p.as_str())),
+        predict = escape(&predict),
     );
     let chart = |id: &str, title: &str, unit: &str| {
         format!(
@@ -304,7 +325,7 @@ pub(super) async fn detail(
         r#"<p class="crumbs"><a href="/models">Models</a> / {name}</p>
 <h1>{name}</h1>
 {facts}
-<section id="model-page" data-model="{name}">
+<section id="model-page" data-model="{name}" data-api="{api}">
 <h2>Traffic <span class="muted small">last hour, 10-second intervals</span></h2>
 <div class="charts">{throughput}{latency}{errors}</div>
 <h2>Resources <span class="muted small">last hour, 10-second samples</span></h2>
@@ -326,6 +347,7 @@ pub(super) async fn detail(
 <h2>Versions</h2>
 {versions}"#,
         name = escape(&name),
+        api = escape(&api),
         throughput = chart("throughput", "Throughput", "requests/s"),
         latency = chart("latency", "Latency", "p50 · p95 · p99, ms"),
         errors = chart("errors", "Errors", "per 10 s"),

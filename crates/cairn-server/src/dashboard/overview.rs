@@ -1,6 +1,9 @@
 //! `/`: the repository, the last sync, and every resource with its phase.
 
-use super::{DashboardState, Section, badge, commit, error_page, escape, layout, s, table, time};
+use super::{
+    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, s, scoped_href,
+    shared_names, table, time,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,13 +37,13 @@ pub(super) fn status(state: &DashboardState) -> Result<Value, String> {
     }))
 }
 
-/// Where a resource's page is, if it has one.
-fn resource_link(kind: &str, name: &str) -> Option<String> {
-    let name = crate::dashboard::url_segment(name);
+/// Where a resource's page is, if it has one; `shared`: whether several
+/// projects use its name.
+fn resource_link(kind: &str, project: Option<&str>, name: &str, shared: bool) -> Option<String> {
     match kind {
-        "Model" => Some(format!("/models/{name}")),
-        "Application" => Some(format!("/apps/{name}/")),
-        "Job" => Some(format!("/jobs#job-{name}")),
+        "Model" => Some(scoped_href("models", project, name, shared)),
+        "Application" => Some(format!("{}/", scoped_href("apps", project, name, shared))),
+        "Job" => Some(format!("/jobs#job-{}", crate::dashboard::url_segment(name))),
         _ => None,
     }
 }
@@ -113,6 +116,8 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
         rev = escape(s(&status, "revision")),
     );
 
+    let shared_models = shared_names(of_kind(&resources, "Model"));
+    let shared_apps = shared_names(of_kind(&resources, "Application"));
     let rows: Vec<String> = resources
         .iter()
         .map(|r| {
@@ -122,7 +127,11 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
                 Some(p) => format!("<span class=\"muted\">{}/</span>{}", escape(p), escape(name)),
                 None => escape(name),
             };
-            let name_cell = match resource_link(kind, name) {
+            let shared = match kind {
+                "Model" => shared_models.contains(name),
+                _ => shared_apps.contains(name),
+            };
+            let name_cell = match resource_link(kind, r["project"].as_str(), name, shared) {
                 Some(href) => format!("<a href=\"{}\">{label}</a>", escape(&href)),
                 None => label,
             };

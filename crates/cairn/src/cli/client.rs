@@ -1,5 +1,8 @@
 //! Commands that talk to a running `cairn up`: `status`, `run`, `runs`, `logs`,
 //! `predict`, `keys`, `metrics`.
+//!
+//! Jobs and models are named `NAME` (a name one project uses) or
+//! `PROJECT/NAME`; the server names the projects of an ambiguous bare name.
 
 use super::OutputFormat;
 use anyhow::{Context, Result, bail};
@@ -95,11 +98,29 @@ fn json_or_error(response: &mut ureq::http::Response<ureq::Body>) -> Result<Valu
     Ok(value)
 }
 
-fn query(project: &Option<String>) -> String {
-    project
-        .as_ref()
-        .map(|p| format!("?project={p}"))
-        .unwrap_or_default()
+/// The route of a job or model (`kind`: `jobs`, `models`) named `NAME` or
+/// `PROJECT/NAME` (`project`, from `--project`, when the name gives none):
+/// `{prefix}/projects/PROJECT/{kind}/NAME{rest}` or `{prefix}/{kind}/NAME{rest}`.
+fn route(prefix: &str, kind: &str, named: &str, project: Option<&str>, rest: &str) -> String {
+    let wanted = cairn_spec::ScopedName::parse(named);
+    match wanted.project.as_deref().or(project) {
+        Some(p) => format!(
+            "{prefix}/projects/{}/{kind}/{}{rest}",
+            query_value(p),
+            query_value(&wanted.name)
+        ),
+        None => format!("{prefix}/{kind}/{}{rest}", query_value(&wanted.name)),
+    }
+}
+
+/// The API route of a model named `NAME` or `PROJECT/NAME`.
+fn model_route(named: &str, rest: &str) -> String {
+    route("/api/v1", "models", named, None, rest)
+}
+
+/// The API route of a job named `NAME` or `PROJECT/NAME`.
+fn job_route(named: &str, project: &Option<String>, rest: &str) -> String {
+    route("/api/v1", "jobs", named, project.as_deref(), rest)
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,7 +212,8 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// The job to run (its upstream jobs run first).
+    /// The job to run (its upstream jobs run first): `NAME`, or
+    /// `PROJECT/NAME` when several projects have a job of that name.
     job: String,
     /// The job's project, when several projects have a job of that name.
     #[arg(long)]
@@ -226,7 +248,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode> {
     });
     let v = args
         .server
-        .post(&format!("/api/v1/jobs/{}/runs", args.job), &body)?;
+        .post(&job_route(&args.job, &args.project, "/runs"), &body)?;
     let pipeline = v["pipeline"].as_array().cloned().unwrap_or_default();
     for r in &pipeline {
         eprintln!(
@@ -264,10 +286,7 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode> {
 
 fn wait_final(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<Value> {
     loop {
-        let r = server.get(&format!(
-            "/api/v1/jobs/{job}/runs/{number}{}",
-            query(project)
-        ))?;
+        let r = server.get(&job_route(job, project, &format!("/runs/{number}")))?;
         if matches!(
             r["state"].as_str(),
             Some("succeeded" | "failed" | "skipped")
@@ -279,10 +298,10 @@ fn wait_final(server: &Server, job: &str, number: i64, project: &Option<String>)
 }
 
 fn follow_logs(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<()> {
-    let sep = if project.is_some() { "&" } else { "?" };
-    let url = server.url(&format!(
-        "/api/v1/jobs/{job}/runs/{number}/logs{}{sep}follow=true",
-        query(project)
+    let url = server.url(&job_route(
+        job,
+        project,
+        &format!("/runs/{number}/logs?follow=true"),
     ));
     let mut response = server
         .agent()
@@ -309,7 +328,7 @@ fn follow_logs(server: &Server, job: &str, number: i64, project: &Option<String>
 
 #[derive(Debug, clap::Args)]
 pub(super) struct LogsArgs {
-    /// The job.
+    /// The job: `NAME` or `PROJECT/NAME`.
     job: String,
     /// The run number (default: the latest).
     #[arg(long)]
@@ -329,11 +348,9 @@ pub(super) fn logs(args: LogsArgs) -> Result<ExitCode> {
     let number = match args.run {
         Some(n) => n,
         None => {
-            let v = args.server.get(&format!(
-                "/api/v1/jobs/{}/runs{}",
-                args.job,
-                query(&args.project)
-            ))?;
+            let v = args
+                .server
+                .get(&job_route(&args.job, &args.project, "/runs"))?;
             v["runs"][0]["number"]
                 .as_i64()
                 .with_context(|| format!("job `{}` has no runs yet", args.job))?
@@ -342,10 +359,10 @@ pub(super) fn logs(args: LogsArgs) -> Result<ExitCode> {
     if args.follow {
         follow_logs(&args.server, &args.job, number, &args.project)?;
     } else {
-        let url = args.server.url(&format!(
-            "/api/v1/jobs/{}/runs/{number}/logs{}",
-            args.job,
-            query(&args.project)
+        let url = args.server.url(&job_route(
+            &args.job,
+            &args.project,
+            &format!("/runs/{number}/logs"),
         ));
         let mut response = args
             .server
@@ -365,7 +382,7 @@ pub(super) fn logs(args: LogsArgs) -> Result<ExitCode> {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RunsArgs {
-    /// The job (default: recent runs of every job).
+    /// The job, `NAME` or `PROJECT/NAME` (default: recent runs of every job).
     job: Option<String>,
     /// The job's project.
     #[arg(long)]
@@ -380,9 +397,7 @@ pub(super) struct RunsArgs {
 /// `cairn runs`.
 pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
     let v = match &args.job {
-        Some(job) => args
-            .server
-            .get(&format!("/api/v1/jobs/{job}/runs{}", query(&args.project)))?,
+        Some(job) => args.server.get(&job_route(job, &args.project, "/runs"))?,
         None => args.server.get("/api/v1/runs")?,
     };
     if args.output == OutputFormat::Json {
@@ -417,7 +432,8 @@ pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct PredictArgs {
-    /// The model.
+    /// The model: `NAME`, or `PROJECT/NAME` when several projects serve a
+    /// model of that name.
     model: String,
     /// The request: JSON (`{"feature": 1.0}`), or `@FILE` holding either the
     /// request or a whole `{"request": ...}` body.
@@ -443,10 +459,13 @@ pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
         serde_json::json!({ "request": value })
     };
     args.server.await_server();
-    let mut req = args
-        .server
-        .agent()
-        .post(&args.server.url(&format!("/models/{}/predict", args.model)));
+    let mut req = args.server.agent().post(&args.server.url(&route(
+        "",
+        "models",
+        &args.model,
+        None,
+        "/predict",
+    )));
     if let Some(key) = &args.key {
         req = req.header("Authorization", &format!("Bearer {key}"));
     }
@@ -471,7 +490,7 @@ enum ModelsAction {
     /// Every version of a model: commit, artifact digest, producing run,
     /// state, traffic share and rollout steps.
     History {
-        /// The model.
+        /// The model: `NAME` or `PROJECT/NAME`.
         model: String,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = OutputFormat::Human)]
@@ -480,7 +499,7 @@ enum ModelsAction {
     /// Serve an earlier version again, through Git: commits a pin of the
     /// model to that version's artifact digest, then syncs.
     Rollback {
-        /// The model.
+        /// The model: `NAME` or `PROJECT/NAME`.
         model: String,
         /// The version to serve again.
         #[arg(long)]
@@ -496,9 +515,7 @@ enum ModelsAction {
 pub(super) fn models(args: ModelsArgs) -> Result<ExitCode> {
     match args.action {
         ModelsAction::History { model, output } => {
-            let v = args
-                .server
-                .get(&format!("/api/v1/models/{}/versions", query_value(&model)))?;
+            let v = args.server.get(&model_route(&model, "/versions"))?;
             if output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);
@@ -564,7 +581,7 @@ pub(super) fn models(args: ModelsArgs) -> Result<ExitCode> {
         }
         ModelsAction::Rollback { model, to, review } => {
             let v = args.server.post(
-                &format!("/api/v1/models/{}/rollback", query_value(&model)),
+                &model_route(&model, "/rollback"),
                 &serde_json::json!({
                     "version": to,
                     "promote": if review { "pull-request" } else { "commit" },
@@ -598,17 +615,17 @@ pub(super) struct KeysArgs {
 enum KeysAction {
     /// Create an access key for a model (shown once).
     Create {
-        /// The model.
+        /// The model: `NAME` or `PROJECT/NAME`.
         model: String,
     },
     /// List a model's keys (not their secrets).
     List {
-        /// The model.
+        /// The model: `NAME` or `PROJECT/NAME`.
         model: String,
     },
     /// Revoke a key.
     Revoke {
-        /// The model.
+        /// The model: `NAME` or `PROJECT/NAME`.
         model: String,
         /// The key's id (`key_...`).
         id: String,
@@ -619,10 +636,9 @@ enum KeysAction {
 pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
     match args.action {
         KeysAction::Create { model } => {
-            let v = args.server.post(
-                &format!("/api/v1/models/{model}/keys"),
-                &serde_json::json!({}),
-            )?;
+            let v = args
+                .server
+                .post(&model_route(&model, "/keys"), &serde_json::json!({}))?;
             println!("{}", v["key"].as_str().unwrap_or_default());
             eprintln!(
                 "created {} for model `{model}`; the key is shown only this once (send it as `Authorization: Bearer KEY`)",
@@ -630,7 +646,7 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
             );
         }
         KeysAction::List { model } => {
-            let v = args.server.get(&format!("/api/v1/models/{model}/keys"))?;
+            let v = args.server.get(&model_route(&model, "/keys"))?;
             let rows: Vec<[String; 4]> = v["keys"]
                 .as_array()
                 .map(|a| {
@@ -658,7 +674,7 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
                 .delete(
                     &args
                         .server
-                        .url(&format!("/api/v1/models/{model}/keys/{id}")),
+                        .url(&model_route(&model, &format!("/keys/{}", query_value(&id)))),
                 )
                 .call()
                 .map_err(|e| args.server.unreachable(e))?;
@@ -671,7 +687,7 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
 
 #[derive(Debug, clap::Args)]
 pub(super) struct MetricsArgs {
-    /// The model.
+    /// The model: `NAME` or `PROJECT/NAME`.
     model: String,
     /// Start of the period, RFC 3339 (default: a day before `--to`).
     #[arg(long)]
@@ -746,10 +762,9 @@ pub(super) fn metrics(args: MetricsArgs) -> Result<ExitCode> {
             params.push(format!("{key}={}", query_value(v)));
         }
     }
-    let v = args.server.get(&format!(
-        "/api/v1/models/{}/metrics/aggregate?{}",
-        query_value(&args.model),
-        params.join("&")
+    let v = args.server.get(&model_route(
+        &args.model,
+        &format!("/metrics/aggregate?{}", params.join("&")),
     ))?;
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -758,7 +773,7 @@ pub(super) fn metrics(args: MetricsArgs) -> Result<ExitCode> {
     let regression = v["task"] == "regression";
     println!(
         "{} ({}), {} to {}, windows of {}",
-        v["model"].as_str().unwrap_or(&args.model),
+        args.model,
         v["task"].as_str().unwrap_or("?"),
         v["from"].as_str().unwrap_or("?"),
         v["to"].as_str().unwrap_or("?"),
@@ -830,6 +845,23 @@ mod tests {
             "2025-01-01T00%3A00%3A00%2B02%3A00"
         );
         assert_eq!(query_value("15m"), "15m");
+    }
+
+    #[test]
+    fn routes_take_a_project() {
+        assert_eq!(
+            route("", "models", "alpha/clf", None, "/predict"),
+            "/projects/alpha/models/clf/predict"
+        );
+        assert_eq!(model_route("clf", "/keys"), "/api/v1/models/clf/keys");
+        assert_eq!(
+            job_route("train", &Some("beta".into()), "/runs"),
+            "/api/v1/projects/beta/jobs/train/runs"
+        );
+        assert_eq!(
+            job_route("alpha/train", &None, "/runs/2/logs?follow=true"),
+            "/api/v1/projects/alpha/jobs/train/runs/2/logs?follow=true"
+        );
     }
 
     #[test]

@@ -185,6 +185,15 @@ async fn up(args: Args) -> Result<ExitCode> {
             .display(),
         data_dir.display()
     );
+    // Events, monitoring rows and access keys stored before they named
+    // their model's project go to the one project serving that name.
+    let models: Vec<cairn_spec::ResourceKey> = store
+        .applied()?
+        .into_iter()
+        .map(|a| a.key)
+        .filter(|k| k.kind == cairn_spec::Kind::Model)
+        .collect();
+    tokio::task::block_in_place(|| runtime.gateway().adopt_unattributed(&models));
     tokio::task::block_in_place(|| controller.restore())?;
     // On Kubernetes the first sync always runs, even for a commit already
     // synced: it rebuilds what the drift watcher and the status refresh follow.

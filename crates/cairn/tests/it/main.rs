@@ -21,6 +21,7 @@ mod plugins_up;
 mod python_client;
 mod up_apps;
 mod up_envs;
+mod up_identity;
 mod up_jobs;
 mod up_models;
 mod up_monitoring;

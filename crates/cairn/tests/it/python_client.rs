@@ -1,6 +1,7 @@
 //! The Python client (`clients/python/cairn_client.py`) against a real
 //! `cairn up`: predictions, business metrics, delayed ground truth and
-//! aggregates from a script, `CAIRN_SERVER` in a job run using the module's
+//! aggregates from a script (models named bare, `PROJECT/NAME` or by a
+//! client of the project), `CAIRN_SERVER` in a job run using the module's
 //! functions, the Prometheus gauges of model scores, and `cairn metrics`.
 
 use cairn_test_support::{CLASSIFIER, SAMPLE_BATCH};
@@ -99,6 +100,14 @@ out["aggregate"] = c.read_metrics(
     "clf", start=now - datetime.timedelta(hours=1), end=now + datetime.timedelta(hours=1), window="36500d"
 )
 out["default"] = cairn_client.read_metrics("clf")
+# The model named with its project, or by a client of the project.
+out["qualified_feedback"] = c.track_delayed_metrics("lab/clf", {uuids[2]: 0})
+out["project_report"] = Client(url=server, project="lab").read_metrics("clf")["project"]
+try:
+    Client(url=server, project="nope").read_metrics("clf")
+    out["missing_project"] = None
+except CairnError as e:
+    out["missing_project"] = e.status
 print(json.dumps(out))
 "#;
 
@@ -206,6 +215,12 @@ fn python_client_end_to_end() {
         json!({"matched": 2, "replaced": 1, "unknownUuids": []})
     );
     assert_eq!(v["missing_model"], 404);
+    assert_eq!(
+        v["qualified_feedback"],
+        json!({"matched": 1, "replaced": 1, "unknownUuids": []})
+    );
+    assert_eq!(v["project_report"], "lab", "{v}");
+    assert_eq!(v["missing_project"], 404, "{v}");
     assert_eq!(v["unreachable"], 0);
 
     // Five predictions, three labeled: (predicted, actual) (0,0) (1,0) (0,0).
@@ -265,12 +280,15 @@ fn python_client_end_to_end() {
     // The Prometheus gauges of the last hour (refreshed every second here).
     let text = up.wait_for(Duration::from_secs(20), "model score gauges", || {
         let text = up.get_text("/metrics").ok()?;
-        let accuracy = sample(&text, r#"cairn_model_accuracy{model="clf",version="1"}"#)?;
+        let accuracy = sample(
+            &text,
+            r#"cairn_model_accuracy{project="lab",model="clf",version="1"}"#,
+        )?;
         ((accuracy - 2.0 / 3.0).abs() < 1e-9).then_some(text)
     });
     let coverage = sample(
         &text,
-        r#"cairn_model_label_coverage{model="clf",version="1"}"#,
+        r#"cairn_model_label_coverage{project="lab",model="clf",version="1"}"#,
     )
     .unwrap_or_else(|| panic!("no coverage gauge:\n{text}"));
     assert!((coverage - 0.6).abs() < 1e-9, "{text}");

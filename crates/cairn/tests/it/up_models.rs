@@ -1,3 +1,4 @@
+// tidy: long file: every way a model is served, end to end; one repository fixture shared by its cases.
 //! Models on `cairn up`, end to end: the real binary on a real Git
 //! repository, talked to over HTTP (and through the CLI). ONNX models (the
 //! quickstart's classifier, committed into each test repository or produced
@@ -1243,19 +1244,19 @@ fn metrics_are_exposed_in_prometheus_format() {
     assert!(!text.contains("# EOF"), "{text}");
     assert!(
         text.contains(
-            r#"cairn_model_requests_total{model="classifier",version="1",status="2xx"} 3"#
+            r#"cairn_model_requests_total{project="lab",model="classifier",version="1",status="2xx"} 3"#
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            r#"cairn_model_requests_total{model="classifier",version="1",status="4xx"} 1"#
+            r#"cairn_model_requests_total{project="lab",model="classifier",version="1",status="4xx"} 1"#
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            r#"cairn_model_request_duration_seconds_count{model="classifier",version="1"} 4"#
+            r#"cairn_model_request_duration_seconds_count{project="lab",model="classifier",version="1"} 4"#
         ),
         "{text}"
     );
@@ -1314,7 +1315,7 @@ fn metrics_are_exposed_in_prometheus_format() {
     );
     assert!(
         a.text.contains(
-            r#"cairn_model_requests_total{model="classifier",version="1",status="2xx"} 3"#
+            r#"cairn_model_requests_total{project="lab",model="classifier",version="1",status="2xx"} 3"#
         ),
         "{}",
         a.text

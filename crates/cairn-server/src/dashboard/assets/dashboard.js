@@ -160,8 +160,9 @@
     });
   }
 
-  function drawTraffic(model) {
-    return getJSON("/api/v1/models/" + encodeURIComponent(model) + "/metrics").then(function (body) {
+  // `api` is the model's API route, `/api/v1/[projects/P/]models/NAME`.
+  function drawTraffic(api) {
+    return getJSON(api + "/metrics").then(function (body) {
       var pts = body.series || [];
       var xs = pts.map(function (p) { return Date.parse(p.time) / 1000; });
       var col = function (k) { return pts.map(function (p) { return p[k]; }); };
@@ -211,11 +212,11 @@
 
   var RANGES = { "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
 
-  function drawQuality(model) {
+  function drawQuality(api) {
     var select = document.getElementById("quality-range");
     var choice = (select ? select.value : "6h:5m").split(":");
     var from = new Date(Date.now() - RANGES[choice[0]] * 1000).toISOString();
-    var url = "/api/v1/models/" + encodeURIComponent(model) + "/metrics/aggregate?window=" +
+    var url = api + "/metrics/aggregate?window=" +
       encodeURIComponent(choice[1]) + "&from=" + encodeURIComponent(from);
     return getJSON(url).then(function (body) {
       var regression = body.task === "regression";
@@ -262,11 +263,12 @@
     });
   }
 
-  function drawDrift(model) {
+  function drawDrift(api) {
     var el = document.getElementById("chart-drift");
     if (!el) return Promise.resolve();
-    var to = Date.now() + 1;
-    var url = "/api/v1/models/" + encodeURIComponent(model) + "/drift?from=" + (to - 7 * 86400000) + "&to=" + to;
+    var to = Date.now() + 1000;
+    var url = api + "/drift?from=" + encodeURIComponent(new Date(to - 7 * 86400000).toISOString()) +
+      "&to=" + encodeURIComponent(new Date(to).toISOString());
     return getJSON(url).then(function (body) {
       var verdicts = (body.verdicts || []).filter(function (v) { return typeof v.score === "number"; });
       var xs = verdicts.map(function (v) { return v.timeMs / 1000; });
@@ -294,8 +296,8 @@
   function drawCharts() {
     var page = document.getElementById("model-page");
     if (!page || typeof uPlot === "undefined") return Promise.resolve();
-    var model = page.getAttribute("data-model");
-    return Promise.all([drawTraffic(model), drawQuality(model), drawDrift(model)]).then(
+    var api = page.getAttribute("data-api");
+    return Promise.all([drawTraffic(api), drawQuality(api), drawDrift(api)]).then(
       function () { setLive(true); },
       function (e) {
         // A model that went away or a server that restarted: not a bug.
@@ -328,8 +330,7 @@
     var select = document.getElementById("quality-range");
     if (select) {
       select.addEventListener("change", function () {
-        var model = document.getElementById("model-page").getAttribute("data-model");
-        drawQuality(model);
+        drawQuality(document.getElementById("model-page").getAttribute("data-api"));
       });
     }
     window.addEventListener("resize", resizeCharts);
