@@ -3,10 +3,11 @@
 //! quickstart's environment with uv and with pip.
 
 use crate::bench::{commit, machine};
-use crate::reconcile::{Server, get, head, latency, percentile, start};
+use crate::reconcile::{get, head, latency, percentile, start};
 use anyhow::{Context, Result, bail};
 use cairn_runtime_embedded::envs::EnvManager;
 use cairn_spec::EnvironmentSpec;
+use cairn_test_support::up::Up;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ spec: {command: [\"true\"], environment: cached, trigger: {manual: true}}
 ";
 
 /// Server-side duration of one run: created → finished.
-fn run_once(server: &Server, job: &str) -> Result<Duration> {
+fn run_once(server: &Up, job: &str) -> Result<Duration> {
     let text = ureq::post(&format!(
         "http://127.0.0.1:{}/api/v1/jobs/{job}/runs",
         server.port
@@ -71,7 +72,7 @@ fn ms(d: Duration) -> f64 {
 /// Builds the quickstart environment from scratch with `installer`, with
 /// empty package caches; returns the build time.
 async fn cold_build(root: &Path, installer: &'static str) -> Result<Duration> {
-    let quickstart = crate::root().join("examples/quickstart");
+    let quickstart = Path::new(cairn_test_support::QUICKSTART);
     let spec = EnvironmentSpec {
         python: Some(">=3.10".into()),
         requirements: Some(
@@ -84,7 +85,7 @@ async fn cold_build(root: &Path, installer: &'static str) -> Result<Duration> {
     let manager = EnvManager::with_installer(&root.join(installer), Some(installer));
     let started = Instant::now();
     manager
-        .ensure(&spec, &quickstart, &|line| eprintln!("  {line}"))
+        .ensure(&spec, quickstart, &|line| eprintln!("  {line}"))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(started.elapsed())

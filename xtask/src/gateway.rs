@@ -8,9 +8,10 @@
 //! 3. the inference event writer alone ([`EventLog`]), batched and durable.
 
 use crate::bench::{commit, machine};
-use crate::reconcile::{Server, get, head, latency};
+use crate::reconcile::{head, latency};
 use anyhow::{Context, Result, bail};
 use cairn_store::events::{EventLog, EventLogConfig, InferenceEvent};
+use cairn_test_support::up::{Up, free_port};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -332,39 +333,23 @@ fn start_ceiling() -> Result<Ceiling> {
 
 // --- Cairn. ---
 
-/// Starts `cairn up` on `repo`, its log in `log`, and waits until the
-/// classifier is ready.
-pub(crate) fn start_cairn(cairn: &Path, repo: &Path, data: &Path, log: &Path) -> Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(cairn)
-        .arg("up")
-        .arg(repo)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env("CAIRN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log)?)
-        .spawn()?;
-    let mut server = Server { child, port };
-    let start = Instant::now();
-    while get(&server, "/api/v1/sync").is_err() {
-        if let Some(status) = server.child.try_wait()? {
-            bail!("cairn up exited with {status}");
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("cairn up did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Starts `cairn up` on `repo` with warnings logged only (its log:
+/// [`Up::log`]), and waits until the classifier is ready.
+pub(crate) fn start_cairn(cairn: &Path, repo: &Path, data: &Path) -> Result<Up> {
+    let mut server = Up::launch(
+        cairn,
+        repo,
+        data,
+        free_port(),
+        &[],
+        &[("CAIRN_LOG", "warn")],
+    )?;
     let git = git2::Repository::open(repo)?;
     latency(&server, &head(&git)?, chrono::Utc::now())?;
-    let child = &mut server.child;
     wait_for(
-        &format!("http://127.0.0.1:{port}/v2/models/classifier/ready"),
+        &server.url("/v2/models/classifier/ready"),
         Duration::from_secs(30),
-        &mut || match child.try_wait()? {
+        &mut || match server.exited() {
             Some(status) => bail!("cairn up exited with {status}"),
             None => Ok(()),
         },
@@ -502,7 +487,7 @@ fn setup_mlserver(tmp: &Path) -> Result<MlServerSetup> {
     let prepared = tmp.join("prepared");
     run_ok(
         Command::new(&python)
-            .arg(crate::root().join("examples/quickstart/jobs/prepare.py"))
+            .arg(Path::new(cairn_test_support::QUICKSTART).join("jobs/prepare.py"))
             .env("CAIRN_OUTPUT_DIR", &prepared),
         "prepare.py",
     )?;
@@ -703,8 +688,7 @@ pub fn run(cairn: &Path, load: Load, mlserver: bool) -> Result<()> {
         .unwrap_or("?")
         .to_string();
     let tmp = tempfile::tempdir()?;
-    let quickstart = crate::root().join("examples/quickstart");
-    let sample = std::fs::read_to_string(quickstart.join("data/sample-request.json"))?;
+    let sample = std::fs::read_to_string(cairn_test_support::SAMPLE_REQUEST)?;
     let predict_lua = write_script(tmp.path(), "predict", &sample)?;
     let oip_lua = write_script(tmp.path(), "oip", OIP_BODY)?;
 
@@ -721,7 +705,7 @@ pub fn run(cairn: &Path, load: Load, mlserver: bool) -> Result<()> {
     std::fs::create_dir_all(repo_dir.join("models"))?;
     std::fs::create_dir_all(repo_dir.join("specs"))?;
     std::fs::copy(
-        quickstart.join("models/classifier.onnx"),
+        cairn_test_support::CLASSIFIER,
         repo_dir.join("models/classifier.onnx"),
     )?;
     std::fs::write(repo_dir.join("specs/model.yaml"), MODEL_SPECS)?;
@@ -734,8 +718,8 @@ pub fn run(cairn: &Path, load: Load, mlserver: bool) -> Result<()> {
     let bare = measure(&load, &predict_lua, &ceiling_url)?;
     drop(ceiling);
 
-    let cairn_log = tmp.path().join("cairn.log");
-    let server = start_cairn(cairn, &repo_dir, &tmp.path().join("data"), &cairn_log)?;
+    let server = start_cairn(cairn, &repo_dir, &tmp.path().join("data"))?;
+    let cairn_log = server.log.clone();
     let base = format!("http://127.0.0.1:{}", server.port);
     let predict_url = format!("{base}/models/classifier/predict");
     let oip_url = format!("{base}/v2/models/classifier/infer");
@@ -750,12 +734,15 @@ pub fn run(cairn: &Path, load: Load, mlserver: bool) -> Result<()> {
     let (cairn_predict, predict_counts) =
         measure_cairn(&load, &predict_lua, &predict_url, server.port)?;
     let (cairn_oip, oip_counts) = measure_cairn(&load, &oip_lua, &oip_url, server.port)?;
-    let cairn_rss_kib = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let cairn_rss_kib = std::fs::read_to_string(format!(
+        "/proc/{}/status",
+        server.pid().context("cairn up is running")?
+    ))
+    .unwrap_or_default()
+    .lines()
+    .find_map(|l| l.strip_prefix("VmHWM:"))
+    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    .unwrap_or(0);
     drop(server);
     let cairn_warnings: Vec<String> = std::fs::read_to_string(&cairn_log)
         .unwrap_or_default()

@@ -261,7 +261,7 @@ fn page_over_http(cairn: &Path, tmp: &Path, data: &Path, visits: usize) -> Resul
     std::fs::create_dir_all(repo_dir.join("models"))?;
     std::fs::create_dir_all(repo_dir.join("specs"))?;
     std::fs::copy(
-        crate::root().join("examples/quickstart/models/classifier.onnx"),
+        cairn_test_support::CLASSIFIER,
         repo_dir.join("models/classifier.onnx"),
     )?;
     std::fs::write(
@@ -270,7 +270,7 @@ fn page_over_http(cairn: &Path, tmp: &Path, data: &Path, visits: usize) -> Resul
     )?;
     crate::bench::commit(&repo, "quickstart model")?;
     let started = Instant::now();
-    let server = crate::gateway::start_cairn(cairn, &repo_dir, data, &tmp.join("cairn.log"))?;
+    let server = crate::gateway::start_cairn(cairn, &repo_dir, data)?;
     let url = format!("http://127.0.0.1:{}/models/{MODEL}", server.port);
     let visit = || -> Result<(Duration, bool)> {
         let start = Instant::now();

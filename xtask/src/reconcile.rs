@@ -4,11 +4,11 @@
 
 use crate::bench::{commit, machine};
 use anyhow::{Context, Result, bail};
+use cairn_test_support::up::{Up, free_port};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// 1,000 specs in 100 files: per file a dataset, a plugin, four manual jobs,
@@ -46,48 +46,20 @@ fn write_specs(dir: &Path, generation: usize) -> Result<()> {
     Ok(())
 }
 
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    pub(crate) port: u16,
+/// Starts `cairn up` on `repo` (a path or a URL) with warnings logged only,
+/// and waits until it answers.
+pub(crate) fn start(cairn: &Path, repo: &str, data: &Path, extra: &[&str]) -> Result<Up> {
+    Ok(Up::launch(
+        cairn,
+        Path::new(repo),
+        data,
+        free_port(),
+        extra,
+        &[("CAIRN_LOG", "warn")],
+    )?)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn start(cairn: &Path, repo: &str, data: &Path, extra: &[&str]) -> Result<Server> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(cairn)
-        .args([
-            "up",
-            repo,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .args(extra)
-        .env("CAIRN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let server = Server { child, port };
-    let start = Instant::now();
-    while get(&server, "/api/v1/sync").is_err() {
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("cairn up did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
-}
-
-pub(crate) fn get(server: &Server, path: &str) -> Result<Value> {
+pub(crate) fn get(server: &Up, path: &str) -> Result<Value> {
     let text = ureq::get(&format!("http://127.0.0.1:{}{path}", server.port))
         .call()?
         .body_mut()
@@ -98,7 +70,7 @@ pub(crate) fn get(server: &Server, path: &str) -> Result<Value> {
 /// Waits for `commit` to be synced; returns the latency from `t0` (a
 /// wall-clock time) to the server's recorded end of the sync.
 pub(crate) fn latency(
-    server: &Server,
+    server: &Up,
     commit: &str,
     t0: chrono::DateTime<chrono::Utc>,
 ) -> Result<Duration> {
@@ -168,7 +140,7 @@ pub fn run(cairn: &Path, commits: usize) -> Result<()> {
         &[],
     )?;
     latency(&server, &head(&repo)?, chrono::Utc::now())?;
-    let (rss, hwm) = rss_kib(server.child.id());
+    let (rss, hwm) = rss_kib(server.pid().context("cairn up is running")?);
     let mut notify = Vec::new();
     for g in 1..=commits {
         write_specs(&local, g)?;

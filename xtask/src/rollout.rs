@@ -10,7 +10,7 @@
 //!    between the two so that the machine's drift touches both alike.
 
 use crate::bench::{commit, machine};
-use crate::reconcile::{Server, get};
+use crate::reconcile::get;
 use anyhow::{Result, bail};
 use cairn_gateway::service::{Backend, Gateway, Version};
 use cairn_plan::loader::ResourceKey;
@@ -173,29 +173,23 @@ pub fn run(cairn: &Path, seconds: u64, rounds: usize) -> Result<()> {
 
     // 2. Over HTTP.
     let tmp = tempfile::tempdir()?;
-    let quickstart = crate::root().join("examples/quickstart");
     let repo_dir = tmp.path().join("repo");
     let repo = git2::Repository::init(&repo_dir)?;
     std::fs::create_dir_all(repo_dir.join("models"))?;
     std::fs::create_dir_all(repo_dir.join("specs"))?;
     std::fs::copy(
-        quickstart.join("models/classifier.onnx"),
+        cairn_test_support::CLASSIFIER,
         repo_dir.join("models/classifier.onnx"),
     )?;
     std::fs::copy(
-        quickstart.join("models/classifier.onnx"),
+        cairn_test_support::CLASSIFIER,
         repo_dir.join("models/plain.onnx"),
     )?;
     std::fs::write(repo_dir.join("specs/model.yaml"), SPECS)?;
     commit(&repo, "classifier")?;
-    let server: Server = crate::gateway::start_cairn(
-        cairn,
-        &repo_dir,
-        &tmp.path().join("data"),
-        &tmp.path().join("cairn.log"),
-    )?;
+    let server = crate::gateway::start_cairn(cairn, &repo_dir, &tmp.path().join("data"))?;
     let url = format!("http://127.0.0.1:{}/models/classifier/predict", server.port);
-    let body = std::fs::read_to_string(quickstart.join("data/sample-request.json"))?;
+    let body = std::fs::read_to_string(cairn_test_support::SAMPLE_REQUEST)?;
     let script = tmp.path().join("predict.lua");
     std::fs::write(
         &script,
@@ -211,7 +205,7 @@ end
     )?;
     // The canary: the same model retrained (another digest).
     std::fs::copy(
-        crate::root().join("crates/cairn/tests/fixtures/models/classifier-retrained.onnx"),
+        cairn_test_support::RETRAINED_CLASSIFIER,
         repo_dir.join("models/classifier.onnx"),
     )?;
     commit(&repo, "retrained")?;
