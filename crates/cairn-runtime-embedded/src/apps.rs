@@ -2,8 +2,9 @@
 //! by their policy, health-checked, replaced without downtime when the spec
 //! changes, and adopted after a controller restart.
 
-use super::{Admission, Inner};
+use super::Inner;
 use crate::process::{self, ProcessHandle, ProcessSpec};
+use crate::quotas::Admission;
 use cairn_runtime::RuntimeError;
 use cairn_runtime::frameworks::LaunchPlan;
 use cairn_spec::ResourceKey;
@@ -85,6 +86,7 @@ impl Inner {
             .map_err(RuntimeError::Start)?;
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let adoptable: Vec<ProcessRecord> = self
+            .shared
             .store
             .processes()?
             .into_iter()
@@ -121,7 +123,8 @@ impl Inner {
                 adopted: adopted.map(|(h, _)| h),
                 plan: plan.clone(),
             };
-            self.handle
+            self.shared
+                .handle
                 .spawn(async move { inner.supervise(task, stop_rx).await });
             replicas.push(replica);
         }
@@ -142,7 +145,7 @@ impl Inner {
             },
         );
         drop(state);
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("starting {} replica(s)", spec.replicas),
@@ -151,7 +154,7 @@ impl Inner {
         let inner = self.clone();
         let key2 = key.clone();
         let total = spec.replicas;
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let started = tokio::time::Instant::now();
             loop {
                 let ready = replicas
@@ -175,7 +178,7 @@ impl Inner {
                     .filter(|r| r.ready.load(Ordering::Relaxed))
                     .count();
                 if ready as u32 == total {
-                    inner.set_status(
+                    inner.shared.set_status(
                         &key2,
                         Phase::Ready,
                         &format!(
@@ -234,7 +237,8 @@ impl Inner {
         let app = self.state().apps.remove(key);
         let inner = self.clone();
         let key = key.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move { inner.stop_replicas(&key, app, true).await });
     }
 
@@ -254,7 +258,7 @@ impl Inner {
                 let _ = tokio::time::timeout(Duration::from_secs(10), r.done.notified()).await;
             }
         }
-        let _ = self.store.remove_processes(key, None);
+        let _ = self.shared.store.remove_processes(key, None);
     }
 
     /// A ready replica of the application called `name`, round-robin.
@@ -298,7 +302,8 @@ impl Inner {
     }
 
     pub(super) fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
-        self.resource_dir("logs", key)
+        self.shared
+            .resource_dir("logs", key)
             .join(format!("replica-{replica}.log"))
     }
 
@@ -317,12 +322,14 @@ impl Inner {
         } = task;
         let holder = format!("app:{}:{index}:{}", key.id(), replica.port);
         let environment = match self
+            .envs
             .prepare_environment(&key, spec.environment.as_ref(), &checkout)
             .await
         {
             Ok(vars) => vars,
             Err(e) => {
-                self.set_status(&key, Phase::Failed, &format!("environment: {e}"));
+                self.shared
+                    .set_status(&key, Phase::Failed, &format!("environment: {e}"));
                 replica.finished.store(true, Ordering::Relaxed);
                 replica.done.notify_waiters();
                 return;
@@ -342,7 +349,7 @@ impl Inner {
                     h
                 }
                 None => {
-                    match self.admit(
+                    match self.quotas.admit(
                         &holder,
                         key.project.as_ref(),
                         spec.pool.as_ref(),
@@ -363,23 +370,23 @@ impl Inner {
                         ) {
                             Ok(h) => h,
                             Err(e) => {
-                                self.release(&holder);
-                                self.set_status(&key, Phase::Failed, &e);
+                                self.quotas.release(&holder);
+                                self.shared.set_status(&key, Phase::Failed, &e);
                                 break 'life;
                             }
                         },
                         Admission::Never(reason) => {
-                            self.set_status(&key, Phase::Failed, &reason);
+                            self.shared.set_status(&key, Phase::Failed, &reason);
                             break 'life;
                         }
                         Admission::Wait(reason) => {
-                            self.set_status(
+                            self.shared.set_status(
                                 &key,
                                 Phase::Progressing,
                                 &format!("replica {index}: {reason}"),
                             );
                             tokio::select! {
-                                _ = self.released.notified() => {}
+                                _ = self.quotas.released.notified() => {}
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                                 _ = stop.changed() => break 'life,
                             }
@@ -409,7 +416,7 @@ impl Inner {
                 }
             };
             replica.ready.store(false, Ordering::Relaxed);
-            self.release(&holder);
+            self.quotas.release(&holder);
             let Some(outcome) = exited else {
                 break 'life;
             };
@@ -419,7 +426,7 @@ impl Inner {
                 RestartPolicy::Never => false,
             };
             if !restart {
-                self.set_status(
+                self.shared.set_status(
                     &key,
                     Phase::Failed,
                     &format!("replica {index} exited ({outcome}); restart policy says no"),
@@ -428,7 +435,7 @@ impl Inner {
             }
             failures += 1;
             let delay = Duration::from_millis((250u64 << failures.min(7)).min(30_000));
-            self.set_status(
+            self.shared.set_status(
                 &key,
                 Phase::Progressing,
                 &format!(
@@ -441,7 +448,7 @@ impl Inner {
                 _ = stop.changed() => break 'life,
             }
         }
-        let _ = self.store.remove_processes(&key, Some(index));
+        let _ = self.shared.store.remove_processes(&key, Some(index));
         replica.finished.store(true, Ordering::Relaxed);
         replica.done.notify_waiters();
     }
@@ -463,8 +470,8 @@ impl Inner {
     ) -> Result<ProcessHandle, String> {
         let launch = plan.launch(spec, dir, prefix, replica.port)?;
         // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
-        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
-        env.extend(self.project_env(key.project.as_ref())?);
+        let mut env: Vec<(String, String)> = self.shared.server_env().into_iter().collect();
+        env.extend(self.quotas.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(launch.env);
@@ -484,7 +491,7 @@ impl Inner {
             exit_file: None,
         })
         .map_err(|e| format!("replica {index} could not start `{}`: {e}", launch.argv[0]))?;
-        let _ = self.store.set_process(&ProcessRecord {
+        let _ = self.shared.store.set_process(&ProcessRecord {
             key: key.clone(),
             replica: index,
             pid: handle.pid() as i64,
@@ -545,7 +552,8 @@ impl Inner {
                 r.key
             );
             if let Err(e) = self.start_app(&r.key, spec, ctx.commit, ctx.checkout, &r.file) {
-                self.set_status(&r.key, Phase::Failed, &e.to_string());
+                self.shared
+                    .set_status(&r.key, Phase::Failed, &e.to_string());
             }
         }
     }
@@ -568,13 +576,14 @@ impl Inner {
             .framework
             .parse()
             .map_err(|e| RuntimeError::Start(format!("framework `{}`: {e}", spec.framework)))?;
-        let declared = self.state().plugins.contains_key(&ResourceKey {
+        let declared = self.plugins.declared(&ResourceKey {
             kind: cairn_spec::Kind::Plugin,
             project: key.project.clone(),
             name: name.clone(),
         });
         let (plugin, config, describe) = if declared {
             let r = self
+                .plugins
                 .resolve_plugin(key.project.as_ref(), &name)
                 .map_err(RuntimeError::Start)?;
             let config = cairn_plugin_host::config_of(&r.def.spec.config);
@@ -583,6 +592,7 @@ impl Inner {
         } else if cairn_spec::BUILTIN_FRAMEWORKS.contains(&spec.framework.as_str()) {
             let plugin = self
                 .plugins
+                .host()
                 .load(
                     &spec.framework,
                     &cairn_plugin_host::PluginSource::Builtin(spec.framework.clone()),

@@ -65,7 +65,7 @@ impl Inner {
         let period = drift.window.get().max(std::time::Duration::from_secs(1));
         let weak = Arc::downgrade(self);
         let key2 = key.clone();
-        let task = self.handle.spawn(async move {
+        let task = self.shared.handle.spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 ticks.tick().await;
@@ -127,7 +127,9 @@ impl Inner {
             if let Err(problem) =
                 inner.score_window(&key, &def.spec, &drift, &def.checkout, &mut verdict)
             {
-                inner.report_plugin_problem(&key, &format!("drift: {problem}"));
+                inner
+                    .shared
+                    .report_plugin_problem(&key, &format!("drift: {problem}"));
                 verdict.error = Some(problem);
             }
             if let Err(e) = record(&mut inner.gateway.events.monitor(), &verdict) {
@@ -151,7 +153,9 @@ impl Inner {
         checkout: &Path,
         verdict: &mut DriftVerdict,
     ) -> Result<(), String> {
-        let resolved = self.resolve_plugin(key.project.as_ref(), &drift.plugin)?;
+        let resolved = self
+            .plugins
+            .resolve_plugin(key.project.as_ref(), &drift.plugin)?;
         let detector =
             DriftDetector::new(resolved.plugin.clone()).map_err(|e| resolved.problem(e))?;
         let config = cairn_plugin_host::config_of(&resolved.def.spec.config);

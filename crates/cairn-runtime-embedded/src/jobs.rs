@@ -2,9 +2,10 @@
 //! runs in `dependsOn` order, and the execution of one run (admission,
 //! process, timeout, retries, outputs).
 
-use super::{Admission, Inner};
+use super::Inner;
 use crate::gpu::cuda_visible_devices;
 use crate::process::{self, ExitOutcome, ProcessHandle, ProcessSpec};
+use crate::quotas::Admission;
 use cairn_runtime::RunRequest;
 use cairn_runtime::RuntimeError;
 use cairn_spec::ResourceKey;
@@ -70,7 +71,7 @@ impl Inner {
         }
         drop(state);
         let _ = file;
-        if !syncing && self.store.runs(key, 1).is_ok_and(|r| !r.is_empty()) {
+        if !syncing && self.shared.store.runs(key, 1).is_ok_and(|r| !r.is_empty()) {
             // Restored after a restart: the recorded status (its last run's
             // outcome) stands.
             return "restored".into();
@@ -91,13 +92,14 @@ impl Inner {
 
     fn idle_unless_running(&self, key: &ResourceKey, message: &str) {
         let running = self
+            .shared
             .store
             .runs(key, 1)
             .ok()
             .and_then(|r| r.into_iter().next())
             .is_some_and(|r| !r.state.is_final());
         if !running {
-            self.set_status(key, Phase::Idle, message);
+            self.shared.set_status(key, Phase::Idle, message);
         }
     }
 
@@ -112,7 +114,7 @@ impl Inner {
         state.sync_runs.remove(key);
         drop(state);
         let mut stopped = 0;
-        if let Ok(runs) = self.store.runs(key, 50) {
+        if let Ok(runs) = self.shared.store.runs(key, 50) {
             for run in runs.iter().filter(|r| !r.state.is_final()) {
                 if let Some(c) = self.state().cancels.get(&run.id) {
                     let _ = c.send(true);
@@ -130,7 +132,8 @@ impl Inner {
     /// A task that starts the job at each time of its cron schedule.
     fn arm_schedule(self: &Arc<Self>, key: ResourceKey) -> AbortHandle {
         let inner = self.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move {
                 loop {
                     let Some((cron, tz, forbid_concurrent)) =
@@ -152,13 +155,14 @@ impl Inner {
                         .unwrap_or_default();
                     tokio::time::sleep(wait).await;
                     let busy = inner
+                        .shared
                         .store
                         .runs(&key, 1)
                         .ok()
                         .and_then(|r| r.into_iter().next())
                         .is_some_and(|r| !r.state.is_final());
                     if busy && forbid_concurrent {
-                        let _ = inner.store.audit(
+                        let _ = inner.shared.store.audit(
                             None,
                             Some(&key),
                             "skip",
@@ -224,9 +228,9 @@ impl Inner {
             } else {
                 "pipeline".to_string()
             };
-            let log_dir = self.resource_dir("logs", key);
+            let log_dir = self.shared.resource_dir("logs", key);
             std::fs::create_dir_all(&log_dir)?;
-            let run = self.store.create_run(
+            let run = self.shared.store.create_run(
                 key,
                 &trigger,
                 &pipeline,
@@ -234,7 +238,7 @@ impl Inner {
                 &Value::Object(params),
                 &log_dir,
             )?;
-            let _ = self.store.audit(
+            let _ = self.shared.store.audit(
                 Some(&commit),
                 Some(key),
                 "run",
@@ -244,7 +248,8 @@ impl Inner {
         }
         let inner = self.clone();
         let pipeline_runs = runs.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move { inner.execute_pipeline(pipeline_runs, HashSet::new()).await });
         Ok(runs)
     }
@@ -269,8 +274,8 @@ impl Inner {
                     project: key.project.clone(),
                     name: dep.clone(),
                 };
-                let needed =
-                    request.with_upstream || self.store.last_success(&up).ok().flatten().is_none();
+                let needed = request.with_upstream
+                    || self.shared.store.last_success(&up).ok().flatten().is_none();
                 if needed && jobs.contains_key(&up) {
                     self.visit(jobs, &up, request, seen, order, depth + 1);
                 }
@@ -299,6 +304,7 @@ impl Inner {
             let state = if let Some(up) = failed_upstream {
                 let message = format!("skipped: upstream job `{up}` did not succeed");
                 let _ = self
+                    .shared
                     .store
                     .finish_run(run.id, RunState::Skipped, None, &message);
                 RunState::Skipped
@@ -319,7 +325,7 @@ impl Inner {
             .get(&key)
             .map(|d| (d.spec.clone(), d.checkout.clone()))
         else {
-            let _ = self.store.finish_run(
+            let _ = self.shared.store.finish_run(
                 run.id,
                 RunState::Skipped,
                 None,
@@ -330,11 +336,14 @@ impl Inner {
         // The environment is built (or found) before anything is admitted.
         let environment = {
             if !adopt {
-                let _ =
-                    self.store
-                        .run_state(run.id, RunState::Pending, "preparing its environment");
+                let _ = self.shared.store.run_state(
+                    run.id,
+                    RunState::Pending,
+                    "preparing its environment",
+                );
             }
             match self
+                .envs
                 .prepare_environment(&key, spec.environment.as_ref(), &checkout)
                 .await
             {
@@ -343,9 +352,10 @@ impl Inner {
                     let message = format!("environment: {e}");
                     append_log(&run.log_path, &format!("=== {message}"));
                     let _ = self
+                        .shared
                         .store
                         .finish_run(run.id, RunState::Failed, None, &message);
-                    self.set_status(
+                    self.shared.set_status(
                         &key,
                         Phase::Failed,
                         &format!("run #{}: {message}", run.number),
@@ -357,7 +367,10 @@ impl Inner {
         let (cancel_tx, mut cancel) = tokio::sync::watch::channel(false);
         self.state().cancels.insert(run.id, cancel_tx);
         let holder = format!("run:{}", run.id);
-        let run_dir = self.resource_dir("runs", &key).join(run.number.to_string());
+        let run_dir = self
+            .shared
+            .resource_dir("runs", &key)
+            .join(run.number.to_string());
         let out_dir = run_dir.join("out");
         let exit_file = run_dir.join("exit");
 
@@ -381,7 +394,7 @@ impl Inner {
                 None => {
                     // Admission: quotas and GPUs.
                     let gpus = loop {
-                        match self.admit(
+                        match self.quotas.admit(
                             &holder,
                             key.project.as_ref(),
                             spec.pool.as_ref(),
@@ -390,13 +403,16 @@ impl Inner {
                             Admission::Granted(g) => break Ok(g),
                             Admission::Never(reason) => break Err(reason),
                             Admission::Wait(reason) => {
-                                let _ = self.store.run_state(run.id, RunState::Pending, &reason);
-                                self.set_status(
+                                let _ =
+                                    self.shared
+                                        .store
+                                        .run_state(run.id, RunState::Pending, &reason);
+                                self.shared.set_status(
                                     &key,
                                     Phase::Running,
                                     &format!("run #{}: {reason}", run.number),
                                 );
-                                let released = self.released.notified();
+                                let released = self.quotas.released.notified();
                                 tokio::select! {
                                     _ = released => {}
                                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -423,12 +439,12 @@ impl Inner {
                         ) {
                             Ok(h) => h,
                             Err(e) => {
-                                self.release(&holder);
+                                self.quotas.release(&holder);
                                 break (RunState::Failed, None, e);
                             }
                         },
                     };
-                    self.set_status(
+                    self.shared.set_status(
                         &key,
                         Phase::Running,
                         &format!("run #{} attempt {attempt} running", run.number),
@@ -440,12 +456,12 @@ impl Inner {
                     };
                     match waited {
                         Ok(o) => {
-                            self.release(&holder);
+                            self.quotas.release(&holder);
                             o
                         }
                         Err(timed_out) => {
                             let o = handle.terminate(KILL_GRACE).await;
-                            self.release(&holder);
+                            self.quotas.release(&holder);
                             if !timed_out {
                                 let message =
                                     format!("cancelled; its process group was stopped ({o})");
@@ -507,17 +523,18 @@ impl Inner {
         };
         let (state, code, message) = result;
         self.state().cancels.remove(&run.id);
-        let _ = self.store.finish_run(run.id, state, code, &message);
+        let _ = self.shared.store.finish_run(run.id, state, code, &message);
         let phase = match state {
             RunState::Succeeded => Phase::Succeeded,
             RunState::Failed => Phase::Failed,
             _ => Phase::Idle,
         };
-        self.set_status(&key, phase, &format!("run #{}: {message}", run.number));
+        self.shared
+            .set_status(&key, phase, &format!("run #{}: {message}", run.number));
         if state == RunState::Succeeded {
             self.artifact_produced(&key);
         }
-        let _ = self.store.audit(
+        let _ = self.shared.store.audit(
             Some(&run.commit),
             Some(&key),
             "run",
@@ -534,7 +551,10 @@ impl Inner {
             "{why}; retrying in {:.1}s (attempt {next_attempt})",
             delay.as_secs_f64()
         );
-        let _ = self.store.run_state(run.id, RunState::Running, &message);
+        let _ = self
+            .shared
+            .store
+            .run_state(run.id, RunState::Running, &message);
         tokio::time::sleep(delay).await;
     }
 
@@ -560,8 +580,8 @@ impl Inner {
             None => checkout.to_path_buf(),
         };
         // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
-        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
-        env.extend(self.project_env(key.project.as_ref())?);
+        let mut env: Vec<(String, String)> = self.shared.server_env().into_iter().collect();
+        env.extend(self.quotas.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.push(("CAIRN_JOB".into(), key.name.to_string()));
@@ -586,8 +606,9 @@ impl Inner {
                 project: key.project.clone(),
                 name: dep.clone(),
             };
-            if let Ok(Some(last)) = self.store.last_success(&up) {
+            if let Ok(Some(last)) = self.shared.store.last_success(&up) {
                 let dir = self
+                    .shared
                     .resource_dir("runs", &up)
                     .join(last.number.to_string())
                     .join("out");
@@ -642,7 +663,7 @@ impl Inner {
         })
         .map_err(|e| format!("could not start `{program}`: {e}"))?;
         let gpus_text = (!gpus.is_empty()).then(|| cuda_visible_devices(gpus));
-        let _ = self.store.run_started(
+        let _ = self.shared.store.run_started(
             run.id,
             attempt,
             handle.pid() as i64,
@@ -663,7 +684,8 @@ impl Inner {
                 )
             })?;
             let digest = hex::encode(sha2::Sha256::digest(&bytes));
-            self.store
+            self.shared
+                .store
                 .add_artifact(
                     run,
                     output.name.as_str(),
@@ -679,7 +701,7 @@ impl Inner {
     /// After a restart: adopt runs whose process still runs, settle the
     /// others, and finish their pipelines.
     pub(super) fn resume_runs(self: &Arc<Self>) {
-        let Ok(unfinished) = self.store.unfinished_runs() else {
+        let Ok(unfinished) = self.shared.store.unfinished_runs() else {
             return;
         };
         let mut pipelines: BTreeMap<String, Vec<Run>> = BTreeMap::new();
@@ -703,7 +725,8 @@ impl Inner {
                 }
             }
             let inner = self.clone();
-            self.handle
+            self.shared
+                .handle
                 .spawn(async move { inner.execute_pipeline(runs, adopted).await });
         }
     }

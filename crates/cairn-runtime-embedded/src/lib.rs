@@ -9,23 +9,29 @@
 
 mod apps;
 mod drift;
+mod environments;
 pub mod envs;
 pub mod gpu;
 mod jobs;
 mod models;
 mod plugins;
 pub mod process;
+mod quotas;
 mod retrain;
+mod shared;
 
-use crate::envs::EnvManager;
-use crate::gpu::{GpuAllocator, GpuInventory};
+use crate::environments::Environments;
+use crate::gpu::GpuInventory;
+use crate::plugins::Plugins;
+use crate::quotas::Quotas;
+use crate::shared::Shared;
 use cairn_gateway::service::Gateway;
 use cairn_plan::loader::{Resource, ResourceKey};
 use cairn_plan::plan::{Action, Change, StateView};
 use cairn_runtime::{ApplyContext, LogSource, LogTarget, Runtime, RuntimeError, spec_of};
 use cairn_spec::{
-    ApplicationSpec, ComputePoolSpec, Cpu, EnvironmentRef, EnvironmentSpec, GpuSelection, JobSpec,
-    Kind, Memory, ModelSpec, Name, ProjectSpec, Resources, Spec,
+    ApplicationSpec, ComputePoolSpec, EnvironmentSpec, GpuSelection, JobSpec, Kind, ModelSpec,
+    ProjectSpec, Spec,
 };
 use cairn_store::events::{EventLog, EventLogConfig};
 use cairn_store::keys::KeyStore;
@@ -35,7 +41,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
-use tokio::sync::Notify;
 
 pub use cairn_runtime::RunRequest;
 pub use drift::DriftError;
@@ -47,31 +52,17 @@ pub struct EmbeddedRuntime {
 }
 
 pub(crate) struct Inner {
-    store: Arc<Store>,
-    data_dir: PathBuf,
-    handle: Handle,
-    gpus: GpuInventory,
+    shared: Arc<Shared>,
+    quotas: Arc<Quotas>,
+    envs: Arc<Environments>,
+    plugins: Arc<Plugins>,
     state: Mutex<State>,
-    /// Woken whenever resources are released.
-    released: Notify,
-    envs: EnvManager,
     gateway: Arc<Gateway>,
-    /// The WebAssembly plugin host.
-    plugins: cairn_plugin_host::PluginHost,
     /// Drift monitors of the served models.
     drift: drift::DriftMonitors,
     verdicts: cairn_monitor::drift::DriftVerdicts,
     business: Arc<cairn_monitor::business::BusinessMetrics>,
     summaries: Arc<cairn_monitor::summary::Summaries>,
-    /// The last plugin failure of each resource that uses plugins (its own
-    /// lock: statuses are set with the state locked).
-    plugin_problems: Mutex<HashMap<ResourceKey, String>>,
-    /// Plugin specs of the last commit whose files have errors, with the
-    /// first error: (commit, plugin → `FILE: message`).
-    broken_plugins: Mutex<(String, HashMap<ResourceKey, String>)>,
-    /// The URL of `cairn up`'s HTTP server, given to jobs and applications
-    /// as `CAIRN_SERVER` once known.
-    server_url: std::sync::OnceLock<String>,
     /// Where new artifacts to promote through Git are announced (see
     /// [`EmbeddedRuntime::take_promotions`]).
     promotions: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<PromotionRequest>>,
@@ -98,45 +89,16 @@ pub struct PromotionRequest {
 
 #[derive(Default)]
 struct State {
-    projects: HashMap<Name, ProjectSpec>,
-    pools: HashMap<Name, ComputePoolSpec>,
-    allocator: GpuAllocator,
     jobs: HashMap<ResourceKey, jobs::JobDef>,
     apps: HashMap<ResourceKey, apps::AppDef>,
     /// Jobs created or changed by the current sync, run when it finishes.
     sync_runs: BTreeSet<ResourceKey>,
-    /// Resources held by running workloads, for quotas.
-    usage: HashMap<String, Usage>,
     /// Cancel switches of active runs, by run id.
     cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
     /// Round-robin counter for application replicas.
     next_replica: usize,
-    /// Declared environments.
-    environments: HashMap<ResourceKey, EnvironmentSpec>,
     /// Served models.
     models: HashMap<ResourceKey, models::ModelDef>,
-    /// Applied plugins.
-    plugins: HashMap<ResourceKey, plugins::PluginDef>,
-    /// The environment each workload last used (by hash), for garbage collection.
-    env_users: HashMap<ResourceKey, String>,
-}
-
-#[derive(Clone, Debug)]
-struct Usage {
-    project: Option<Name>,
-    cpu: u64,
-    memory: u64,
-    gpus: u32,
-}
-
-/// The outcome of asking for resources.
-pub(crate) enum Admission {
-    /// Granted, with these GPUs.
-    Granted(Vec<u32>),
-    /// Not now; why.
-    Wait(String),
-    /// Never here; why.
-    Never(String),
 }
 
 impl EmbeddedRuntime {
@@ -163,37 +125,38 @@ impl EmbeddedRuntime {
             gateway.metrics.plugin_events.clone(),
         ));
         gateway.set_event_tap(business.clone());
+        let shared = Arc::new(Shared::new(
+            store.clone(),
+            data_dir.to_path_buf(),
+            Handle::current(),
+        ));
         let runtime = EmbeddedRuntime {
             inner: Arc::new(Inner {
-                store,
-                data_dir: data_dir.to_path_buf(),
-                handle: Handle::current(),
-                gpus,
+                quotas: Arc::new(Quotas::new(gpus)),
+                envs: Arc::new(Environments::new(shared.clone(), &data_dir.join("envs"))),
+                plugins: Arc::new(Plugins::new(store, plugins)),
+                shared,
                 state: Mutex::new(State::default()),
-                released: Notify::new(),
-                envs: EnvManager::new(&data_dir.join("envs")),
                 gateway,
-                plugins,
                 drift: drift::DriftMonitors::default(),
                 verdicts: Default::default(),
                 business,
                 summaries: Default::default(),
-                plugin_problems: Mutex::new(HashMap::new()),
-                broken_plugins: Mutex::new((String::new(), HashMap::new())),
-                server_url: std::sync::OnceLock::new(),
                 promotions: std::sync::OnceLock::new(),
                 http,
             }),
         };
         runtime
             .inner
+            .shared
             .handle
             .spawn(sample_metrics(Arc::downgrade(&runtime.inner)));
         runtime
             .inner
+            .shared
             .handle
             .spawn(refresh_model_scores(Arc::downgrade(&runtime.inner)));
-        runtime.inner.handle.spawn(retrain::watch(
+        runtime.inner.shared.handle.spawn(retrain::watch(
             Arc::downgrade(&runtime.inner),
             runtime.inner.verdicts.subscribe(),
         ));
@@ -222,7 +185,7 @@ impl EmbeddedRuntime {
     /// runs and application replicas started from now on as `CAIRN_SERVER`.
     /// Only the first call counts.
     pub fn set_server_url(&self, url: String) {
-        let _ = self.inner.server_url.set(url);
+        let _ = self.inner.shared.server_url.set(url);
     }
 
     /// The stream of artifacts to promote through Git: a job produced a
@@ -239,7 +202,7 @@ impl EmbeddedRuntime {
 
     /// The GPUs this machine has.
     pub fn gpus(&self) -> &GpuInventory {
-        &self.inner.gpus
+        self.inner.quotas.gpus()
     }
 
     /// Starts a run of `job` (its upstream jobs first); returns the runs
@@ -266,7 +229,7 @@ impl EmbeddedRuntime {
 
     /// The WebAssembly plugin host.
     pub fn plugin_host(&self) -> cairn_plugin_host::PluginHost {
-        self.inner.plugins.clone()
+        self.inner.plugins.host().clone()
     }
 
     /// A ready replica of application `name` to send a request to.
@@ -282,174 +245,8 @@ impl EmbeddedRuntime {
 }
 
 impl Inner {
-    fn plugin_problems(&self) -> std::sync::MutexGuard<'_, HashMap<ResourceKey, String>> {
-        self.plugin_problems
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Environment from a project: its `env` and its secrets.
-    fn project_env(&self, project: Option<&Name>) -> Result<Vec<(String, String)>, String> {
-        let state = self.state();
-        let Some(p) = project.and_then(|p| state.projects.get(p)) else {
-            return Ok(Vec::new());
-        };
-        let mut env: Vec<(String, String)> =
-            p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        for s in &p.secrets {
-            match std::env::var(&s.from_env) {
-                Ok(v) => env.push((s.name.clone(), v)),
-                Err(_) => {
-                    return Err(format!(
-                        "secret `{}` needs the controller's environment variable `{}`, which is not set",
-                        s.name, s.from_env
-                    ));
-                }
-            }
-        }
-        Ok(env)
-    }
-
-    fn pool_of(&self, project: Option<&Name>, pool: Option<&Name>) -> Option<Name> {
-        pool.cloned().or_else(|| {
-            let state = self.state();
-            state.projects.get(project?)?.default_pool.clone()
-        })
-    }
-
-    /// Asks for resources for `holder`.
-    fn admit(
-        &self,
-        holder: &str,
-        project: Option<&Name>,
-        pool: Option<&Name>,
-        res: Option<&Resources>,
-    ) -> Admission {
-        let cpu = res.and_then(|r| r.cpu).map_or(0, Cpu::millis);
-        let memory = res.and_then(|r| r.memory).map_or(0, Memory::bytes);
-        let gpus = res.and_then(|r| r.gpus).unwrap_or(0);
-        let pool_name = self.pool_of(project, pool);
-        let mut state = self.state();
-        if let Some(pool_name) = &pool_name {
-            match state.pools.get(pool_name) {
-                None => return Admission::Never(format!("pool `{pool_name}` is not declared")),
-                Some(p) if p.local.is_none() => {
-                    return Admission::Never(format!(
-                        "pool `{pool_name}` has no `local` part; it runs on Kubernetes only"
-                    ));
-                }
-                Some(_) => {}
-            }
-        } else if gpus > 0 {
-            return Admission::Never("asks for GPUs but names no pool".into());
-        }
-        if let Some(q) = project
-            .and_then(|p| state.projects.get(p))
-            .and_then(|p| p.quotas.clone())
-        {
-            let used = state
-                .usage
-                .values()
-                .filter(|u| u.project.as_ref() == project)
-                .fold((0u64, 0u64, 0u32), |a, u| {
-                    (a.0 + u.cpu, a.1 + u.memory, a.2 + u.gpus)
-                });
-            let over = |what: &str, used: u64, want: u64, limit: u64| {
-                (used + want > limit).then(|| format!("waiting for project quota: {what} in use {used}, asking {want}, quota {limit}"))
-            };
-            let checks = [
-                q.cpu
-                    .and_then(|l| over("cpu (millicores)", used.0, cpu, l.millis())),
-                q.memory
-                    .and_then(|l| over("memory (bytes)", used.1, memory, l.bytes())),
-                q.gpus
-                    .and_then(|l| over("GPUs", used.2 as u64, gpus as u64, l as u64)),
-            ];
-            if let Some(reason) = checks.into_iter().flatten().next() {
-                return Admission::Wait(reason);
-            }
-        }
-        let devices = if gpus > 0 {
-            let pool_name = pool_name.expect("checked above");
-            let total = state.allocator.free(pool_name.as_str()).len() as u32
-                + state
-                    .allocator
-                    .assignments()
-                    .iter()
-                    .filter(|(_, d)| {
-                        d.iter()
-                            .any(|i| self.pool_devices(&state, &pool_name).contains(i))
-                    })
-                    .map(|(_, d)| d.len() as u32)
-                    .sum::<u32>();
-            if gpus > total {
-                return Admission::Never(format!(
-                    "asks for {gpus} GPU(s) but pool `{pool_name}` has {total}"
-                ));
-            }
-            match state
-                .allocator
-                .try_allocate(pool_name.as_str(), holder, gpus)
-            {
-                Some(d) => d,
-                None => {
-                    return Admission::Wait(format!(
-                        "waiting for {gpus} free GPU(s) in pool `{pool_name}` (free: {:?})",
-                        state.allocator.free(pool_name.as_str())
-                    ));
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        state.usage.insert(
-            holder.to_string(),
-            Usage {
-                project: project.cloned(),
-                cpu,
-                memory,
-                gpus,
-            },
-        );
-        Admission::Granted(devices)
-    }
-
-    fn pool_devices(&self, state: &State, pool: &Name) -> Vec<u32> {
-        match state
-            .pools
-            .get(pool)
-            .and_then(|p| p.local.as_ref())
-            .map(|l| &l.gpus)
-        {
-            Some(GpuSelection::All) => self.gpus.indices(),
-            Some(GpuSelection::Devices(d)) => d.clone(),
-            _ => Vec::new(),
-        }
-    }
-
-    /// Gives back what `holder` was granted.
-    fn release(&self, holder: &str) {
-        let mut state = self.state();
-        state.usage.remove(holder);
-        state.allocator.release(holder);
-        drop(state);
-        self.released.notify_waiters();
-    }
-
-    fn set_status(&self, key: &ResourceKey, phase: Phase, message: &str) {
-        // A plugin failure stays visible until the resource is deployed again.
-        let problem = self.plugin_problems().get(key).cloned();
-        let message = match problem {
-            Some(p) if !message.contains(&p) => plugins::with_problem(message, &p),
-            _ => message.to_string(),
-        };
-        if let Err(e) = self.store.set_status(key, phase, &message, None, None) {
-            tracing::warn!("could not record status of {key}: {e}");
-        }
     }
 
     async fn shutdown(&self, keep_running: bool) {
@@ -469,7 +266,7 @@ impl Inner {
 
 impl Runtime for EmbeddedRuntime {
     fn observe(&self) -> Result<StateView, RuntimeError> {
-        cairn_runtime::observe_applied(&self.inner.store)
+        cairn_runtime::observe_applied(&self.inner.shared.store)
     }
 
     fn apply(
@@ -483,15 +280,11 @@ impl Runtime for EmbeddedRuntime {
         match (&action.change, resource.map(|r| &r.spec)) {
             (Change::Delete, _) => match key.kind {
                 Kind::Project => {
-                    inner.state().projects.remove(&key.name);
+                    inner.quotas.forget_project(&key.name);
                     Ok("forgotten".into())
                 }
                 Kind::ComputePool => {
-                    inner.state().pools.remove(&key.name);
-                    inner
-                        .state()
-                        .allocator
-                        .set_pool(key.name.as_str(), Vec::new());
+                    inner.quotas.forget_pool(&key.name);
                     Ok("forgotten".into())
                 }
                 Kind::Job => Ok(inner.remove_job(key)),
@@ -500,7 +293,7 @@ impl Runtime for EmbeddedRuntime {
                     Ok("stopping its replicas".into())
                 }
                 Kind::Environment => {
-                    inner.state().environments.remove(key);
+                    inner.envs.forget(key);
                     Ok("forgotten".into())
                 }
                 Kind::Model => {
@@ -508,7 +301,7 @@ impl Runtime for EmbeddedRuntime {
                     Ok("no longer served".into())
                 }
                 Kind::Plugin => {
-                    inner.forget_plugin(key);
+                    inner.plugins.forget_plugin(key);
                     Ok("forgotten".into())
                 }
                 Kind::Dataset => Ok("forgotten".into()),
@@ -516,18 +309,21 @@ impl Runtime for EmbeddedRuntime {
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
                 if matches!(spec, Spec::Model(_) | Spec::Application(_)) {
-                    inner.note_broken_plugins(ctx.commit, ctx.state);
+                    inner.plugins.note_broken_plugins(ctx.commit, ctx.state);
                 }
                 match spec {
                     Spec::Project(p) => {
-                        inner.state().projects.insert(key.name.clone(), p.clone());
+                        inner.quotas.set_project(&key.name, p);
                         Ok("recorded".into())
                     }
                     Spec::ComputePool(p) => {
-                        inner.register_pool(&key.name, p);
+                        inner.quotas.register_pool(&key.name, p);
                         Ok(match p.local.as_ref().map(|l| &l.gpus) {
                             Some(GpuSelection::All) => {
-                                format!("local pool with {} GPU(s)", inner.gpus.devices.len())
+                                format!(
+                                    "local pool with {} GPU(s)",
+                                    inner.quotas.gpus().devices.len()
+                                )
                             }
                             Some(GpuSelection::Devices(d)) => format!("local pool with GPUs {d:?}"),
                             _ if p.local.is_some() => "local pool".into(),
@@ -550,7 +346,7 @@ impl Runtime for EmbeddedRuntime {
                         inner.deploy_model(key, m, ctx.commit, ctx.checkout, &action.file)
                     }
                     Spec::Environment(e) => {
-                        inner.state().environments.insert(key.clone(), e.clone());
+                        inner.envs.record(key, e);
                         Ok(match &e.image {
                             Some(image) if !e.needs_python() => {
                                 format!("image {image} (Kubernetes only)")
@@ -559,7 +355,9 @@ impl Runtime for EmbeddedRuntime {
                         })
                     }
                     Spec::Plugin(p) => {
-                        inner.record_plugin(key, p, &action.file, ctx.checkout);
+                        inner
+                            .plugins
+                            .record_plugin(key, p, &action.file, ctx.checkout);
                         if updated {
                             inner.plugin_changed(key);
                             inner.restart_apps_of_framework(key, ctx);
@@ -599,17 +397,17 @@ impl Runtime for EmbeddedRuntime {
             match a.key.kind {
                 Kind::Project => {
                     if let Some(p) = spec_of::<ProjectSpec>(&a.value) {
-                        inner.state().projects.insert(a.key.name.clone(), p);
+                        inner.quotas.set_project(&a.key.name, &p);
                     }
                 }
                 Kind::ComputePool => {
                     if let Some(p) = spec_of::<ComputePoolSpec>(&a.value) {
-                        inner.register_pool(&a.key.name, &p);
+                        inner.quotas.register_pool(&a.key.name, &p);
                     }
                 }
                 Kind::Environment => {
                     if let Some(e) = spec_of::<EnvironmentSpec>(&a.value) {
-                        inner.state().environments.insert(a.key.clone(), e);
+                        inner.envs.record(&a.key, &e);
                     }
                 }
                 Kind::Plugin => {
@@ -617,7 +415,7 @@ impl Runtime for EmbeddedRuntime {
                         spec_of::<cairn_spec::PluginSpec>(&a.value),
                         checkout(&a.commit),
                     ) {
-                        inner.record_plugin(&a.key, &p, &a.file, &dir);
+                        inner.plugins.record_plugin(&a.key, &p, &a.file, &dir);
                     }
                 }
                 _ => {}
@@ -625,7 +423,7 @@ impl Runtime for EmbeddedRuntime {
         }
         for a in applied {
             let Some(dir) = checkout(&a.commit) else {
-                inner.set_status(
+                inner.shared.set_status(
                     &a.key,
                     Phase::Failed,
                     "the commit's files could not be checked out again",
@@ -642,14 +440,18 @@ impl Runtime for EmbeddedRuntime {
                     if let Some(m) = spec_of::<ModelSpec>(&a.value)
                         && let Err(e) = inner.deploy_model(&a.key, &m, &a.commit, &dir, &a.file)
                     {
-                        inner.set_status(&a.key, Phase::Failed, &e.to_string());
+                        inner
+                            .shared
+                            .set_status(&a.key, Phase::Failed, &e.to_string());
                     }
                 }
                 Kind::Application => {
                     if let Some(app) = spec_of::<ApplicationSpec>(&a.value)
                         && let Err(e) = inner.start_app(&a.key, &app, &a.commit, &dir, &a.file)
                     {
-                        inner.set_status(&a.key, Phase::Failed, &e.to_string());
+                        inner
+                            .shared
+                            .set_status(&a.key, Phase::Failed, &e.to_string());
                     }
                 }
                 _ => {}
@@ -662,7 +464,7 @@ impl Runtime for EmbeddedRuntime {
         match target {
             LogTarget::Run(job, number) => {
                 let run =
-                    self.inner.store.run(job, *number)?.ok_or_else(|| {
+                    self.inner.shared.store.run(job, *number)?.ok_or_else(|| {
                         RuntimeError::NotFound(format!("{job} has no run #{number}"))
                     })?;
                 Ok(LogSource {
@@ -684,94 +486,18 @@ impl Runtime for EmbeddedRuntime {
 }
 
 impl Inner {
-    /// The variables that give a workload its environment, building the
-    /// environment first if needed.
-    pub(crate) async fn prepare_environment(
-        &self,
-        key: &ResourceKey,
-        environment: Option<&EnvironmentRef>,
-        checkout: &Path,
-    ) -> Result<Vec<(String, String)>, String> {
-        let spec = match environment {
-            None => return Ok(Vec::new()),
-            Some(EnvironmentRef::Inline(e)) => (**e).clone(),
-            Some(EnvironmentRef::Named(name)) => {
-                let env_key = ResourceKey {
-                    kind: Kind::Environment,
-                    project: key.project.clone(),
-                    name: name.clone(),
-                };
-                self.state()
-                    .environments
-                    .get(&env_key)
-                    .cloned()
-                    .ok_or_else(|| format!("environment `{name}` is not applied"))?
-            }
-        };
-        let mut vars = Vec::new();
-        if spec.needs_python() {
-            let progress = |line: &str| {
-                tracing::info!("{key}: {line}");
-                self.set_status(key, Phase::Progressing, line);
-            };
-            let built = self
-                .envs
-                .ensure(&spec, checkout, &progress)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.state()
-                .env_users
-                .insert(key.clone(), built.hash.clone());
-            vars.extend(built.activate());
-        }
-        vars.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        Ok(vars)
-    }
-
     /// Removes environments that no applied workload uses any more.
     fn collect_environments(&self) {
-        let keep: BTreeSet<String> = {
-            let mut state = self.state();
-            let live: BTreeSet<ResourceKey> = state
+        let live: BTreeSet<ResourceKey> = {
+            let state = self.state();
+            state
                 .jobs
                 .keys()
                 .chain(state.apps.keys())
                 .cloned()
-                .collect();
-            state.env_users.retain(|k, _| live.contains(k));
-            state.env_users.values().cloned().collect()
+                .collect()
         };
-        let grace = std::env::var("CAIRN_ENV_GC_GRACE")
-            .ok()
-            .and_then(|g| humantime::parse_duration(&g).ok())
-            .unwrap_or(std::time::Duration::from_secs(3600));
-        for hash in self.envs.collect_garbage(&keep, grace) {
-            tracing::info!("removed unused environment {hash}");
-        }
-    }
-
-    fn register_pool(&self, name: &Name, pool: &ComputePoolSpec) {
-        let mut state = self.state();
-        state.pools.insert(name.clone(), pool.clone());
-        let devices = self.pool_devices(&state, name);
-        state.allocator.set_pool(name.as_str(), devices);
-    }
-
-    /// Directory for a resource's files under the data directory.
-    fn resource_dir(&self, area: &str, key: &ResourceKey) -> PathBuf {
-        self.data_dir
-            .join(area)
-            .join(key.project.as_ref().map_or("_", Name::as_str))
-            .join(key.name.as_str())
-    }
-}
-
-impl Inner {
-    /// `CAIRN_SERVER` for a workload's environment, when the URL is known.
-    fn server_env(&self) -> Option<(String, String)> {
-        self.server_url
-            .get()
-            .map(|url| ("CAIRN_SERVER".to_string(), url.clone()))
+        self.envs.collect_environments(&live);
     }
 }
 
@@ -836,10 +562,9 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
         let metrics = &inner.gateway.metrics;
         let mut pids = vec![("gateway".to_string(), 0usize, std::process::id())];
         // The GPUs held by each model's replicas (their allocator holders).
-        let held: HashMap<String, Vec<u32>> =
-            inner.state().allocator.assignments().into_iter().collect();
+        let held: HashMap<String, Vec<u32>> = inner.quotas.assignments().into_iter().collect();
         let mut model_gpus: HashMap<String, BTreeSet<u32>> = HashMap::new();
-        if let Ok(processes) = inner.store.processes() {
+        if let Ok(processes) = inner.shared.store.processes() {
             for p in processes.into_iter().filter(|p| p.key.kind == Kind::Model) {
                 let holder = format!("app:{}:{}:{}", p.key.id(), p.replica, p.port);
                 if let Some(devices) = held.get(&holder) {

@@ -79,7 +79,7 @@ impl Inner {
         {
             self.remove_app(key);
         }
-        self.clear_plugin_problem(key);
+        self.shared.clear_plugin_problem(key);
         self.attach_monitoring(key, spec);
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
@@ -106,6 +106,7 @@ impl Inner {
         let mut bindings = Vec::new();
         for name in &names {
             let bound = self
+                .plugins
                 .resolve_plugin(key.project.as_ref(), name)
                 .and_then(|r| {
                     let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
@@ -116,14 +117,16 @@ impl Inner {
                         config: cairn_plugin_host::config_of(&r.def.spec.config),
                         on_error: Arc::new(move |problem: String| {
                             if let Some(inner) = weak.upgrade() {
-                                inner.report_plugin_problem(&user, &r2.problem(problem));
+                                inner
+                                    .shared
+                                    .report_plugin_problem(&user, &r2.problem(problem));
                             }
                         }),
                     })
                 });
             match bound {
                 Ok(b) => bindings.push(b),
-                Err(problem) => self.report_plugin_problem(key, &problem),
+                Err(problem) => self.shared.report_plugin_problem(key, &problem),
             }
         }
         self.business.set(key.name.as_str(), bindings);
@@ -169,13 +172,13 @@ impl Inner {
             (None, Some(from)) => match self.job_artifact(key, from)? {
                 Ok((path, run)) => (Some(path), Some(run)),
                 Err(message) => {
-                    self.set_status(key, Phase::Idle, &message);
+                    self.shared.set_status(key, Phase::Idle, &message);
                     return Ok(message);
                 }
             },
             (None, None) => (None, None),
         };
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("loading plugin `{plugin_name}`"),
@@ -184,11 +187,13 @@ impl Inner {
         let key = key.clone();
         let spec = spec.clone();
         let commit = commit.to_string();
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let loader = inner.clone();
             let (project, replicas) = (key.project.clone(), spec.replicas.max(1) as usize);
             let loaded = tokio::task::spawn_blocking(move || {
-                let resolved = loader.resolve_plugin(project.as_ref(), &plugin_name)?;
+                let resolved = loader
+                    .plugins
+                    .resolve_plugin(project.as_ref(), &plugin_name)?;
                 let bytes = match &artifact {
                     Some(path) => std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -227,7 +232,9 @@ impl Inner {
                             workers: Arc::new(Semaphore::new(replicas)),
                             on_error: Arc::new(move |e| {
                                 if let Some(inner) = weak.upgrade() {
-                                    inner.report_plugin_problem(&user, &resolved.problem(e));
+                                    inner
+                                        .shared
+                                        .report_plugin_problem(&user, &resolved.problem(e));
                                 }
                             }),
                         },
@@ -242,7 +249,7 @@ impl Inner {
                 }
                 Err(e) => {
                     tracing::warn!("{key}: {e}");
-                    inner.set_status(&key, Phase::Failed, &e);
+                    inner.shared.set_status(&key, Phase::Failed, &e);
                 }
             }
         });
@@ -263,10 +270,15 @@ impl Inner {
             name: from.job.clone(),
         };
         let found = match &from.sha256 {
-            Some(sha) => self
+            Some(sha) => {
+                self.shared
+                    .store
+                    .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?
+            }
+            None => self
+                .shared
                 .store
-                .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?,
-            None => self.store.latest_artifact(&job, from.output.as_str())?,
+                .latest_artifact(&job, from.output.as_str())?,
         };
         Ok(match found {
             Some(a) => Ok((PathBuf::from(a.path), a.run_id)),
@@ -296,13 +308,13 @@ impl Inner {
             (None, Some(from)) => match self.job_artifact(key, from)? {
                 Ok((path, run)) => (path, Some(run)),
                 Err(message) => {
-                    self.set_status(key, Phase::Idle, &message);
+                    self.shared.set_status(key, Phase::Idle, &message);
                     return Ok(message);
                 }
             },
             (None, None) => return Err(RuntimeError::NotFound("the model has no artifact".into())),
         };
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("loading {}", path.display()),
@@ -311,7 +323,7 @@ impl Inner {
         let key = key.clone();
         let spec = spec.clone();
         let commit = commit.to_string();
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let loaded = tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -353,7 +365,7 @@ impl Inner {
                 Err(e) => {
                     let message = format!("could not load the model: {e}");
                     tracing::warn!("{key}: {message}");
-                    inner.set_status(&key, Phase::Failed, &message);
+                    inner.shared.set_status(&key, Phase::Failed, &message);
                 }
             }
         });
@@ -386,12 +398,12 @@ impl Inner {
             .filter(|r| r.strategy == RolloutStrategy::Canary);
         match (canary, stable) {
             (Some(rollout), Some(stable)) if stable.sha256 != sha256 => {
-                if let Ok(Some(bad)) = self.store.rolled_back(key, &sha256) {
+                if let Ok(Some(bad)) = self.shared.store.rolled_back(key, &sha256) {
                     let message = format!(
                         "serving version {} — the canary of version {bad} (sha256 {short}) was rolled back; commit another artifact to roll out again",
                         stable.number
                     );
-                    self.set_status(key, Phase::Failed, &message);
+                    self.shared.set_status(key, Phase::Failed, &message);
                     return;
                 }
                 let steps = rollout::steps(rollout);
@@ -403,15 +415,15 @@ impl Inner {
                     steps[0], stable.number
                 );
                 tracing::info!("{key}: {message}");
-                self.set_status(key, Phase::Progressing, &message);
+                self.shared.set_status(key, Phase::Progressing, &message);
                 let inner = self.clone();
                 let key = key.clone();
                 let rollout = rollout.clone();
                 let commit = commit.to_string();
-                self.handle.spawn(async move {
+                self.shared.handle.spawn(async move {
                     let outcome = rollout::run(
                         inner.gateway.clone(),
-                        inner.store.clone(),
+                        inner.shared.store.clone(),
                         key.clone(),
                         rollout,
                         stable.number,
@@ -434,7 +446,7 @@ impl Inner {
                         rollout::Outcome::Superseded => return,
                     };
                     tracing::info!("{key}: {message}");
-                    inner.set_status(&key, phase, &message);
+                    inner.shared.set_status(&key, phase, &message);
                 });
             }
             _ => {
@@ -444,14 +456,17 @@ impl Inner {
                     key.name.as_str(),
                     spec.task,
                 );
-                let _ = self.store.set_version_state(key, number, "serving");
+                let _ = self.shared.store.set_version_state(key, number, "serving");
                 let message = format!(
                     "serving version {number} (sha256 {short}) at /models/{}/predict with {capacity}",
                     key.name
                 );
                 tracing::info!("{key}: {message}");
-                self.set_status(key, Phase::Ready, &message);
-                let _ = self.store.audit(Some(commit), Some(key), "serve", &message);
+                self.shared.set_status(key, Phase::Ready, &message);
+                let _ = self
+                    .shared
+                    .store
+                    .audit(Some(commit), Some(key), "serve", &message);
             }
         }
     }
@@ -466,7 +481,7 @@ impl Inner {
     ) -> Result<String, RuntimeError> {
         let command = match (&spec.function, &spec.command) {
             (Some(function), _) => {
-                let runner = self.data_dir.join("runner.py");
+                let runner = self.shared.data_dir.join("runner.py");
                 if std::fs::read_to_string(&runner).ok().as_deref() != Some(RUNNER) {
                     std::fs::write(&runner, RUNNER)?;
                 }
@@ -495,6 +510,7 @@ impl Inner {
             restart: RestartPolicy::Always,
         };
         let version = self
+            .shared
             .store
             .model_version(key, commit, "", &spec_digest(spec), None)?
             .version;
@@ -629,12 +645,13 @@ impl Inner {
         run_id: Option<i64>,
     ) -> Option<i64> {
         match self
+            .shared
             .store
             .model_version(key, commit, sha256, &spec_digest(spec), run_id)
         {
             Ok(v) => Some(v.version),
             Err(e) => {
-                self.set_status(key, Phase::Failed, &e.to_string());
+                self.shared.set_status(key, Phase::Failed, &e.to_string());
                 None
             }
         }
@@ -643,7 +660,7 @@ impl Inner {
     /// Deploys a model again as last applied; a failure goes to its status.
     fn redeploy(self: &Arc<Self>, key: &ResourceKey, def: &ModelDef) {
         if let Err(e) = self.deploy_model(key, &def.spec, &def.commit, &def.checkout, &def.file) {
-            self.set_status(key, Phase::Failed, &e.to_string());
+            self.shared.set_status(key, Phase::Failed, &e.to_string());
         }
     }
 
@@ -655,14 +672,14 @@ impl Inner {
         pinned: Option<&cairn_spec::Sha256>,
         promotion: cairn_spec::Promotion,
     ) {
-        let artifact = match self.store.latest_artifact(job, output) {
+        let artifact = match self.shared.store.latest_artifact(job, output) {
             Ok(Some(a)) => a,
             _ => return,
         };
         if pinned.is_some_and(|p| p.as_str() == artifact.sha256) {
             return;
         }
-        let run = self.store.run_by_id(artifact.run_id).ok().flatten();
+        let run = self.shared.store.run_by_id(artifact.run_id).ok().flatten();
         let why = run
             .as_ref()
             .filter(|r| r.trigger == "drift")

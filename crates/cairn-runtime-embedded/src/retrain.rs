@@ -139,7 +139,7 @@ impl Inner {
         match step {
             Step::Hold(reason) => {
                 if verdict.drifted == Some(true) {
-                    let _ = self.store.audit(
+                    let _ = self.shared.store.audit(
                         None,
                         Some(&key),
                         "drift",
@@ -181,7 +181,7 @@ impl Inner {
                 } else {
                     "drift-retrain-failed"
                 };
-                let _ = self.store.audit(None, Some(&key), action, &detail);
+                let _ = self.shared.store.audit(None, Some(&key), action, &detail);
             }
         }
     }
