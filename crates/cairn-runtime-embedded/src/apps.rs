@@ -2,23 +2,49 @@
 //! by their policy, health-checked, replaced without downtime when the spec
 //! changes, and adopted after a controller restart.
 
-use super::Inner;
+use crate::environments::Environments;
+use crate::plugins::Plugins;
 use crate::process::{self, ProcessHandle, ProcessSpec};
-use crate::quotas::Admission;
+use crate::quotas::{Admission, Quotas};
+use crate::shared::Shared;
 use cairn_runtime::RuntimeError;
 use cairn_runtime::frameworks::LaunchPlan;
 use cairn_spec::ResourceKey;
 use cairn_spec::{ApplicationSpec, RestartPolicy};
 use cairn_store::{Phase, ProcessRecord};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
+/// Running applications (and the replicas of process models).
+pub(crate) struct Apps {
+    shared: Arc<Shared>,
+    quotas: Arc<Quotas>,
+    envs: Arc<Environments>,
+    plugins: Arc<Plugins>,
+    state: Mutex<State>,
+    /// Asks replicas whether they are ready.
+    http: HttpClient,
+}
+
+#[derive(Default)]
+struct State {
+    apps: HashMap<ResourceKey, AppDef>,
+    /// Round-robin counter for application replicas.
+    next_replica: usize,
+}
+
 /// An application as applied.
-pub(super) struct AppDef {
+struct AppDef {
     generation: u64,
     replicas: Vec<Replica>,
     /// Replicas of the previous generation, serving until the new ones are ready.
@@ -45,7 +71,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// process model switches its served version to the new replicas there.
 /// False: the deployment was replaced meanwhile, and the previous replicas
 /// are left to its successor.
-pub(super) type OnReady = Box<dyn FnOnce(u64) -> bool + Send>;
+pub(crate) type OnReady = Box<dyn FnOnce(u64) -> bool + Send>;
 
 /// How long new replicas get to become ready before old ones are stopped anyway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,9 +80,47 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// the requests it already has can finish before it is stopped.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-impl Inner {
+impl Apps {
+    /// Applications admitted by `quotas`, in environments from `envs`, with
+    /// app-framework plugins from `plugins`.
+    pub fn new(
+        shared: Arc<Shared>,
+        quotas: Arc<Quotas>,
+        envs: Arc<Environments>,
+        plugins: Arc<Plugins>,
+    ) -> Self {
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Apps {
+            shared,
+            quotas,
+            envs,
+            plugins,
+            state: Mutex::new(State::default()),
+            http,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resources with replicas (applications and process models).
+    pub fn keys(&self) -> Vec<ResourceKey> {
+        self.state().apps.keys().cloned().collect()
+    }
+
+    /// Stops every replica (killing them unless `keep_running`, so that a
+    /// restart can adopt them).
+    pub async fn shutdown(&self, keep_running: bool) {
+        for key in self.keys() {
+            self.stop_app(&key, !keep_running).await;
+        }
+    }
+
     /// Starts (or replaces) an application's replicas.
-    pub(super) fn start_app(
+    pub fn start_app(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ApplicationSpec,
@@ -70,7 +134,7 @@ impl Inner {
 
     /// Starts (or replaces) a resource's replicas; returns a note and the
     /// new replicas' generation.
-    pub(super) fn start_replicas(
+    pub fn start_replicas(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ApplicationSpec,
@@ -226,14 +290,14 @@ impl Inner {
     }
 
     /// Stops every replica of an application.
-    pub(super) async fn stop_app(&self, key: &ResourceKey, kill: bool) {
+    async fn stop_app(&self, key: &ResourceKey, kill: bool) {
         let app = self.state().apps.remove(key);
         self.stop_replicas(key, app, kill).await;
     }
 
     /// Takes an application out of service now (no more requests, no more
     /// status updates) and stops its replicas in the background.
-    pub(super) fn remove_app(self: &Arc<Self>, key: &ResourceKey) {
+    pub fn remove_app(self: &Arc<Self>, key: &ResourceKey) {
         let app = self.state().apps.remove(key);
         let inner = self.clone();
         let key = key.clone();
@@ -262,7 +326,7 @@ impl Inner {
     }
 
     /// A ready replica of the application called `name`, round-robin.
-    pub(super) fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
+    pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
@@ -283,7 +347,7 @@ impl Inner {
     /// A ready replica of exactly this resource (a process model) and
     /// generation, round-robin: a model version is answered only by its own
     /// replicas (retiring ones included, while they drain).
-    pub(super) fn upstream_of(&self, key: &ResourceKey, generation: u64) -> Option<SocketAddr> {
+    pub fn upstream_of(&self, key: &ResourceKey, generation: u64) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
@@ -301,7 +365,7 @@ impl Inner {
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    pub(super) fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
+    pub fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
         self.shared
             .resource_dir("logs", key)
             .join(format!("replica-{replica}.log"))
@@ -529,10 +593,10 @@ struct ReplicaTask {
     plan: Arc<LaunchPlan>,
 }
 
-impl Inner {
+impl Apps {
     /// An app-framework Plugin changed: the running applications of that
     /// framework are launched again with its new answer.
-    pub(super) fn restart_apps_of_framework(
+    pub fn restart_apps_of_framework(
         self: &Arc<Self>,
         plugin: &ResourceKey,
         ctx: &cairn_runtime::ApplyContext<'_>,

@@ -4,7 +4,7 @@
 //! stored as a time series per feature, and published on the gateway's
 //! drift channel.
 
-use super::Inner;
+use crate::models::Models;
 use cairn_monitor::drift::{DriftVerdict, FeatureVerdict};
 use cairn_plugin_host::columns::{self, Column};
 use cairn_plugin_host::drift::DriftDetector;
@@ -52,10 +52,10 @@ impl DriftMonitors {
     }
 }
 
-impl Inner {
+impl Models {
     /// (Re)starts the drift monitor of a model, or stops it when the spec
     /// has none.
-    pub(super) fn schedule_drift(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
+    pub fn schedule_drift(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
         if let Some(old) = self.drift.lock_tasks().remove(key) {
             old.abort();
         }
@@ -81,7 +81,7 @@ impl Inner {
     }
 
     /// Stops a model's drift monitor.
-    pub(super) fn stop_drift(&self, key: &ResourceKey) {
+    pub fn stop_drift(&self, key: &ResourceKey) {
         if let Some(old) = self.drift.lock_tasks().remove(key) {
             old.abort();
         }

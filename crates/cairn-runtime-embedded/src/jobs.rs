@@ -2,10 +2,11 @@
 //! runs in `dependsOn` order, and the execution of one run (admission,
 //! process, timeout, retries, outputs).
 
-use super::Inner;
+use crate::environments::Environments;
 use crate::gpu::cuda_visible_devices;
 use crate::process::{self, ExitOutcome, ProcessHandle, ProcessSpec};
-use crate::quotas::Admission;
+use crate::quotas::{Admission, Quotas};
+use crate::shared::Shared;
 use cairn_runtime::RunRequest;
 use cairn_runtime::RuntimeError;
 use cairn_spec::ResourceKey;
@@ -13,15 +14,34 @@ use cairn_spec::{Command, JobSpec, Name};
 use cairn_store::{Phase, Run, RunState};
 use serde_json::Value;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// Applied jobs and their active runs.
+pub(crate) struct Jobs {
+    shared: Arc<Shared>,
+    quotas: Arc<Quotas>,
+    envs: Arc<Environments>,
+    state: Mutex<State>,
+    /// Told of each job whose run succeeded (it has new artifacts).
+    succeeded: OnceLock<Box<dyn Fn(&ResourceKey) + Send + Sync>>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<ResourceKey, JobDef>,
+    /// Jobs created or changed by the current sync, run when it finishes.
+    sync_runs: BTreeSet<ResourceKey>,
+    /// Cancel switches of active runs, by run id.
+    cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
+}
+
 /// A job as applied.
-pub(super) struct JobDef {
+struct JobDef {
     pub spec: JobSpec,
     pub commit: String,
     pub checkout: PathBuf,
@@ -31,11 +51,52 @@ pub(super) struct JobDef {
 /// How long a process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-impl Inner {
+impl Jobs {
+    /// Jobs admitted by `quotas`, in environments from `envs`.
+    pub fn new(shared: Arc<Shared>, quotas: Arc<Quotas>, envs: Arc<Environments>) -> Self {
+        Jobs {
+            shared,
+            quotas,
+            envs,
+            state: Mutex::new(State::default()),
+            succeeded: OnceLock::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets what is told of each job whose run succeeded (called without
+    /// any lock of the jobs held). Only the first call counts.
+    pub fn on_success(&self, succeeded: impl Fn(&ResourceKey) + Send + Sync + 'static) {
+        let _ = self.succeeded.set(Box::new(succeeded));
+    }
+
+    /// The applied jobs.
+    pub fn keys(&self) -> Vec<ResourceKey> {
+        self.state().jobs.keys().cloned().collect()
+    }
+
+    /// The jobs the current sync queued to run, forgotten.
+    pub fn take_sync_runs(&self) -> Vec<ResourceKey> {
+        std::mem::take(&mut self.state().sync_runs)
+            .into_iter()
+            .collect()
+    }
+
+    /// Cancels every active run.
+    pub fn cancel_all(&self) {
+        let cancels: Vec<_> = self.state().cancels.values().cloned().collect();
+        for c in cancels {
+            let _ = c.send(true);
+        }
+    }
+
     /// Registers (or replaces) a job; arms its schedule; on sync, queues a
     /// run when the job runs on sync.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn register_job(
+    pub fn register_job(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &JobSpec,
@@ -104,7 +165,7 @@ impl Inner {
     }
 
     /// Forgets a job: disarms its schedule and stops its active runs.
-    pub(super) fn remove_job(&self, key: &ResourceKey) -> String {
+    pub fn remove_job(&self, key: &ResourceKey) -> String {
         let mut state = self.state();
         if let Some(def) = state.jobs.remove(key)
             && let Some(s) = def.schedule
@@ -188,7 +249,7 @@ impl Inner {
 
     /// Creates the runs of a request in pipeline order and executes them in
     /// the background.
-    pub(super) fn trigger(self: &Arc<Self>, request: RunRequest) -> Result<Vec<Run>, RuntimeError> {
+    pub fn trigger(self: &Arc<Self>, request: RunRequest) -> Result<Vec<Run>, RuntimeError> {
         let order = {
             let state = self.state();
             for t in &request.targets {
@@ -257,7 +318,7 @@ impl Inner {
     /// Depth-first, upstream first.
     fn visit(
         &self,
-        jobs: &std::collections::HashMap<ResourceKey, JobDef>,
+        jobs: &HashMap<ResourceKey, JobDef>,
         key: &ResourceKey,
         request: &RunRequest,
         seen: &mut HashSet<ResourceKey>,
@@ -531,8 +592,10 @@ impl Inner {
         };
         self.shared
             .set_status(&key, phase, &format!("run #{}: {message}", run.number));
-        if state == RunState::Succeeded {
-            self.artifact_produced(&key);
+        if state == RunState::Succeeded
+            && let Some(succeeded) = self.succeeded.get()
+        {
+            succeeded(&key);
         }
         let _ = self.shared.store.audit(
             Some(&run.commit),
@@ -700,7 +763,7 @@ impl Inner {
 
     /// After a restart: adopt runs whose process still runs, settle the
     /// others, and finish their pipelines.
-    pub(super) fn resume_runs(self: &Arc<Self>) {
+    pub fn resume_runs(self: &Arc<Self>) {
         let Ok(unfinished) = self.shared.store.unfinished_runs() else {
             return;
         };

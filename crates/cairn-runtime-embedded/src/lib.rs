@@ -6,6 +6,46 @@
 //! the gateway's `/apps/NAME/` proxy ([`apps`]). Compute pools hand out GPUs
 //! through `CUDA_VISIBLE_DEVICES`, and project quotas are enforced when runs
 //! and replicas are admitted.
+//!
+//! # Owners
+//!
+//! The runtime is composed of owners, each with its own state behind its
+//! own lock and only the shared handles it needs:
+//!
+//! - [`Shared`](shared): the store, the data directory, the tokio handle,
+//!   the server's URL, and statuses with their last plugin failure;
+//! - [`Quotas`](quotas): projects, pools, GPUs and what running workloads
+//!   hold (admission);
+//! - [`Environments`](environments): declared environments and their users;
+//! - [`Plugins`](plugins): applied Plugin specs and the plugin host;
+//! - [`Jobs`](jobs): applied jobs, schedules and active runs (uses Quotas,
+//!   Environments);
+//! - [`Apps`](apps): application replicas, and those of process models
+//!   (uses Quotas, Environments, Plugins for app frameworks);
+//! - [`Models`](models): served models, drift monitors ([`drift`]),
+//!   drift-triggered retraining ([`retrain`]) and promotions (uses Plugins,
+//!   Apps for process replicas, Jobs to retrain; the gateway).
+//!
+//! Jobs tell Models of successful runs through a callback set when the
+//! runtime is made (Models holds Jobs, so Jobs holds no Models).
+//!
+//! # Lock order
+//!
+//! No owner calls another owner with its own lock held: each takes its
+//! lock, copies or changes what it needs, and releases it before calling
+//! out. Only leaf locks are taken under an owner's lock, always in this
+//! order:
+//!
+//! 1. an owner's state (Jobs, Apps, Models, Plugins, Quotas, Environments,
+//!    Plugins' broken specs — never two of them);
+//! 2. the statuses' plugin failures ([`Shared::set_status`], called with
+//!    Apps' state locked when replicas become ready);
+//! 3. the gateway's and the store's own locks (Models installs a process
+//!    model's version with its state locked; the gateway asks Apps for a
+//!    process model's replica without holding any of its own).
+//!
+//! Drift monitors' task and fitted-state locks are leaves too, never held
+//! while another lock is taken.
 
 mod apps;
 mod drift;
@@ -20,8 +60,11 @@ mod quotas;
 mod retrain;
 mod shared;
 
+use crate::apps::Apps;
 use crate::environments::Environments;
 use crate::gpu::GpuInventory;
+use crate::jobs::Jobs;
+use crate::models::Models;
 use crate::plugins::Plugins;
 use crate::quotas::Quotas;
 use crate::shared::Shared;
@@ -39,7 +82,7 @@ use cairn_store::{Applied, Phase, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Weak};
 use tokio::runtime::Handle;
 
 pub use cairn_runtime::RunRequest;
@@ -48,28 +91,13 @@ pub use drift::DriftError;
 /// The embedded runtime. Cheap to clone.
 #[derive(Clone)]
 pub struct EmbeddedRuntime {
-    inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
     shared: Arc<Shared>,
     quotas: Arc<Quotas>,
     envs: Arc<Environments>,
     plugins: Arc<Plugins>,
-    state: Mutex<State>,
-    gateway: Arc<Gateway>,
-    /// Drift monitors of the served models.
-    drift: drift::DriftMonitors,
-    verdicts: cairn_monitor::drift::DriftVerdicts,
-    business: Arc<cairn_monitor::business::BusinessMetrics>,
-    summaries: Arc<cairn_monitor::summary::Summaries>,
-    /// Where new artifacts to promote through Git are announced (see
-    /// [`EmbeddedRuntime::take_promotions`]).
-    promotions: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<PromotionRequest>>,
-    http: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        axum::body::Body,
-    >,
+    jobs: Arc<Jobs>,
+    apps: Arc<Apps>,
+    models: Arc<Models>,
 }
 
 /// A new artifact of a model to promote through Git.
@@ -87,20 +115,6 @@ pub struct PromotionRequest {
     pub message: String,
 }
 
-#[derive(Default)]
-struct State {
-    jobs: HashMap<ResourceKey, jobs::JobDef>,
-    apps: HashMap<ResourceKey, apps::AppDef>,
-    /// Jobs created or changed by the current sync, run when it finishes.
-    sync_runs: BTreeSet<ResourceKey>,
-    /// Cancel switches of active runs, by run id.
-    cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
-    /// Round-robin counter for application replicas.
-    next_replica: usize,
-    /// Served models.
-    models: HashMap<ResourceKey, models::ModelDef>,
-}
-
 impl EmbeddedRuntime {
     /// A runtime keeping its files under `data_dir` and its records in `store`.
     /// Must be created inside a tokio runtime.
@@ -109,14 +123,11 @@ impl EmbeddedRuntime {
         data_dir: &Path,
         gpus: GpuInventory,
     ) -> Result<Self, RuntimeError> {
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
         let events = EventLog::open(&data_dir.join("events.db"), EventLogConfig::default())
             .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
         let keys = KeyStore::open(&data_dir.join("keys.db"))
             .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
-        let plugins =
+        let host =
             cairn_plugin_host::PluginHost::new(Some(&data_dir.join("plugins").join("cache")))
                 .map_err(|e| RuntimeError::Start(format!("plugin host: {e}")))?;
         let gateway = Arc::new(Gateway::new(events.clone(), keys));
@@ -130,47 +141,62 @@ impl EmbeddedRuntime {
             data_dir.to_path_buf(),
             Handle::current(),
         ));
-        let runtime = EmbeddedRuntime {
-            inner: Arc::new(Inner {
-                quotas: Arc::new(Quotas::new(gpus)),
-                envs: Arc::new(Environments::new(shared.clone(), &data_dir.join("envs"))),
-                plugins: Arc::new(Plugins::new(store, plugins)),
-                shared,
-                state: Mutex::new(State::default()),
-                gateway,
-                drift: drift::DriftMonitors::default(),
-                verdicts: Default::default(),
-                business,
-                summaries: Default::default(),
-                promotions: std::sync::OnceLock::new(),
-                http,
-            }),
-        };
-        runtime
-            .inner
-            .shared
-            .handle
-            .spawn(sample_metrics(Arc::downgrade(&runtime.inner)));
-        runtime
-            .inner
-            .shared
-            .handle
-            .spawn(refresh_model_scores(Arc::downgrade(&runtime.inner)));
-        runtime.inner.shared.handle.spawn(retrain::watch(
-            Arc::downgrade(&runtime.inner),
-            runtime.inner.verdicts.subscribe(),
+        let quotas = Arc::new(Quotas::new(gpus));
+        let envs = Arc::new(Environments::new(shared.clone(), &data_dir.join("envs")));
+        let plugins = Arc::new(Plugins::new(store, host));
+        let jobs = Arc::new(Jobs::new(shared.clone(), quotas.clone(), envs.clone()));
+        let apps = Arc::new(Apps::new(
+            shared.clone(),
+            quotas.clone(),
+            envs.clone(),
+            plugins.clone(),
         ));
-        Ok(runtime)
+        let models = Arc::new(Models::new(
+            shared.clone(),
+            plugins.clone(),
+            apps.clone(),
+            jobs.clone(),
+            gateway,
+            business,
+        ));
+        // A successful run's new artifacts go to the models that follow
+        // its job.
+        let followers = Arc::downgrade(&models);
+        jobs.on_success(move |job| {
+            if let Some(models) = followers.upgrade() {
+                models.artifact_produced(job);
+            }
+        });
+        shared.handle.spawn(sample_metrics(
+            Arc::downgrade(&models),
+            Arc::downgrade(&quotas),
+        ));
+        shared
+            .handle
+            .spawn(refresh_model_scores(Arc::downgrade(&models)));
+        shared.handle.spawn(retrain::watch(
+            Arc::downgrade(&models),
+            models.verdicts.subscribe(),
+        ));
+        Ok(EmbeddedRuntime {
+            shared,
+            quotas,
+            envs,
+            plugins,
+            jobs,
+            apps,
+            models,
+        })
     }
 
     /// The model gateway.
     pub fn gateway(&self) -> Arc<Gateway> {
-        self.inner.gateway.clone()
+        self.models.gateway.clone()
     }
 
     /// The dashboard's kept monitoring summaries.
     pub fn summaries(&self) -> Arc<cairn_monitor::summary::Summaries> {
-        self.inner.summaries.clone()
+        self.models.summaries.clone()
     }
 
     /// Every drift verdict from now on (see
@@ -178,14 +204,14 @@ impl EmbeddedRuntime {
     pub fn subscribe_drift(
         &self,
     ) -> tokio::sync::broadcast::Receiver<cairn_monitor::drift::DriftVerdict> {
-        self.inner.verdicts.subscribe()
+        self.models.verdicts.subscribe()
     }
 
     /// Sets the URL of the HTTP server (`http://HOST:PORT`), passed to job
     /// runs and application replicas started from now on as `CAIRN_SERVER`.
     /// Only the first call counts.
     pub fn set_server_url(&self, url: String) {
-        let _ = self.inner.shared.server_url.set(url);
+        let _ = self.shared.server_url.set(url);
     }
 
     /// The stream of artifacts to promote through Git: a job produced a
@@ -196,19 +222,18 @@ impl EmbeddedRuntime {
     pub fn take_promotions(
         &self,
     ) -> Option<tokio::sync::mpsc::UnboundedReceiver<PromotionRequest>> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.inner.promotions.set(tx).ok().map(|_| rx)
+        self.models.take_promotions()
     }
 
     /// The GPUs this machine has.
     pub fn gpus(&self) -> &GpuInventory {
-        self.inner.quotas.gpus()
+        self.quotas.gpus()
     }
 
     /// Starts a run of `job` (its upstream jobs first); returns the runs
     /// created, the requested job's last.
     pub fn run_job(&self, request: RunRequest) -> Result<Vec<cairn_store::Run>, RuntimeError> {
-        self.inner.trigger(request)
+        self.jobs.trigger(request)
     }
 
     /// Evaluates the drift of model `name` over its last window now.
@@ -217,56 +242,47 @@ impl EmbeddedRuntime {
         name: &str,
     ) -> Result<cairn_monitor::drift::DriftVerdict, DriftError> {
         let key = self
-            .inner
-            .state()
             .models
-            .keys()
-            .find(|k| k.name.as_str() == name)
-            .cloned()
+            .find(name)
             .ok_or_else(|| DriftError::NoModel(name.to_string()))?;
-        self.inner.evaluate_drift(&key).await
+        self.models.evaluate_drift(&key).await
     }
 
     /// The WebAssembly plugin host.
     pub fn plugin_host(&self) -> cairn_plugin_host::PluginHost {
-        self.inner.plugins.host().clone()
+        self.plugins.host().clone()
     }
 
     /// A ready replica of application `name` to send a request to.
     pub fn app_upstream(&self, name: &str) -> Option<SocketAddr> {
-        self.inner.app_upstream(name)
+        self.apps.app_upstream(name)
     }
 
     /// Stops everything this runtime started (jobs are left running only if
     /// `keep_running`, so that a restart can adopt them).
     pub async fn shutdown(&self, keep_running: bool) {
-        self.inner.shutdown(keep_running).await;
-    }
-}
-
-impl Inner {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    async fn shutdown(&self, keep_running: bool) {
-        self.gateway.flush().await;
-        let apps: Vec<ResourceKey> = self.state().apps.keys().cloned().collect();
-        for key in apps {
-            self.stop_app(&key, !keep_running).await;
-        }
+        self.models.gateway.flush().await;
+        self.apps.shutdown(keep_running).await;
         if !keep_running {
-            let cancels: Vec<_> = self.state().cancels.values().cloned().collect();
-            for c in cancels {
-                let _ = c.send(true);
-            }
+            self.jobs.cancel_all();
         }
+    }
+
+    /// Removes environments that no applied workload uses any more.
+    fn collect_environments(&self) {
+        let live: BTreeSet<ResourceKey> = self
+            .jobs
+            .keys()
+            .into_iter()
+            .chain(self.apps.keys())
+            .collect();
+        self.envs.collect_environments(&live);
     }
 }
 
 impl Runtime for EmbeddedRuntime {
     fn observe(&self) -> Result<StateView, RuntimeError> {
-        cairn_runtime::observe_applied(&self.inner.shared.store)
+        cairn_runtime::observe_applied(&self.shared.store)
     }
 
     fn apply(
@@ -275,33 +291,32 @@ impl Runtime for EmbeddedRuntime {
         resource: Option<&Resource>,
         ctx: &ApplyContext<'_>,
     ) -> Result<String, RuntimeError> {
-        let inner = &self.inner;
         let key = &action.key;
         match (&action.change, resource.map(|r| &r.spec)) {
             (Change::Delete, _) => match key.kind {
                 Kind::Project => {
-                    inner.quotas.forget_project(&key.name);
+                    self.quotas.forget_project(&key.name);
                     Ok("forgotten".into())
                 }
                 Kind::ComputePool => {
-                    inner.quotas.forget_pool(&key.name);
+                    self.quotas.forget_pool(&key.name);
                     Ok("forgotten".into())
                 }
-                Kind::Job => Ok(inner.remove_job(key)),
+                Kind::Job => Ok(self.jobs.remove_job(key)),
                 Kind::Application => {
-                    inner.remove_app(key);
+                    self.apps.remove_app(key);
                     Ok("stopping its replicas".into())
                 }
                 Kind::Environment => {
-                    inner.envs.forget(key);
+                    self.envs.forget(key);
                     Ok("forgotten".into())
                 }
                 Kind::Model => {
-                    inner.undeploy_model(key);
+                    self.models.undeploy_model(key);
                     Ok("no longer served".into())
                 }
                 Kind::Plugin => {
-                    inner.plugins.forget_plugin(key);
+                    self.plugins.forget_plugin(key);
                     Ok("forgotten".into())
                 }
                 Kind::Dataset => Ok("forgotten".into()),
@@ -309,20 +324,20 @@ impl Runtime for EmbeddedRuntime {
             (Change::Create | Change::Update { .. }, Some(spec)) => {
                 let updated = matches!(action.change, Change::Update { .. });
                 if matches!(spec, Spec::Model(_) | Spec::Application(_)) {
-                    inner.plugins.note_broken_plugins(ctx.commit, ctx.state);
+                    self.plugins.note_broken_plugins(ctx.commit, ctx.state);
                 }
                 match spec {
                     Spec::Project(p) => {
-                        inner.quotas.set_project(&key.name, p);
+                        self.quotas.set_project(&key.name, p);
                         Ok("recorded".into())
                     }
                     Spec::ComputePool(p) => {
-                        inner.quotas.register_pool(&key.name, p);
+                        self.quotas.register_pool(&key.name, p);
                         Ok(match p.local.as_ref().map(|l| &l.gpus) {
                             Some(GpuSelection::All) => {
                                 format!(
                                     "local pool with {} GPU(s)",
-                                    inner.quotas.gpus().devices.len()
+                                    self.quotas.gpus().devices.len()
                                 )
                             }
                             Some(GpuSelection::Devices(d)) => format!("local pool with GPUs {d:?}"),
@@ -330,7 +345,7 @@ impl Runtime for EmbeddedRuntime {
                             _ => "Kubernetes-only pool: nothing runs here".into(),
                         })
                     }
-                    Spec::Job(j) => Ok(inner.register_job(
+                    Spec::Job(j) => Ok(self.jobs.register_job(
                         key,
                         j,
                         ctx.commit,
@@ -340,13 +355,15 @@ impl Runtime for EmbeddedRuntime {
                         true,
                     )),
                     Spec::Application(a) => {
-                        inner.start_app(key, a, ctx.commit, ctx.checkout, &action.file)
+                        self.apps
+                            .start_app(key, a, ctx.commit, ctx.checkout, &action.file)
                     }
                     Spec::Model(m) => {
-                        inner.deploy_model(key, m, ctx.commit, ctx.checkout, &action.file)
+                        self.models
+                            .deploy_model(key, m, ctx.commit, ctx.checkout, &action.file)
                     }
                     Spec::Environment(e) => {
-                        inner.envs.record(key, e);
+                        self.envs.record(key, e);
                         Ok(match &e.image {
                             Some(image) if !e.needs_python() => {
                                 format!("image {image} (Kubernetes only)")
@@ -355,12 +372,11 @@ impl Runtime for EmbeddedRuntime {
                         })
                     }
                     Spec::Plugin(p) => {
-                        inner
-                            .plugins
+                        self.plugins
                             .record_plugin(key, p, &action.file, ctx.checkout);
                         if updated {
-                            inner.plugin_changed(key);
-                            inner.restart_apps_of_framework(key, ctx);
+                            self.models.plugin_changed(key);
+                            self.apps.restart_apps_of_framework(key, ctx);
                         }
                         Ok("recorded; compiled when first used".into())
                     }
@@ -372,10 +388,8 @@ impl Runtime for EmbeddedRuntime {
     }
 
     fn finish_sync(&self, ctx: &ApplyContext<'_>) {
-        self.inner.collect_environments();
-        let targets: Vec<ResourceKey> = std::mem::take(&mut self.inner.state().sync_runs)
-            .into_iter()
-            .collect();
+        self.collect_environments();
+        let targets = self.jobs.take_sync_runs();
         if targets.is_empty() {
             return;
         }
@@ -385,29 +399,28 @@ impl Runtime for EmbeddedRuntime {
             params: None,
             with_upstream: false,
         };
-        if let Err(e) = self.inner.trigger(request) {
+        if let Err(e) = self.jobs.trigger(request) {
             tracing::warn!("could not start jobs for commit {}: {e}", ctx.commit);
         }
     }
 
     fn restore(&self, applied: &[Applied], checkout: &dyn Fn(&str) -> Option<PathBuf>) {
-        let inner = &self.inner;
         // Projects and pools first: jobs and apps need them.
         for a in applied {
             match a.key.kind {
                 Kind::Project => {
                     if let Some(p) = spec_of::<ProjectSpec>(&a.value) {
-                        inner.quotas.set_project(&a.key.name, &p);
+                        self.quotas.set_project(&a.key.name, &p);
                     }
                 }
                 Kind::ComputePool => {
                     if let Some(p) = spec_of::<ComputePoolSpec>(&a.value) {
-                        inner.quotas.register_pool(&a.key.name, &p);
+                        self.quotas.register_pool(&a.key.name, &p);
                     }
                 }
                 Kind::Environment => {
                     if let Some(e) = spec_of::<EnvironmentSpec>(&a.value) {
-                        inner.envs.record(&a.key, &e);
+                        self.envs.record(&a.key, &e);
                     }
                 }
                 Kind::Plugin => {
@@ -415,7 +428,7 @@ impl Runtime for EmbeddedRuntime {
                         spec_of::<cairn_spec::PluginSpec>(&a.value),
                         checkout(&a.commit),
                     ) {
-                        inner.plugins.record_plugin(&a.key, &p, &a.file, &dir);
+                        self.plugins.record_plugin(&a.key, &p, &a.file, &dir);
                     }
                 }
                 _ => {}
@@ -423,7 +436,7 @@ impl Runtime for EmbeddedRuntime {
         }
         for a in applied {
             let Some(dir) = checkout(&a.commit) else {
-                inner.shared.set_status(
+                self.shared.set_status(
                     &a.key,
                     Phase::Failed,
                     "the commit's files could not be checked out again",
@@ -433,38 +446,39 @@ impl Runtime for EmbeddedRuntime {
             match a.key.kind {
                 Kind::Job => {
                     if let Some(j) = spec_of::<JobSpec>(&a.value) {
-                        inner.register_job(&a.key, &j, &a.commit, &dir, &a.file, false, false);
+                        self.jobs
+                            .register_job(&a.key, &j, &a.commit, &dir, &a.file, false, false);
                     }
                 }
                 Kind::Model => {
                     if let Some(m) = spec_of::<ModelSpec>(&a.value)
-                        && let Err(e) = inner.deploy_model(&a.key, &m, &a.commit, &dir, &a.file)
+                        && let Err(e) = self
+                            .models
+                            .deploy_model(&a.key, &m, &a.commit, &dir, &a.file)
                     {
-                        inner
-                            .shared
+                        self.shared
                             .set_status(&a.key, Phase::Failed, &e.to_string());
                     }
                 }
                 Kind::Application => {
                     if let Some(app) = spec_of::<ApplicationSpec>(&a.value)
-                        && let Err(e) = inner.start_app(&a.key, &app, &a.commit, &dir, &a.file)
+                        && let Err(e) = self.apps.start_app(&a.key, &app, &a.commit, &dir, &a.file)
                     {
-                        inner
-                            .shared
+                        self.shared
                             .set_status(&a.key, Phase::Failed, &e.to_string());
                     }
                 }
                 _ => {}
             }
         }
-        inner.resume_runs();
+        self.jobs.resume_runs();
     }
 
     fn logs(&self, target: &LogTarget) -> Result<LogSource, RuntimeError> {
         match target {
             LogTarget::Run(job, number) => {
                 let run =
-                    self.inner.shared.store.run(job, *number)?.ok_or_else(|| {
+                    self.shared.store.run(job, *number)?.ok_or_else(|| {
                         RuntimeError::NotFound(format!("{job} has no run #{number}"))
                     })?;
                 Ok(LogSource {
@@ -473,7 +487,7 @@ impl Runtime for EmbeddedRuntime {
                 })
             }
             LogTarget::Replica(app, replica) => {
-                let path = self.inner.replica_log(app, *replica);
+                let path = self.apps.replica_log(app, *replica);
                 if !path.exists() {
                     return Err(RuntimeError::NotFound(format!(
                         "{app} has no replica {replica}"
@@ -485,26 +499,10 @@ impl Runtime for EmbeddedRuntime {
     }
 }
 
-impl Inner {
-    /// Removes environments that no applied workload uses any more.
-    fn collect_environments(&self) {
-        let live: BTreeSet<ResourceKey> = {
-            let state = self.state();
-            state
-                .jobs
-                .keys()
-                .chain(state.apps.keys())
-                .cloned()
-                .collect()
-        };
-        self.envs.collect_environments(&live);
-    }
-}
-
 /// Every 30 s (`CAIRN_MONITORING_INTERVAL`): the Prometheus gauges of model
 /// scores (accuracy, label coverage, MAE) over the last hour, per model and
 /// version, from the monitoring data.
-async fn refresh_model_scores(inner: std::sync::Weak<Inner>) {
+async fn refresh_model_scores(models: Weak<Models>) {
     let every = std::env::var("CAIRN_MONITORING_INTERVAL")
         .ok()
         .and_then(|d| humantime::parse_duration(&d).ok())
@@ -514,7 +512,7 @@ async fn refresh_model_scores(inner: std::sync::Weak<Inner>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        let Some(gateway) = inner.upgrade().map(|i| i.gateway.clone()) else {
+        let Some(gateway) = models.upgrade().map(|m| m.gateway.clone()) else {
             return;
         };
         let scores = tokio::task::spawn_blocking(move || {
@@ -550,7 +548,7 @@ async fn refresh_model_scores(inner: std::sync::Weak<Inner>) {
 
 /// Every 10 s: closes the metrics interval and samples CPU, memory and GPUs
 /// of the gateway and of model replicas.
-async fn sample_metrics(inner: std::sync::Weak<Inner>) {
+async fn sample_metrics(models: Weak<Models>, quotas: Weak<Quotas>) {
     use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
     const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
     let mut system = System::new();
@@ -558,13 +556,15 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let Some(inner) = inner.upgrade() else { return };
-        let metrics = &inner.gateway.metrics;
+        let (Some(models), Some(quotas)) = (models.upgrade(), quotas.upgrade()) else {
+            return;
+        };
+        let metrics = &models.gateway.metrics;
         let mut pids = vec![("gateway".to_string(), 0usize, std::process::id())];
         // The GPUs held by each model's replicas (their allocator holders).
-        let held: HashMap<String, Vec<u32>> = inner.quotas.assignments().into_iter().collect();
+        let held: HashMap<String, Vec<u32>> = quotas.assignments().into_iter().collect();
         let mut model_gpus: HashMap<String, BTreeSet<u32>> = HashMap::new();
-        if let Ok(processes) = inner.shared.store.processes() {
+        if let Ok(processes) = models.shared.store.processes() {
             for p in processes.into_iter().filter(|p| p.key.kind == Kind::Model) {
                 let holder = format!("app:{}:{}:{}", p.key.id(), p.replica, p.port);
                 if let Some(devices) = held.get(&holder) {
@@ -600,7 +600,7 @@ async fn sample_metrics(inner: std::sync::Weak<Inner>) {
             }
         }
         let gpus = crate::gpu::sample_usage();
-        for endpoint in inner.gateway.endpoints() {
+        for endpoint in models.gateway.endpoints() {
             let name = endpoint.key.name.to_string();
             if let Some(devices) = model_gpus.get(&name) {
                 let usage: Vec<_> = gpus.iter().filter(|g| devices.contains(&g.index)).collect();

@@ -5,11 +5,18 @@
 //! artifact digest ↔ producing run) and replaces the old one only once it
 //! is ready.
 
-use super::Inner;
+use crate::PromotionRequest;
+use crate::apps::Apps;
+use crate::drift::DriftMonitors;
+use crate::jobs::Jobs;
+use crate::plugins::Plugins;
+use crate::shared::Shared;
 use cairn_gateway::onnx::OnnxModel;
-use cairn_gateway::service::{Backend, Version};
-use cairn_monitor::business::MetricBinding;
+use cairn_gateway::service::{Backend, Gateway, Version};
+use cairn_monitor::business::{BusinessMetrics, MetricBinding};
+use cairn_monitor::drift::DriftVerdicts;
 use cairn_monitor::rollout;
+use cairn_monitor::summary::Summaries;
 use cairn_plugin_host::metrics::MetricPlugin;
 use cairn_plugin_host::model::WasmModel;
 use cairn_runtime::RuntimeError;
@@ -19,17 +26,46 @@ use cairn_spec::{
 };
 use cairn_store::Phase;
 use sha2::Digest;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// Served models, their monitoring (drift, business metrics) and what
+/// follows from it (drift-triggered retraining, promotions).
+pub(crate) struct Models {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) plugins: Arc<Plugins>,
+    /// The replicas of process models.
+    apps: Arc<Apps>,
+    /// The jobs that produce artifacts and retrain models.
+    pub(crate) jobs: Arc<Jobs>,
+    pub(crate) gateway: Arc<Gateway>,
+    state: Mutex<State>,
+    /// Drift monitors of the served models.
+    pub(crate) drift: DriftMonitors,
+    pub(crate) verdicts: DriftVerdicts,
+    business: Arc<BusinessMetrics>,
+    pub(crate) summaries: Arc<Summaries>,
+    /// Where new artifacts to promote through Git are announced (see
+    /// [`crate::EmbeddedRuntime::take_promotions`]).
+    promotions: OnceLock<UnboundedSender<PromotionRequest>>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Served models.
+    pub(crate) models: HashMap<ResourceKey, ModelDef>,
+}
 
 /// A model as applied.
 #[derive(Clone)]
-pub(super) struct ModelDef {
-    pub(super) spec: ModelSpec,
+pub(crate) struct ModelDef {
+    pub(crate) spec: ModelSpec,
     commit: String,
-    pub(super) checkout: PathBuf,
+    pub(crate) checkout: PathBuf,
     file: String,
     generation: u64,
 }
@@ -52,9 +88,55 @@ fn spec_digest(spec: &ModelSpec) -> String {
 /// The function runner shipped inside the binary.
 const RUNNER: &str = include_str!("runner.py");
 
-impl Inner {
+impl Models {
+    /// Models served by `gateway`, with plugins from `plugins`, process
+    /// replicas run by `apps`, and artifacts and retraining from `jobs`.
+    pub fn new(
+        shared: Arc<Shared>,
+        plugins: Arc<Plugins>,
+        apps: Arc<Apps>,
+        jobs: Arc<Jobs>,
+        gateway: Arc<Gateway>,
+        business: Arc<BusinessMetrics>,
+    ) -> Self {
+        Models {
+            shared,
+            plugins,
+            apps,
+            jobs,
+            gateway,
+            state: Mutex::new(State::default()),
+            drift: DriftMonitors::default(),
+            verdicts: Default::default(),
+            business,
+            summaries: Default::default(),
+            promotions: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The served model called `name`.
+    pub fn find(&self, name: &str) -> Option<ResourceKey> {
+        self.state()
+            .models
+            .keys()
+            .find(|k| k.name.as_str() == name)
+            .cloned()
+    }
+
+    /// The stream of artifacts to promote (see
+    /// [`crate::EmbeddedRuntime::take_promotions`]); only the first call
+    /// gets it.
+    pub fn take_promotions(&self) -> Option<UnboundedReceiver<PromotionRequest>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.promotions.set(tx).ok().map(|_| rx)
+    }
+
     /// Serves (or re-serves) a model.
-    pub(super) fn deploy_model(
+    pub fn deploy_model(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ModelSpec,
@@ -77,7 +159,7 @@ impl Inner {
         if previous.is_some_and(|p| p.spec.runtime == ModelRuntime::Process)
             && spec.runtime != ModelRuntime::Process
         {
-            self.remove_app(key);
+            self.apps.remove_app(key);
         }
         self.shared.clear_plugin_problem(key);
         self.attach_monitoring(key, spec);
@@ -133,7 +215,7 @@ impl Inner {
     }
 
     /// A Plugin spec changed: the models that use it are deployed again.
-    pub(super) fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
+    pub fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
         let users: Vec<(ResourceKey, ModelDef)> = self
             .state()
             .models
@@ -530,7 +612,9 @@ impl Inner {
                 inner.serve_process(&key, &spec, &commit, version, generation, replicas)
             }) as crate::apps::OnReady
         });
-        let (note, replicas) = self.start_replicas(key, &app, commit, checkout, on_ready)?;
+        let (note, replicas) = self
+            .apps
+            .start_replicas(key, &app, commit, checkout, on_ready)?;
         if !serving {
             self.serve_process(key, spec, commit, version, generation, replicas);
         }
@@ -555,7 +639,7 @@ impl Inner {
         if state.models.get(key).map(|m| m.generation) != Some(generation) {
             return false;
         }
-        let inner = self.clone();
+        let apps = self.apps.clone();
         let upstream_key = key.clone();
         self.gateway.install(
             key,
@@ -565,7 +649,7 @@ impl Inner {
                 commit: commit.to_string(),
                 sha256: String::new(),
                 backend: Backend::Process {
-                    upstream: Arc::new(move || inner.upstream_of(&upstream_key, replicas)),
+                    upstream: Arc::new(move || apps.upstream_of(&upstream_key, replicas)),
                 },
             },
         );
@@ -574,13 +658,13 @@ impl Inner {
     }
 
     /// Stops serving a model.
-    pub(super) fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
+    pub fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
         self.stop_drift(key);
         self.business.set(key.name.as_str(), Vec::new());
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
-            self.remove_app(key);
+            self.apps.remove_app(key);
         }
     }
 
@@ -589,7 +673,7 @@ impl Inner {
     /// a Git promotion when their drift settings ask for one
     /// (`onDrift.promote`), and not at all when they are pinned to a digest
     /// otherwise.
-    pub(super) fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
+    pub fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
         let users: Vec<(ResourceKey, ModelDef)> = self
             .state()
             .models
@@ -692,7 +776,7 @@ impl Inner {
             run.as_ref().map_or(artifact.run_id, |r| r.number),
             job.name,
         );
-        let request = super::PromotionRequest {
+        let request = PromotionRequest {
             model: key.clone(),
             sha256: artifact.sha256.clone(),
             run_id: artifact.run_id,

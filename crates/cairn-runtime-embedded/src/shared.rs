@@ -100,3 +100,60 @@ fn with_problem(message: &str, problem: &str) -> String {
         format!("{base}{PROBLEM_SEP}{problem}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_spec::Kind;
+
+    #[tokio::test]
+    async fn a_plugin_failure_stays_in_the_status_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("cairn.db")).unwrap());
+        let shared = Shared::new(store.clone(), dir.path().to_path_buf(), Handle::current());
+        let key = ResourceKey {
+            kind: Kind::Model,
+            project: Some("vision".parse().unwrap()),
+            name: "classifier".parse().unwrap(),
+        };
+        let status = || {
+            let s = store.status(&key).unwrap().unwrap();
+            (s.phase, s.message)
+        };
+        shared.set_status(&key, Phase::Ready, "serving version 1");
+        shared.report_plugin_problem(&key, "plugin `acc` (metrics.yaml): trap");
+        let with_problem =
+            "serving version 1 — last plugin error: plugin `acc` (metrics.yaml): trap";
+        assert_eq!(status(), (Phase::Ready, with_problem.to_string()));
+        // New messages keep the failure; a newer failure replaces it.
+        shared.set_status(&key, Phase::Progressing, "loading");
+        assert_eq!(
+            status().1,
+            "loading — last plugin error: plugin `acc` (metrics.yaml): trap"
+        );
+        shared.report_plugin_problem(&key, "plugin `acc` (metrics.yaml): out of fuel");
+        assert_eq!(
+            status(),
+            (
+                Phase::Progressing,
+                "loading — last plugin error: plugin `acc` (metrics.yaml): out of fuel".into()
+            )
+        );
+        shared.clear_plugin_problem(&key);
+        shared.set_status(&key, Phase::Ready, "serving version 2");
+        assert_eq!(status().1, "serving version 2");
+        assert_eq!(
+            shared.resource_dir("logs", &key),
+            dir.path().join("logs/vision/classifier")
+        );
+        assert_eq!(shared.server_env(), None);
+        shared
+            .server_url
+            .set("http://127.0.0.1:8080".into())
+            .unwrap();
+        assert_eq!(
+            shared.server_env(),
+            Some(("CAIRN_SERVER".into(), "http://127.0.0.1:8080".into()))
+        );
+    }
+}
