@@ -2,22 +2,49 @@
 //! by their policy, health-checked, replaced without downtime when the spec
 //! changes, and adopted after a controller restart.
 
-use super::{Admission, Inner};
+use crate::environments::Environments;
+use crate::plugins::Plugins;
 use crate::process::{self, ProcessHandle, ProcessSpec};
+use crate::quotas::{Admission, Quotas};
+use crate::shared::Shared;
 use cairn_runtime::RuntimeError;
 use cairn_runtime::frameworks::LaunchPlan;
 use cairn_spec::ResourceKey;
 use cairn_spec::{ApplicationSpec, RestartPolicy};
 use cairn_store::{Phase, ProcessRecord};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    axum::body::Body,
+>;
+
+/// Running applications (and the replicas of process models).
+pub(crate) struct Apps {
+    shared: Arc<Shared>,
+    quotas: Arc<Quotas>,
+    envs: Arc<Environments>,
+    plugins: Arc<Plugins>,
+    state: Mutex<State>,
+    /// Asks replicas whether they are ready.
+    http: HttpClient,
+}
+
+#[derive(Default)]
+struct State {
+    apps: HashMap<ResourceKey, AppDef>,
+    /// Round-robin counter for application replicas.
+    next_replica: usize,
+}
+
 /// An application as applied.
-pub(super) struct AppDef {
+struct AppDef {
     generation: u64,
     replicas: Vec<Replica>,
     /// Replicas of the previous generation, serving until the new ones are ready.
@@ -44,7 +71,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// process model switches its served version to the new replicas there.
 /// False: the deployment was replaced meanwhile, and the previous replicas
 /// are left to its successor.
-pub(super) type OnReady = Box<dyn FnOnce(u64) -> bool + Send>;
+pub(crate) type OnReady = Box<dyn FnOnce(u64) -> bool + Send>;
 
 /// How long new replicas get to become ready before old ones are stopped anyway.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -53,9 +80,47 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// the requests it already has can finish before it is stopped.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 
-impl Inner {
+impl Apps {
+    /// Applications admitted by `quotas`, in environments from `envs`, with
+    /// app-framework plugins from `plugins`.
+    pub fn new(
+        shared: Arc<Shared>,
+        quotas: Arc<Quotas>,
+        envs: Arc<Environments>,
+        plugins: Arc<Plugins>,
+    ) -> Self {
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Apps {
+            shared,
+            quotas,
+            envs,
+            plugins,
+            state: Mutex::new(State::default()),
+            http,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The resources with replicas (applications and process models).
+    pub fn keys(&self) -> Vec<ResourceKey> {
+        self.state().apps.keys().cloned().collect()
+    }
+
+    /// Stops every replica (killing them unless `keep_running`, so that a
+    /// restart can adopt them).
+    pub async fn shutdown(&self, keep_running: bool) {
+        for key in self.keys() {
+            self.stop_app(&key, !keep_running).await;
+        }
+    }
+
     /// Starts (or replaces) an application's replicas.
-    pub(super) fn start_app(
+    pub fn start_app(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ApplicationSpec,
@@ -69,7 +134,7 @@ impl Inner {
 
     /// Starts (or replaces) a resource's replicas; returns a note and the
     /// new replicas' generation.
-    pub(super) fn start_replicas(
+    pub fn start_replicas(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ApplicationSpec,
@@ -85,6 +150,7 @@ impl Inner {
             .map_err(RuntimeError::Start)?;
         let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
         let adoptable: Vec<ProcessRecord> = self
+            .shared
             .store
             .processes()?
             .into_iter()
@@ -121,7 +187,8 @@ impl Inner {
                 adopted: adopted.map(|(h, _)| h),
                 plan: plan.clone(),
             };
-            self.handle
+            self.shared
+                .handle
                 .spawn(async move { inner.supervise(task, stop_rx).await });
             replicas.push(replica);
         }
@@ -142,7 +209,7 @@ impl Inner {
             },
         );
         drop(state);
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("starting {} replica(s)", spec.replicas),
@@ -151,7 +218,7 @@ impl Inner {
         let inner = self.clone();
         let key2 = key.clone();
         let total = spec.replicas;
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let started = tokio::time::Instant::now();
             loop {
                 let ready = replicas
@@ -175,7 +242,7 @@ impl Inner {
                     .filter(|r| r.ready.load(Ordering::Relaxed))
                     .count();
                 if ready as u32 == total {
-                    inner.set_status(
+                    inner.shared.set_status(
                         &key2,
                         Phase::Ready,
                         &format!(
@@ -223,18 +290,19 @@ impl Inner {
     }
 
     /// Stops every replica of an application.
-    pub(super) async fn stop_app(&self, key: &ResourceKey, kill: bool) {
+    async fn stop_app(&self, key: &ResourceKey, kill: bool) {
         let app = self.state().apps.remove(key);
         self.stop_replicas(key, app, kill).await;
     }
 
     /// Takes an application out of service now (no more requests, no more
     /// status updates) and stops its replicas in the background.
-    pub(super) fn remove_app(self: &Arc<Self>, key: &ResourceKey) {
+    pub fn remove_app(self: &Arc<Self>, key: &ResourceKey) {
         let app = self.state().apps.remove(key);
         let inner = self.clone();
         let key = key.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move { inner.stop_replicas(&key, app, true).await });
     }
 
@@ -254,11 +322,11 @@ impl Inner {
                 let _ = tokio::time::timeout(Duration::from_secs(10), r.done.notified()).await;
             }
         }
-        let _ = self.store.remove_processes(key, None);
+        let _ = self.shared.store.remove_processes(key, None);
     }
 
     /// The applications called `name`, whatever their project.
-    pub(super) fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
+    pub fn apps_named(&self, name: &str) -> Vec<ResourceKey> {
         self.state()
             .apps
             .keys()
@@ -268,7 +336,7 @@ impl Inner {
     }
 
     /// A ready replica of an application, round-robin.
-    pub(super) fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
+    pub fn app_upstream(&self, app: &ResourceKey) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
@@ -289,7 +357,7 @@ impl Inner {
     /// A ready replica of exactly this resource (a process model) and
     /// generation, round-robin: a model version is answered only by its own
     /// replicas (retiring ones included, while they drain).
-    pub(super) fn upstream_of(&self, key: &ResourceKey, generation: u64) -> Option<SocketAddr> {
+    pub fn upstream_of(&self, key: &ResourceKey, generation: u64) -> Option<SocketAddr> {
         let mut state = self.state();
         let ready: Vec<u16> = state
             .apps
@@ -307,8 +375,9 @@ impl Inner {
         Some(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    pub(super) fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
-        self.resource_dir("logs", key)
+    pub fn replica_log(&self, key: &ResourceKey, replica: i64) -> PathBuf {
+        self.shared
+            .resource_dir("logs", key)
             .join(format!("replica-{replica}.log"))
     }
 
@@ -327,12 +396,14 @@ impl Inner {
         } = task;
         let holder = format!("app:{}:{index}:{}", key.id(), replica.port);
         let environment = match self
+            .envs
             .prepare_environment(&key, spec.environment.as_ref(), &checkout)
             .await
         {
             Ok(vars) => vars,
             Err(e) => {
-                self.set_status(&key, Phase::Failed, &format!("environment: {e}"));
+                self.shared
+                    .set_status(&key, Phase::Failed, &format!("environment: {e}"));
                 replica.finished.store(true, Ordering::Relaxed);
                 replica.done.notify_waiters();
                 return;
@@ -352,7 +423,7 @@ impl Inner {
                     h
                 }
                 None => {
-                    match self.admit(
+                    match self.quotas.admit(
                         &holder,
                         key.project.as_ref(),
                         spec.pool.as_ref(),
@@ -373,23 +444,23 @@ impl Inner {
                         ) {
                             Ok(h) => h,
                             Err(e) => {
-                                self.release(&holder);
-                                self.set_status(&key, Phase::Failed, &e);
+                                self.quotas.release(&holder);
+                                self.shared.set_status(&key, Phase::Failed, &e);
                                 break 'life;
                             }
                         },
                         Admission::Never(reason) => {
-                            self.set_status(&key, Phase::Failed, &reason);
+                            self.shared.set_status(&key, Phase::Failed, &reason);
                             break 'life;
                         }
                         Admission::Wait(reason) => {
-                            self.set_status(
+                            self.shared.set_status(
                                 &key,
                                 Phase::Progressing,
                                 &format!("replica {index}: {reason}"),
                             );
                             tokio::select! {
-                                _ = self.released.notified() => {}
+                                _ = self.quotas.released.notified() => {}
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                                 _ = stop.changed() => break 'life,
                             }
@@ -419,7 +490,7 @@ impl Inner {
                 }
             };
             replica.ready.store(false, Ordering::Relaxed);
-            self.release(&holder);
+            self.quotas.release(&holder);
             let Some(outcome) = exited else {
                 break 'life;
             };
@@ -429,7 +500,7 @@ impl Inner {
                 RestartPolicy::Never => false,
             };
             if !restart {
-                self.set_status(
+                self.shared.set_status(
                     &key,
                     Phase::Failed,
                     &format!("replica {index} exited ({outcome}); restart policy says no"),
@@ -438,7 +509,7 @@ impl Inner {
             }
             failures += 1;
             let delay = Duration::from_millis((250u64 << failures.min(7)).min(30_000));
-            self.set_status(
+            self.shared.set_status(
                 &key,
                 Phase::Progressing,
                 &format!(
@@ -451,7 +522,7 @@ impl Inner {
                 _ = stop.changed() => break 'life,
             }
         }
-        let _ = self.store.remove_processes(&key, Some(index));
+        let _ = self.shared.store.remove_processes(&key, Some(index));
         replica.finished.store(true, Ordering::Relaxed);
         replica.done.notify_waiters();
     }
@@ -473,8 +544,8 @@ impl Inner {
     ) -> Result<ProcessHandle, String> {
         let launch = plan.launch(spec, dir, prefix, replica.port)?;
         // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
-        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
-        env.extend(self.project_env(key.project.as_ref())?);
+        let mut env: Vec<(String, String)> = self.shared.server_env().into_iter().collect();
+        env.extend(self.quotas.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(launch.env);
@@ -494,7 +565,7 @@ impl Inner {
             exit_file: None,
         })
         .map_err(|e| format!("replica {index} could not start `{}`: {e}", launch.argv[0]))?;
-        let _ = self.store.set_process(&ProcessRecord {
+        let _ = self.shared.store.set_process(&ProcessRecord {
             key: key.clone(),
             replica: index,
             pid: handle.pid() as i64,
@@ -532,10 +603,10 @@ struct ReplicaTask {
     plan: Arc<LaunchPlan>,
 }
 
-impl Inner {
+impl Apps {
     /// An app-framework Plugin changed: the running applications of that
     /// framework are launched again with its new answer.
-    pub(super) fn restart_apps_of_framework(
+    pub fn restart_apps_of_framework(
         self: &Arc<Self>,
         plugin: &ResourceKey,
         ctx: &cairn_runtime::ApplyContext<'_>,
@@ -555,7 +626,8 @@ impl Inner {
                 r.key
             );
             if let Err(e) = self.start_app(&r.key, spec, ctx.commit, ctx.checkout, &r.file) {
-                self.set_status(&r.key, Phase::Failed, &e.to_string());
+                self.shared
+                    .set_status(&r.key, Phase::Failed, &e.to_string());
             }
         }
     }
@@ -578,13 +650,14 @@ impl Inner {
             .framework
             .parse()
             .map_err(|e| RuntimeError::Start(format!("framework `{}`: {e}", spec.framework)))?;
-        let declared = self.state().plugins.contains_key(&ResourceKey {
+        let declared = self.plugins.declared(&ResourceKey {
             kind: cairn_spec::Kind::Plugin,
             project: key.project.clone(),
             name: name.clone(),
         });
         let (plugin, config, describe) = if declared {
             let r = self
+                .plugins
                 .resolve_plugin(key.project.as_ref(), &name)
                 .map_err(RuntimeError::Start)?;
             let config = cairn_plugin_host::config_of(&r.def.spec.config);
@@ -593,6 +666,7 @@ impl Inner {
         } else if cairn_spec::BUILTIN_FRAMEWORKS.contains(&spec.framework.as_str()) {
             let plugin = self
                 .plugins
+                .host()
                 .load(
                     &spec.framework,
                     &cairn_plugin_host::PluginSource::Builtin(spec.framework.clone()),

@@ -4,7 +4,7 @@
 //! stored as a time series per feature, and published on the gateway's
 //! drift channel.
 
-use super::Inner;
+use crate::models::Models;
 use cairn_monitor::drift::{DriftVerdict, FeatureVerdict};
 use cairn_plugin_host::columns::{self, Column};
 use cairn_plugin_host::drift::DriftDetector;
@@ -52,10 +52,10 @@ impl DriftMonitors {
     }
 }
 
-impl Inner {
+impl Models {
     /// (Re)starts the drift monitor of a model, or stops it when the spec
     /// has none.
-    pub(super) fn schedule_drift(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
+    pub fn schedule_drift(self: &Arc<Self>, key: &ResourceKey, spec: &ModelSpec) {
         if let Some(old) = self.drift.lock_tasks().remove(key) {
             old.abort();
         }
@@ -65,7 +65,7 @@ impl Inner {
         let period = drift.window.get().max(std::time::Duration::from_secs(1));
         let weak = Arc::downgrade(self);
         let key2 = key.clone();
-        let task = self.handle.spawn(async move {
+        let task = self.shared.handle.spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 ticks.tick().await;
@@ -81,7 +81,7 @@ impl Inner {
     }
 
     /// Stops a model's drift monitor.
-    pub(super) fn stop_drift(&self, key: &ResourceKey) {
+    pub fn stop_drift(&self, key: &ResourceKey) {
         if let Some(old) = self.drift.lock_tasks().remove(key) {
             old.abort();
         }
@@ -128,7 +128,9 @@ impl Inner {
             if let Err(problem) =
                 inner.score_window(&key, &def.spec, &drift, &def.checkout, &mut verdict)
             {
-                inner.report_plugin_problem(&key, &format!("drift: {problem}"));
+                inner
+                    .shared
+                    .report_plugin_problem(&key, &format!("drift: {problem}"));
                 verdict.error = Some(problem);
             }
             if let Err(e) = record(&mut inner.gateway.events.monitor(), &verdict) {
@@ -152,7 +154,9 @@ impl Inner {
         checkout: &Path,
         verdict: &mut DriftVerdict,
     ) -> Result<(), String> {
-        let resolved = self.resolve_plugin(key.project.as_ref(), &drift.plugin)?;
+        let resolved = self
+            .plugins
+            .resolve_plugin(key.project.as_ref(), &drift.plugin)?;
         let detector =
             DriftDetector::new(resolved.plugin.clone()).map_err(|e| resolved.problem(e))?;
         let config = cairn_plugin_host::config_of(&resolved.def.spec.config);

@@ -2,9 +2,11 @@
 //! runs in `dependsOn` order, and the execution of one run (admission,
 //! process, timeout, retries, outputs).
 
-use super::{Admission, Inner};
+use crate::environments::Environments;
 use crate::gpu::cuda_visible_devices;
 use crate::process::{self, ExitOutcome, ProcessHandle, ProcessSpec};
+use crate::quotas::{Admission, Quotas};
+use crate::shared::Shared;
 use cairn_runtime::RunRequest;
 use cairn_runtime::RuntimeError;
 use cairn_spec::ResourceKey;
@@ -12,15 +14,34 @@ use cairn_spec::{Command, JobSpec, Name};
 use cairn_store::{Phase, Run, RunState};
 use serde_json::Value;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// Applied jobs and their active runs.
+pub(crate) struct Jobs {
+    shared: Arc<Shared>,
+    quotas: Arc<Quotas>,
+    envs: Arc<Environments>,
+    state: Mutex<State>,
+    /// Told of each job whose run succeeded (it has new artifacts).
+    succeeded: OnceLock<Box<dyn Fn(&ResourceKey) + Send + Sync>>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<ResourceKey, JobDef>,
+    /// Jobs created or changed by the current sync, run when it finishes.
+    sync_runs: BTreeSet<ResourceKey>,
+    /// Cancel switches of active runs, by run id.
+    cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
+}
+
 /// A job as applied.
-pub(super) struct JobDef {
+struct JobDef {
     pub spec: JobSpec,
     pub commit: String,
     pub checkout: PathBuf,
@@ -30,11 +51,52 @@ pub(super) struct JobDef {
 /// How long a process gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
-impl Inner {
+impl Jobs {
+    /// Jobs admitted by `quotas`, in environments from `envs`.
+    pub fn new(shared: Arc<Shared>, quotas: Arc<Quotas>, envs: Arc<Environments>) -> Self {
+        Jobs {
+            shared,
+            quotas,
+            envs,
+            state: Mutex::new(State::default()),
+            succeeded: OnceLock::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets what is told of each job whose run succeeded (called without
+    /// any lock of the jobs held). Only the first call counts.
+    pub fn on_success(&self, succeeded: impl Fn(&ResourceKey) + Send + Sync + 'static) {
+        let _ = self.succeeded.set(Box::new(succeeded));
+    }
+
+    /// The applied jobs.
+    pub fn keys(&self) -> Vec<ResourceKey> {
+        self.state().jobs.keys().cloned().collect()
+    }
+
+    /// The jobs the current sync queued to run, forgotten.
+    pub fn take_sync_runs(&self) -> Vec<ResourceKey> {
+        std::mem::take(&mut self.state().sync_runs)
+            .into_iter()
+            .collect()
+    }
+
+    /// Cancels every active run.
+    pub fn cancel_all(&self) {
+        let cancels: Vec<_> = self.state().cancels.values().cloned().collect();
+        for c in cancels {
+            let _ = c.send(true);
+        }
+    }
+
     /// Registers (or replaces) a job; arms its schedule; on sync, queues a
     /// run when the job runs on sync.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn register_job(
+    pub fn register_job(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &JobSpec,
@@ -70,7 +132,7 @@ impl Inner {
         }
         drop(state);
         let _ = file;
-        if !syncing && self.store.runs(key, 1).is_ok_and(|r| !r.is_empty()) {
+        if !syncing && self.shared.store.runs(key, 1).is_ok_and(|r| !r.is_empty()) {
             // Restored after a restart: the recorded status (its last run's
             // outcome) stands.
             return "restored".into();
@@ -91,18 +153,19 @@ impl Inner {
 
     fn idle_unless_running(&self, key: &ResourceKey, message: &str) {
         let running = self
+            .shared
             .store
             .runs(key, 1)
             .ok()
             .and_then(|r| r.into_iter().next())
             .is_some_and(|r| !r.state.is_final());
         if !running {
-            self.set_status(key, Phase::Idle, message);
+            self.shared.set_status(key, Phase::Idle, message);
         }
     }
 
     /// Forgets a job: disarms its schedule and stops its active runs.
-    pub(super) fn remove_job(&self, key: &ResourceKey) -> String {
+    pub fn remove_job(&self, key: &ResourceKey) -> String {
         let mut state = self.state();
         if let Some(def) = state.jobs.remove(key)
             && let Some(s) = def.schedule
@@ -112,7 +175,7 @@ impl Inner {
         state.sync_runs.remove(key);
         drop(state);
         let mut stopped = 0;
-        if let Ok(runs) = self.store.runs(key, 50) {
+        if let Ok(runs) = self.shared.store.runs(key, 50) {
             for run in runs.iter().filter(|r| !r.state.is_final()) {
                 if let Some(c) = self.state().cancels.get(&run.id) {
                     let _ = c.send(true);
@@ -130,7 +193,8 @@ impl Inner {
     /// A task that starts the job at each time of its cron schedule.
     fn arm_schedule(self: &Arc<Self>, key: ResourceKey) -> AbortHandle {
         let inner = self.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move {
                 loop {
                     let Some((cron, tz, forbid_concurrent)) =
@@ -152,13 +216,14 @@ impl Inner {
                         .unwrap_or_default();
                     tokio::time::sleep(wait).await;
                     let busy = inner
+                        .shared
                         .store
                         .runs(&key, 1)
                         .ok()
                         .and_then(|r| r.into_iter().next())
                         .is_some_and(|r| !r.state.is_final());
                     if busy && forbid_concurrent {
-                        let _ = inner.store.audit(
+                        let _ = inner.shared.store.audit(
                             None,
                             Some(&key),
                             "skip",
@@ -184,7 +249,7 @@ impl Inner {
 
     /// Creates the runs of a request in pipeline order and executes them in
     /// the background.
-    pub(super) fn trigger(self: &Arc<Self>, request: RunRequest) -> Result<Vec<Run>, RuntimeError> {
+    pub fn trigger(self: &Arc<Self>, request: RunRequest) -> Result<Vec<Run>, RuntimeError> {
         let order = {
             let state = self.state();
             for t in &request.targets {
@@ -224,9 +289,9 @@ impl Inner {
             } else {
                 "pipeline".to_string()
             };
-            let log_dir = self.resource_dir("logs", key);
+            let log_dir = self.shared.resource_dir("logs", key);
             std::fs::create_dir_all(&log_dir)?;
-            let run = self.store.create_run(
+            let run = self.shared.store.create_run(
                 key,
                 &trigger,
                 &pipeline,
@@ -234,7 +299,7 @@ impl Inner {
                 &Value::Object(params),
                 &log_dir,
             )?;
-            let _ = self.store.audit(
+            let _ = self.shared.store.audit(
                 Some(&commit),
                 Some(key),
                 "run",
@@ -244,7 +309,8 @@ impl Inner {
         }
         let inner = self.clone();
         let pipeline_runs = runs.clone();
-        self.handle
+        self.shared
+            .handle
             .spawn(async move { inner.execute_pipeline(pipeline_runs, HashSet::new()).await });
         Ok(runs)
     }
@@ -252,7 +318,7 @@ impl Inner {
     /// Depth-first, upstream first.
     fn visit(
         &self,
-        jobs: &std::collections::HashMap<ResourceKey, JobDef>,
+        jobs: &HashMap<ResourceKey, JobDef>,
         key: &ResourceKey,
         request: &RunRequest,
         seen: &mut HashSet<ResourceKey>,
@@ -269,8 +335,8 @@ impl Inner {
                     project: key.project.clone(),
                     name: dep.clone(),
                 };
-                let needed =
-                    request.with_upstream || self.store.last_success(&up).ok().flatten().is_none();
+                let needed = request.with_upstream
+                    || self.shared.store.last_success(&up).ok().flatten().is_none();
                 if needed && jobs.contains_key(&up) {
                     self.visit(jobs, &up, request, seen, order, depth + 1);
                 }
@@ -299,6 +365,7 @@ impl Inner {
             let state = if let Some(up) = failed_upstream {
                 let message = format!("skipped: upstream job `{up}` did not succeed");
                 let _ = self
+                    .shared
                     .store
                     .finish_run(run.id, RunState::Skipped, None, &message);
                 RunState::Skipped
@@ -319,7 +386,7 @@ impl Inner {
             .get(&key)
             .map(|d| (d.spec.clone(), d.checkout.clone()))
         else {
-            let _ = self.store.finish_run(
+            let _ = self.shared.store.finish_run(
                 run.id,
                 RunState::Skipped,
                 None,
@@ -330,11 +397,14 @@ impl Inner {
         // The environment is built (or found) before anything is admitted.
         let environment = {
             if !adopt {
-                let _ =
-                    self.store
-                        .run_state(run.id, RunState::Pending, "preparing its environment");
+                let _ = self.shared.store.run_state(
+                    run.id,
+                    RunState::Pending,
+                    "preparing its environment",
+                );
             }
             match self
+                .envs
                 .prepare_environment(&key, spec.environment.as_ref(), &checkout)
                 .await
             {
@@ -343,9 +413,10 @@ impl Inner {
                     let message = format!("environment: {e}");
                     append_log(&run.log_path, &format!("=== {message}"));
                     let _ = self
+                        .shared
                         .store
                         .finish_run(run.id, RunState::Failed, None, &message);
-                    self.set_status(
+                    self.shared.set_status(
                         &key,
                         Phase::Failed,
                         &format!("run #{}: {message}", run.number),
@@ -357,7 +428,10 @@ impl Inner {
         let (cancel_tx, mut cancel) = tokio::sync::watch::channel(false);
         self.state().cancels.insert(run.id, cancel_tx);
         let holder = format!("run:{}", run.id);
-        let run_dir = self.resource_dir("runs", &key).join(run.number.to_string());
+        let run_dir = self
+            .shared
+            .resource_dir("runs", &key)
+            .join(run.number.to_string());
         let out_dir = run_dir.join("out");
         let exit_file = run_dir.join("exit");
 
@@ -381,7 +455,7 @@ impl Inner {
                 None => {
                     // Admission: quotas and GPUs.
                     let gpus = loop {
-                        match self.admit(
+                        match self.quotas.admit(
                             &holder,
                             key.project.as_ref(),
                             spec.pool.as_ref(),
@@ -390,13 +464,16 @@ impl Inner {
                             Admission::Granted(g) => break Ok(g),
                             Admission::Never(reason) => break Err(reason),
                             Admission::Wait(reason) => {
-                                let _ = self.store.run_state(run.id, RunState::Pending, &reason);
-                                self.set_status(
+                                let _ =
+                                    self.shared
+                                        .store
+                                        .run_state(run.id, RunState::Pending, &reason);
+                                self.shared.set_status(
                                     &key,
                                     Phase::Running,
                                     &format!("run #{}: {reason}", run.number),
                                 );
-                                let released = self.released.notified();
+                                let released = self.quotas.released.notified();
                                 tokio::select! {
                                     _ = released => {}
                                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -423,12 +500,12 @@ impl Inner {
                         ) {
                             Ok(h) => h,
                             Err(e) => {
-                                self.release(&holder);
+                                self.quotas.release(&holder);
                                 break (RunState::Failed, None, e);
                             }
                         },
                     };
-                    self.set_status(
+                    self.shared.set_status(
                         &key,
                         Phase::Running,
                         &format!("run #{} attempt {attempt} running", run.number),
@@ -440,12 +517,12 @@ impl Inner {
                     };
                     match waited {
                         Ok(o) => {
-                            self.release(&holder);
+                            self.quotas.release(&holder);
                             o
                         }
                         Err(timed_out) => {
                             let o = handle.terminate(KILL_GRACE).await;
-                            self.release(&holder);
+                            self.quotas.release(&holder);
                             if !timed_out {
                                 let message =
                                     format!("cancelled; its process group was stopped ({o})");
@@ -507,17 +584,20 @@ impl Inner {
         };
         let (state, code, message) = result;
         self.state().cancels.remove(&run.id);
-        let _ = self.store.finish_run(run.id, state, code, &message);
+        let _ = self.shared.store.finish_run(run.id, state, code, &message);
         let phase = match state {
             RunState::Succeeded => Phase::Succeeded,
             RunState::Failed => Phase::Failed,
             _ => Phase::Idle,
         };
-        self.set_status(&key, phase, &format!("run #{}: {message}", run.number));
-        if state == RunState::Succeeded {
-            self.artifact_produced(&key);
+        self.shared
+            .set_status(&key, phase, &format!("run #{}: {message}", run.number));
+        if state == RunState::Succeeded
+            && let Some(succeeded) = self.succeeded.get()
+        {
+            succeeded(&key);
         }
-        let _ = self.store.audit(
+        let _ = self.shared.store.audit(
             Some(&run.commit),
             Some(&key),
             "run",
@@ -534,7 +614,10 @@ impl Inner {
             "{why}; retrying in {:.1}s (attempt {next_attempt})",
             delay.as_secs_f64()
         );
-        let _ = self.store.run_state(run.id, RunState::Running, &message);
+        let _ = self
+            .shared
+            .store
+            .run_state(run.id, RunState::Running, &message);
         tokio::time::sleep(delay).await;
     }
 
@@ -560,8 +643,8 @@ impl Inner {
             None => checkout.to_path_buf(),
         };
         // `CAIRN_SERVER` first: the project's or the spec's `env` may set another.
-        let mut env: Vec<(String, String)> = self.server_env().into_iter().collect();
-        env.extend(self.project_env(key.project.as_ref())?);
+        let mut env: Vec<(String, String)> = self.shared.server_env().into_iter().collect();
+        env.extend(self.quotas.project_env(key.project.as_ref())?);
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.push(("CAIRN_JOB".into(), key.name.to_string()));
@@ -586,8 +669,9 @@ impl Inner {
                 project: key.project.clone(),
                 name: dep.clone(),
             };
-            if let Ok(Some(last)) = self.store.last_success(&up) {
+            if let Ok(Some(last)) = self.shared.store.last_success(&up) {
                 let dir = self
+                    .shared
                     .resource_dir("runs", &up)
                     .join(last.number.to_string())
                     .join("out");
@@ -642,7 +726,7 @@ impl Inner {
         })
         .map_err(|e| format!("could not start `{program}`: {e}"))?;
         let gpus_text = (!gpus.is_empty()).then(|| cuda_visible_devices(gpus));
-        let _ = self.store.run_started(
+        let _ = self.shared.store.run_started(
             run.id,
             attempt,
             handle.pid() as i64,
@@ -663,7 +747,8 @@ impl Inner {
                 )
             })?;
             let digest = hex::encode(sha2::Sha256::digest(&bytes));
-            self.store
+            self.shared
+                .store
                 .add_artifact(
                     run,
                     output.name.as_str(),
@@ -678,8 +763,8 @@ impl Inner {
 
     /// After a restart: adopt runs whose process still runs, settle the
     /// others, and finish their pipelines.
-    pub(super) fn resume_runs(self: &Arc<Self>) {
-        let Ok(unfinished) = self.store.unfinished_runs() else {
+    pub fn resume_runs(self: &Arc<Self>) {
+        let Ok(unfinished) = self.shared.store.unfinished_runs() else {
             return;
         };
         let mut pipelines: BTreeMap<String, Vec<Run>> = BTreeMap::new();
@@ -703,7 +788,8 @@ impl Inner {
                 }
             }
             let inner = self.clone();
-            self.handle
+            self.shared
+                .handle
                 .spawn(async move { inner.execute_pipeline(runs, adopted).await });
         }
     }

@@ -5,11 +5,18 @@
 //! artifact digest ↔ producing run) and replaces the old one only once it
 //! is ready.
 
-use super::Inner;
+use crate::PromotionRequest;
+use crate::apps::Apps;
+use crate::drift::DriftMonitors;
+use crate::jobs::Jobs;
+use crate::plugins::Plugins;
+use crate::shared::Shared;
 use cairn_gateway::onnx::OnnxModel;
-use cairn_gateway::service::{Backend, Version};
-use cairn_monitor::business::MetricBinding;
+use cairn_gateway::service::{Backend, Gateway, Version};
+use cairn_monitor::business::{BusinessMetrics, MetricBinding};
+use cairn_monitor::drift::DriftVerdicts;
 use cairn_monitor::rollout;
+use cairn_monitor::summary::Summaries;
 use cairn_plugin_host::metrics::MetricPlugin;
 use cairn_plugin_host::model::WasmModel;
 use cairn_runtime::RuntimeError;
@@ -19,17 +26,46 @@ use cairn_spec::{
 };
 use cairn_store::Phase;
 use sha2::Digest;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::Semaphore;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+/// Served models, their monitoring (drift, business metrics) and what
+/// follows from it (drift-triggered retraining, promotions).
+pub(crate) struct Models {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) plugins: Arc<Plugins>,
+    /// The replicas of process models.
+    apps: Arc<Apps>,
+    /// The jobs that produce artifacts and retrain models.
+    pub(crate) jobs: Arc<Jobs>,
+    pub(crate) gateway: Arc<Gateway>,
+    state: Mutex<State>,
+    /// Drift monitors of the served models.
+    pub(crate) drift: DriftMonitors,
+    pub(crate) verdicts: DriftVerdicts,
+    business: Arc<BusinessMetrics>,
+    pub(crate) summaries: Arc<Summaries>,
+    /// Where new artifacts to promote through Git are announced (see
+    /// [`crate::EmbeddedRuntime::take_promotions`]).
+    promotions: OnceLock<UnboundedSender<PromotionRequest>>,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// Served models.
+    pub(crate) models: HashMap<ResourceKey, ModelDef>,
+}
 
 /// A model as applied.
 #[derive(Clone)]
-pub(super) struct ModelDef {
-    pub(super) spec: ModelSpec,
+pub(crate) struct ModelDef {
+    pub(crate) spec: ModelSpec,
     commit: String,
-    pub(super) checkout: PathBuf,
+    pub(crate) checkout: PathBuf,
     file: String,
     generation: u64,
 }
@@ -61,9 +97,46 @@ pub(super) fn predict_route(key: &ResourceKey) -> String {
 /// The function runner shipped inside the binary.
 const RUNNER: &str = include_str!("runner.py");
 
-impl Inner {
+impl Models {
+    /// Models served by `gateway`, with plugins from `plugins`, process
+    /// replicas run by `apps`, and artifacts and retraining from `jobs`.
+    pub fn new(
+        shared: Arc<Shared>,
+        plugins: Arc<Plugins>,
+        apps: Arc<Apps>,
+        jobs: Arc<Jobs>,
+        gateway: Arc<Gateway>,
+        business: Arc<BusinessMetrics>,
+    ) -> Self {
+        Models {
+            shared,
+            plugins,
+            apps,
+            jobs,
+            gateway,
+            state: Mutex::new(State::default()),
+            drift: DriftMonitors::default(),
+            verdicts: Default::default(),
+            business,
+            summaries: Default::default(),
+            promotions: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The stream of artifacts to promote (see
+    /// [`crate::EmbeddedRuntime::take_promotions`]); only the first call
+    /// gets it.
+    pub fn take_promotions(&self) -> Option<UnboundedReceiver<PromotionRequest>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.promotions.set(tx).ok().map(|_| rx)
+    }
+
     /// Serves (or re-serves) a model.
-    pub(super) fn deploy_model(
+    pub fn deploy_model(
         self: &Arc<Self>,
         key: &ResourceKey,
         spec: &ModelSpec,
@@ -86,9 +159,9 @@ impl Inner {
         if previous.is_some_and(|p| p.spec.runtime == ModelRuntime::Process)
             && spec.runtime != ModelRuntime::Process
         {
-            self.remove_app(key);
+            self.apps.remove_app(key);
         }
-        self.clear_plugin_problem(key);
+        self.shared.clear_plugin_problem(key);
         self.attach_monitoring(key, spec);
         match spec.runtime {
             ModelRuntime::Onnx => self.deploy_onnx(key, spec, commit, checkout, generation),
@@ -115,6 +188,7 @@ impl Inner {
         let mut bindings = Vec::new();
         for name in &names {
             let bound = self
+                .plugins
                 .resolve_plugin(key.project.as_ref(), name)
                 .and_then(|r| {
                     let plugin = MetricPlugin::new(r.plugin.clone()).map_err(|e| r.problem(e))?;
@@ -125,21 +199,23 @@ impl Inner {
                         config: cairn_plugin_host::config_of(&r.def.spec.config),
                         on_error: Arc::new(move |problem: String| {
                             if let Some(inner) = weak.upgrade() {
-                                inner.report_plugin_problem(&user, &r2.problem(problem));
+                                inner
+                                    .shared
+                                    .report_plugin_problem(&user, &r2.problem(problem));
                             }
                         }),
                     })
                 });
             match bound {
                 Ok(b) => bindings.push(b),
-                Err(problem) => self.report_plugin_problem(key, &problem),
+                Err(problem) => self.shared.report_plugin_problem(key, &problem),
             }
         }
         self.business.set(key, bindings);
     }
 
     /// A Plugin spec changed: the models that use it are deployed again.
-    pub(super) fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
+    pub fn plugin_changed(self: &Arc<Self>, plugin: &ResourceKey) {
         let users: Vec<(ResourceKey, ModelDef)> = self
             .state()
             .models
@@ -178,13 +254,13 @@ impl Inner {
             (None, Some(from)) => match self.job_artifact(key, from)? {
                 Ok((path, run)) => (Some(path), Some(run)),
                 Err(message) => {
-                    self.set_status(key, Phase::Idle, &message);
+                    self.shared.set_status(key, Phase::Idle, &message);
                     return Ok(message);
                 }
             },
             (None, None) => (None, None),
         };
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("loading plugin `{plugin_name}`"),
@@ -193,11 +269,13 @@ impl Inner {
         let key = key.clone();
         let spec = spec.clone();
         let commit = commit.to_string();
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let loader = inner.clone();
             let (project, replicas) = (key.project.clone(), spec.replicas.max(1) as usize);
             let loaded = tokio::task::spawn_blocking(move || {
-                let resolved = loader.resolve_plugin(project.as_ref(), &plugin_name)?;
+                let resolved = loader
+                    .plugins
+                    .resolve_plugin(project.as_ref(), &plugin_name)?;
                 let bytes = match &artifact {
                     Some(path) => std::fs::read(path)
                         .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
@@ -236,7 +314,9 @@ impl Inner {
                             workers: Arc::new(Semaphore::new(replicas)),
                             on_error: Arc::new(move |e| {
                                 if let Some(inner) = weak.upgrade() {
-                                    inner.report_plugin_problem(&user, &resolved.problem(e));
+                                    inner
+                                        .shared
+                                        .report_plugin_problem(&user, &resolved.problem(e));
                                 }
                             }),
                         },
@@ -251,7 +331,7 @@ impl Inner {
                 }
                 Err(e) => {
                     tracing::warn!("{key}: {e}");
-                    inner.set_status(&key, Phase::Failed, &e);
+                    inner.shared.set_status(&key, Phase::Failed, &e);
                 }
             }
         });
@@ -272,10 +352,15 @@ impl Inner {
             name: from.job.clone(),
         };
         let found = match &from.sha256 {
-            Some(sha) => self
+            Some(sha) => {
+                self.shared
+                    .store
+                    .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?
+            }
+            None => self
+                .shared
                 .store
-                .artifact_by_sha256(&job, from.output.as_str(), sha.as_str())?,
-            None => self.store.latest_artifact(&job, from.output.as_str())?,
+                .latest_artifact(&job, from.output.as_str())?,
         };
         Ok(match found {
             Some(a) => Ok((PathBuf::from(a.path), a.run_id)),
@@ -305,13 +390,13 @@ impl Inner {
             (None, Some(from)) => match self.job_artifact(key, from)? {
                 Ok((path, run)) => (path, Some(run)),
                 Err(message) => {
-                    self.set_status(key, Phase::Idle, &message);
+                    self.shared.set_status(key, Phase::Idle, &message);
                     return Ok(message);
                 }
             },
             (None, None) => return Err(RuntimeError::NotFound("the model has no artifact".into())),
         };
-        self.set_status(
+        self.shared.set_status(
             key,
             Phase::Progressing,
             &format!("loading {}", path.display()),
@@ -320,7 +405,7 @@ impl Inner {
         let key = key.clone();
         let spec = spec.clone();
         let commit = commit.to_string();
-        self.handle.spawn(async move {
+        self.shared.handle.spawn(async move {
             let loaded = tokio::task::spawn_blocking(move || {
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -362,7 +447,7 @@ impl Inner {
                 Err(e) => {
                     let message = format!("could not load the model: {e}");
                     tracing::warn!("{key}: {message}");
-                    inner.set_status(&key, Phase::Failed, &message);
+                    inner.shared.set_status(&key, Phase::Failed, &message);
                 }
             }
         });
@@ -391,12 +476,12 @@ impl Inner {
             .filter(|r| r.strategy == RolloutStrategy::Canary);
         match (canary, stable) {
             (Some(rollout), Some(stable)) if stable.sha256 != sha256 => {
-                if let Ok(Some(bad)) = self.store.rolled_back(key, &sha256) {
+                if let Ok(Some(bad)) = self.shared.store.rolled_back(key, &sha256) {
                     let message = format!(
                         "serving version {} — the canary of version {bad} (sha256 {short}) was rolled back; commit another artifact to roll out again",
                         stable.number
                     );
-                    self.set_status(key, Phase::Failed, &message);
+                    self.shared.set_status(key, Phase::Failed, &message);
                     return;
                 }
                 let steps = rollout::steps(rollout);
@@ -408,15 +493,15 @@ impl Inner {
                     steps[0], stable.number
                 );
                 tracing::info!("{key}: {message}");
-                self.set_status(key, Phase::Progressing, &message);
+                self.shared.set_status(key, Phase::Progressing, &message);
                 let inner = self.clone();
                 let key = key.clone();
                 let rollout = rollout.clone();
                 let commit = commit.to_string();
-                self.handle.spawn(async move {
+                self.shared.handle.spawn(async move {
                     let outcome = rollout::run(
                         inner.gateway.clone(),
-                        inner.store.clone(),
+                        inner.shared.store.clone(),
                         key.clone(),
                         rollout,
                         stable.number,
@@ -439,21 +524,24 @@ impl Inner {
                         rollout::Outcome::Superseded => return,
                     };
                     tracing::info!("{key}: {message}");
-                    inner.set_status(&key, phase, &message);
+                    inner.shared.set_status(&key, phase, &message);
                 });
             }
             _ => {
                 self.gateway.install(key, spec, version);
                 self.summaries
                     .warm_page_summary(&self.gateway.events, key, spec.task);
-                let _ = self.store.set_version_state(key, number, "serving");
+                let _ = self.shared.store.set_version_state(key, number, "serving");
                 let message = format!(
                     "serving version {number} (sha256 {short}) at {} with {capacity}",
                     predict_route(key)
                 );
                 tracing::info!("{key}: {message}");
-                self.set_status(key, Phase::Ready, &message);
-                let _ = self.store.audit(Some(commit), Some(key), "serve", &message);
+                self.shared.set_status(key, Phase::Ready, &message);
+                let _ = self
+                    .shared
+                    .store
+                    .audit(Some(commit), Some(key), "serve", &message);
             }
         }
     }
@@ -468,7 +556,7 @@ impl Inner {
     ) -> Result<String, RuntimeError> {
         let command = match (&spec.function, &spec.command) {
             (Some(function), _) => {
-                let runner = self.data_dir.join("runner.py");
+                let runner = self.shared.data_dir.join("runner.py");
                 if std::fs::read_to_string(&runner).ok().as_deref() != Some(RUNNER) {
                     std::fs::write(&runner, RUNNER)?;
                 }
@@ -497,6 +585,7 @@ impl Inner {
             restart: RestartPolicy::Always,
         };
         let version = self
+            .shared
             .store
             .model_version(key, commit, "", &spec_digest(spec), None)?
             .version;
@@ -513,7 +602,9 @@ impl Inner {
                 inner.serve_process(&key, &spec, &commit, version, generation, replicas)
             }) as crate::apps::OnReady
         });
-        let (note, replicas) = self.start_replicas(key, &app, commit, checkout, on_ready)?;
+        let (note, replicas) = self
+            .apps
+            .start_replicas(key, &app, commit, checkout, on_ready)?;
         if !serving {
             self.serve_process(key, spec, commit, version, generation, replicas);
         }
@@ -538,7 +629,7 @@ impl Inner {
         if state.models.get(key).map(|m| m.generation) != Some(generation) {
             return false;
         }
-        let inner = self.clone();
+        let apps = self.apps.clone();
         let upstream_key = key.clone();
         self.gateway.install(
             key,
@@ -548,7 +639,7 @@ impl Inner {
                 commit: commit.to_string(),
                 sha256: String::new(),
                 backend: Backend::Process {
-                    upstream: Arc::new(move || inner.upstream_of(&upstream_key, replicas)),
+                    upstream: Arc::new(move || apps.upstream_of(&upstream_key, replicas)),
                 },
             },
         );
@@ -557,13 +648,13 @@ impl Inner {
     }
 
     /// Stops serving a model.
-    pub(super) fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
+    pub fn undeploy_model(self: &Arc<Self>, key: &ResourceKey) {
         let def = self.state().models.remove(key);
         self.gateway.remove(key);
         self.stop_drift(key);
         self.business.set(key, Vec::new());
         if def.is_some_and(|d| d.spec.runtime == ModelRuntime::Process) {
-            self.remove_app(key);
+            self.apps.remove_app(key);
         }
     }
 
@@ -572,7 +663,7 @@ impl Inner {
     /// a Git promotion when their drift settings ask for one
     /// (`onDrift.promote`), and not at all when they are pinned to a digest
     /// otherwise.
-    pub(super) fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
+    pub fn artifact_produced(self: &Arc<Self>, job: &ResourceKey) {
         let users: Vec<(ResourceKey, ModelDef)> = self
             .state()
             .models
@@ -628,12 +719,13 @@ impl Inner {
         run_id: Option<i64>,
     ) -> Option<i64> {
         match self
+            .shared
             .store
             .model_version(key, commit, sha256, &spec_digest(spec), run_id)
         {
             Ok(v) => Some(v.version),
             Err(e) => {
-                self.set_status(key, Phase::Failed, &e.to_string());
+                self.shared.set_status(key, Phase::Failed, &e.to_string());
                 None
             }
         }
@@ -642,7 +734,7 @@ impl Inner {
     /// Deploys a model again as last applied; a failure goes to its status.
     fn redeploy(self: &Arc<Self>, key: &ResourceKey, def: &ModelDef) {
         if let Err(e) = self.deploy_model(key, &def.spec, &def.commit, &def.checkout, &def.file) {
-            self.set_status(key, Phase::Failed, &e.to_string());
+            self.shared.set_status(key, Phase::Failed, &e.to_string());
         }
     }
 
@@ -654,14 +746,14 @@ impl Inner {
         pinned: Option<&cairn_spec::Sha256>,
         promotion: cairn_spec::Promotion,
     ) {
-        let artifact = match self.store.latest_artifact(job, output) {
+        let artifact = match self.shared.store.latest_artifact(job, output) {
             Ok(Some(a)) => a,
             _ => return,
         };
         if pinned.is_some_and(|p| p.as_str() == artifact.sha256) {
             return;
         }
-        let run = self.store.run_by_id(artifact.run_id).ok().flatten();
+        let run = self.shared.store.run_by_id(artifact.run_id).ok().flatten();
         let why = run
             .as_ref()
             .filter(|r| r.trigger == "drift")
@@ -675,7 +767,7 @@ impl Inner {
             run.as_ref().map_or(artifact.run_id, |r| r.number),
             job.name,
         );
-        let request = super::PromotionRequest {
+        let request = PromotionRequest {
             model: key.clone(),
             sha256: artifact.sha256.clone(),
             run_id: artifact.run_id,

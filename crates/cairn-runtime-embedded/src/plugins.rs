@@ -4,11 +4,13 @@
 //! is phrased against the plugin spec's file, so that the status of the
 //! resource that uses the plugin says where to look.
 
-use super::Inner;
-use cairn_plugin_host::{Plugin, PluginSource};
+use cairn_plugin_host::{Plugin, PluginHost, PluginSource};
 use cairn_spec::ResourceKey;
 use cairn_spec::{Kind, Name, PluginSpec};
+use cairn_store::Store;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A plugin as applied.
 #[derive(Clone, Debug)]
@@ -37,15 +39,51 @@ impl Resolved {
     }
 }
 
-impl Inner {
+/// Applied Plugin specs, resolved by name for their users.
+pub(crate) struct Plugins {
+    store: Arc<Store>,
+    /// The WebAssembly plugin host.
+    host: PluginHost,
+    state: Mutex<State>,
+    /// Plugin specs of the last commit whose files have errors, with the
+    /// first error: (commit, plugin → `FILE: message`).
+    broken_plugins: Mutex<(String, HashMap<ResourceKey, String>)>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Applied plugins.
+    plugins: HashMap<ResourceKey, PluginDef>,
+}
+
+impl Plugins {
+    /// Plugins loaded by `host`; `store` has the statuses of specs that
+    /// failed to apply.
+    pub fn new(store: Arc<Store>, host: PluginHost) -> Self {
+        Plugins {
+            store,
+            host,
+            state: Mutex::new(State::default()),
+            broken_plugins: Mutex::new((String::new(), HashMap::new())),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The WebAssembly plugin host.
+    pub fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    /// Whether a Plugin spec of this key is applied.
+    pub fn declared(&self, key: &ResourceKey) -> bool {
+        self.state().plugins.contains_key(key)
+    }
+
     /// Records an applied Plugin spec.
-    pub(super) fn record_plugin(
-        &self,
-        key: &ResourceKey,
-        spec: &PluginSpec,
-        file: &str,
-        checkout: &Path,
-    ) {
+    pub fn record_plugin(&self, key: &ResourceKey, spec: &PluginSpec, file: &str, checkout: &Path) {
         self.state().plugins.insert(
             key.clone(),
             PluginDef {
@@ -57,17 +95,13 @@ impl Inner {
     }
 
     /// Forgets a deleted Plugin spec.
-    pub(super) fn forget_plugin(&self, key: &ResourceKey) {
+    pub fn forget_plugin(&self, key: &ResourceKey) {
         self.state().plugins.remove(key);
     }
 
     /// Loads plugin `name` of `project` (compiling it on first use;
     /// blocking). The error names the plugin and its spec's file.
-    pub(crate) fn resolve_plugin(
-        &self,
-        project: Option<&Name>,
-        name: &Name,
-    ) -> Result<Resolved, String> {
+    pub fn resolve_plugin(&self, project: Option<&Name>, name: &Name) -> Result<Resolved, String> {
         let key = ResourceKey {
             kind: Kind::Plugin,
             project: project.cloned(),
@@ -90,7 +124,7 @@ impl Inner {
         };
         let source = PluginSource::of_spec(&def.spec, &def.checkout);
         let expected = def.spec.sha256.as_ref().map(|s| s.as_str().to_string());
-        match self.plugins.load(
+        match self.host.load(
             name.as_str(),
             &source,
             expected.as_deref(),
@@ -102,42 +136,7 @@ impl Inner {
     }
 }
 
-/// Separates a resource's own status message from its last plugin error.
-const PROBLEM_SEP: &str = " — last plugin error: ";
-
-/// `message` with `problem` as its last plugin error (replacing an earlier
-/// one).
-pub(super) fn with_problem(message: &str, problem: &str) -> String {
-    let base = message.split(PROBLEM_SEP).next().unwrap_or_default();
-    if base.is_empty() {
-        problem.to_string()
-    } else {
-        format!("{base}{PROBLEM_SEP}{problem}")
-    }
-}
-
-impl Inner {
-    /// Shows a plugin failure in the status of the resource that uses the
-    /// plugin, keeping its phase and its own message, until the resource is
-    /// deployed again.
-    pub(crate) fn report_plugin_problem(&self, key: &ResourceKey, problem: &str) {
-        tracing::warn!("{key}: {problem}");
-        self.plugin_problems()
-            .insert(key.clone(), problem.to_string());
-        let current = self.store.status(key).ok().flatten();
-        let (phase, base) = current.map_or((cairn_store::Phase::Ready, String::new()), |s| {
-            (s.phase, s.message)
-        });
-        self.set_status(key, phase, &base);
-    }
-
-    /// Forgets a resource's plugin failures (it is being deployed again).
-    pub(super) fn clear_plugin_problem(&self, key: &ResourceKey) {
-        self.plugin_problems().remove(key);
-    }
-}
-
-impl Inner {
+impl Plugins {
     fn broken_plugins(
         &self,
     ) -> std::sync::MutexGuard<'_, (String, std::collections::HashMap<ResourceKey, String>)> {
@@ -149,11 +148,7 @@ impl Inner {
     /// Notes, once per commit, the Plugin specs of `desired` whose files have
     /// errors (they are not applied), so that a user of one is told where
     /// the problem is.
-    pub(super) fn note_broken_plugins(
-        &self,
-        commit: &str,
-        desired: &cairn_plan::loader::DesiredState,
-    ) {
+    pub fn note_broken_plugins(&self, commit: &str, desired: &cairn_plan::loader::DesiredState) {
         let mut noted = self.broken_plugins();
         if noted.0 == commit {
             return;

@@ -5,7 +5,7 @@
 //! driver ([`watch`]) follows the gateway's drift verdicts and starts the
 //! runs.
 
-use super::Inner;
+use crate::models::Models;
 use cairn_monitor::drift::DriftVerdict;
 use cairn_runtime::RunRequest;
 use cairn_spec::Kind;
@@ -83,7 +83,7 @@ impl Hysteresis {
 
 /// Follows drift verdicts until the runtime goes away, starting the
 /// retraining jobs they call for.
-pub(super) async fn watch(inner: Weak<Inner>, mut verdicts: Receiver<DriftVerdict>) {
+pub async fn watch(inner: Weak<Models>, mut verdicts: Receiver<DriftVerdict>) {
     let mut models: HashMap<ResourceKey, Hysteresis> = HashMap::new();
     loop {
         let verdict = match verdicts.recv().await {
@@ -101,7 +101,7 @@ pub(super) async fn watch(inner: Weak<Inner>, mut verdicts: Receiver<DriftVerdic
     }
 }
 
-impl Inner {
+impl Models {
     /// Applies one verdict to its model's hysteresis, and starts the
     /// model's `onDrift.retrain` job (its pipeline upstream first) with the
     /// drifted window as parameters when it says so.
@@ -141,7 +141,7 @@ impl Inner {
         match step {
             Step::Hold(reason) => {
                 if verdict.drifted == Some(true) {
-                    let _ = self.store.audit(
+                    let _ = self.shared.store.audit(
                         None,
                         Some(&key),
                         "drift",
@@ -162,7 +162,7 @@ impl Inner {
                 params.insert("drift_from".into(), json!(rfc3339(verdict.from_ms)));
                 params.insert("drift_to".into(), json!(rfc3339(verdict.to_ms)));
                 params.insert("drift_score".into(), json!(verdict.score));
-                let started = self.trigger(RunRequest {
+                let started = self.jobs.trigger(RunRequest {
                     targets: vec![job.clone()],
                     trigger: "drift".into(),
                     params: Some(params),
@@ -183,7 +183,7 @@ impl Inner {
                 } else {
                     "drift-retrain-failed"
                 };
-                let _ = self.store.audit(None, Some(&key), action, &detail);
+                let _ = self.shared.store.audit(None, Some(&key), action, &detail);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The Kubernetes runtime: the same specs, run on a cluster.
 //!
-//! Each applied resource becomes typed objects ([`objects`]) that are
+//! Each applied resource becomes typed objects ([`objects`], given the
+//! applications' launch plans resolved by [`launch`]) that are
 //! server-side applied with field manager `cairn` ([`apply`]); objects a
 //! resource no longer needs, and labelled objects of specs removed from a
 //! repository that loaded cleanly, are pruned. Status comes from the
@@ -10,6 +11,7 @@
 //! Service, issues the inference UUID and records the event.
 
 pub mod apply;
+pub mod launch;
 pub mod objects;
 pub mod plan;
 pub mod status;
@@ -437,8 +439,9 @@ impl Runtime for KubernetesRuntime {
                 })
             }
             (Change::Create | Change::Update { .. }, Some(r)) => {
+                let launches = launch::launches_for(r, ctx.checkout);
                 let objects =
-                    objects::objects_for(r, ctx.state, ctx.commit, ctx.checkout, &inner.settings)
+                    objects::objects_for(r, ctx.state, ctx.commit, &launches, &inner.settings)
                         .map_err(|e| RuntimeError::Unsupported(e.to_string()))?;
                 let applied = self
                     .block_on(inner.applier.apply_all(&objects))
@@ -535,8 +538,9 @@ impl Runtime for KubernetesRuntime {
                 else {
                     continue;
                 };
+                let launches = launch::launches_for(r, ctx.checkout);
                 if let Ok(objects) =
-                    objects::objects_for(r, ctx.state, commit, ctx.checkout, &inner.settings)
+                    objects::objects_for(r, ctx.state, commit, &launches, &inner.settings)
                     && !objects.is_empty()
                 {
                     inner.lock().desired.insert(key, objects);

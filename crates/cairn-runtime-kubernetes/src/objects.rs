@@ -1,6 +1,8 @@
 // tidy: long file: one builder per kind of object; the golden tests cover them together.
 //! The objects a desired state becomes on Kubernetes: a pure, deterministic
-//! function of the specs, the commit and the runtime's settings.
+//! function of the specs, the commit, the runtime's settings and the
+//! applications' launch plans (resolved beforehand by [`crate::launch`]).
+//! Nothing here reads files or runs plugins.
 //!
 //! - a `Project` becomes its `Namespace` and, with quotas, a `ResourceQuota`;
 //! - a `Job` becomes a `CronJob` when it has a schedule (a suspended one when
@@ -13,7 +15,7 @@
 //! name and commit): they are what pruning and the watcher select on.
 
 use cairn_plan::loader::{DesiredState, Resource, ResourceKey};
-use cairn_runtime::frameworks;
+use cairn_runtime::frameworks::LaunchPlan;
 use cairn_spec::{
     ApplicationSpec, Command, ComputePoolSpec, EnvironmentRef, JobSpec, Kind, KubernetesPool,
     ModelRuntime, ModelSpec, Name, ProjectSpec, Resources, Spec,
@@ -105,6 +107,10 @@ pub enum ObjectError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// The launch plan of each application resource, or why it has none
+/// (see [`crate::launch`]).
+pub type Launches = BTreeMap<ResourceKey, Result<LaunchPlan, String>>;
 
 /// One object Cairn applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -319,7 +325,7 @@ pub fn project_namespace(project: Option<&Name>) -> String {
 pub fn desired_objects(
     state: &DesiredState,
     commit: &str,
-    checkout: &Path,
+    launches: &Launches,
     settings: &KubeSettings,
 ) -> (
     BTreeMap<ResourceKey, Vec<KubeObject>>,
@@ -328,7 +334,7 @@ pub fn desired_objects(
     let mut objects = BTreeMap::new();
     let mut errors = BTreeMap::new();
     for r in state.resources.values() {
-        match objects_for(r, state, commit, checkout, settings) {
+        match objects_for(r, state, commit, launches, settings) {
             Ok(o) if o.is_empty() => {}
             Ok(o) => {
                 objects.insert(r.key.clone(), o);
@@ -342,25 +348,27 @@ pub fn desired_objects(
 }
 
 /// The objects of one resource (none for kinds that only configure others:
-/// pools, datasets, plugins, environments).
+/// pools, datasets, plugins, environments). An application's launch is
+/// taken from `launches`.
 pub fn objects_for(
     r: &Resource,
     state: &DesiredState,
     commit: &str,
-    checkout: &Path,
+    launches: &Launches,
     settings: &KubeSettings,
 ) -> Result<Vec<KubeObject>, ObjectError> {
     let b = Builder {
         r,
         state,
         commit,
+        launches,
         settings,
     };
     match &r.spec {
         Spec::Project(p) => Ok(b.project(p)),
         Spec::Job(j) => b.job(j).map(|o| vec![o]),
         Spec::Model(m) => b.model(m),
-        Spec::Application(a) => b.application(a, checkout),
+        Spec::Application(a) => b.application(a),
         Spec::ComputePool(_) | Spec::Dataset(_) | Spec::Plugin(_) | Spec::Environment(_) => {
             Ok(Vec::new())
         }
@@ -420,10 +428,16 @@ pub fn run_from_template(
     }
 }
 
+/// The URL prefix an application is served under.
+pub fn app_prefix(key: &ResourceKey) -> String {
+    format!("/apps/{}", key.name)
+}
+
 struct Builder<'a> {
     r: &'a Resource,
     state: &'a DesiredState,
     commit: &'a str,
+    launches: &'a Launches,
     settings: &'a KubeSettings,
 }
 
@@ -950,24 +964,31 @@ impl Builder<'_> {
         Ok(self.serving("model", main, spec.replicas, pool))
     }
 
-    fn application(
-        &self,
-        spec: &ApplicationSpec,
-        checkout: &Path,
-    ) -> Result<Vec<KubeObject>, ObjectError> {
+    fn application(&self, spec: &ApplicationSpec) -> Result<Vec<KubeObject>, ObjectError> {
         let pool = self.pool(spec.pool.as_ref());
         let image = self
             .image(None, spec.environment.as_ref())
             .ok_or_else(|| ObjectError::NoImage(self.key().to_string()))?;
-        let prefix = format!("/apps/{}", self.key().name);
-        let launch = framework_launch(
-            self.key(),
-            spec,
-            &checkout.join(spec.path.as_str()),
-            &prefix,
-            SERVING_PORT as u16,
-        )
-        .map_err(ObjectError::Invalid)?;
+        let prefix = app_prefix(self.key());
+        let plan = match self.launches.get(self.key()) {
+            Some(Ok(plan)) => plan,
+            Some(Err(e)) => return Err(ObjectError::Invalid(e.clone())),
+            None => {
+                return Err(ObjectError::Invalid(format!(
+                    "{}: its launch was not resolved",
+                    self.key()
+                )));
+            }
+        };
+        // Launch plans do not read the application's directory.
+        let launch = plan
+            .launch(
+                spec,
+                Path::new(spec.path.as_str()),
+                &prefix,
+                SERVING_PORT as u16,
+            )
+            .map_err(ObjectError::Invalid)?;
         // In a pod the server must listen on every interface.
         let argv: Vec<String> = launch
             .argv
@@ -1018,67 +1039,6 @@ fn argv(command: &Command) -> Vec<String> {
     }
 }
 
-/// An application's launch in a pod: `command` natively, the built-in
-/// frameworks (`flask`, `shiny`, `streamlit`) from their app-framework
-/// plugins, as on the embedded runtime. The plugins are deterministic:
-/// the same files and spec give the same objects.
-fn framework_launch(
-    key: &ResourceKey,
-    spec: &ApplicationSpec,
-    dir: &Path,
-    prefix: &str,
-    port: u16,
-) -> Result<frameworks::Launch, String> {
-    use cairn_plugin_host::apps::{App, FrameworkPlugin, app_files};
-    use cairn_plugin_host::{PluginHost, PluginSource};
-    if spec.framework == "command" {
-        return frameworks::launch(spec, dir, prefix, port);
-    }
-    if !cairn_spec::BUILTIN_FRAMEWORKS.contains(&spec.framework.as_str()) {
-        return Err(format!(
-            "framework `{}`: a project's own app-framework plugins are not supported on the Kubernetes runtime yet",
-            spec.framework
-        ));
-    }
-    static HOST: std::sync::LazyLock<Result<PluginHost, String>> =
-        std::sync::LazyLock::new(|| PluginHost::new(None).map_err(|e| e.to_string()));
-    let host = HOST.as_ref().map_err(Clone::clone)?;
-    let plugin = host
-        .load(
-            &spec.framework,
-            &PluginSource::Builtin(spec.framework.clone()),
-            None,
-            &Default::default(),
-        )
-        .map_err(|e| format!("built-in plugin `{}`: {e}", spec.framework))?;
-    let framework = FrameworkPlugin::new(plugin).map_err(|e| e.to_string())?;
-    let app = App {
-        name: key.name.to_string(),
-        path: spec.path.to_string(),
-        files: app_files(dir).unwrap_or_default(),
-        url_prefix: prefix.to_string(),
-        command: match &spec.command {
-            Command::Empty => Vec::new(),
-            Command::Args(a) => a.clone(),
-            Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
-        },
-        env: spec
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    };
-    let answer = framework
-        .launch(&Vec::new(), &app)
-        .map_err(|e| format!("built-in plugin `{}`: {e}", spec.framework))?;
-    frameworks::LaunchPlan::Plugin {
-        command: answer.command,
-        env: answer.env,
-        health_path: answer.health_path,
-    }
-    .launch(spec, dir, prefix, port)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1098,5 +1058,103 @@ mod tests {
         for kind in Kind::ALL {
             assert_eq!(kind_from_label(kind_label(kind)), Some(kind));
         }
+    }
+
+    const APP: &str = r#"apiVersion: cairn/v1
+kind: Project
+metadata:
+  name: vision
+---
+apiVersion: cairn/v1
+kind: Application
+metadata:
+  name: explorer
+  project: vision
+spec:
+  framework: streamlit
+  path: apps/explorer
+  environment: {image: "python:3.12-slim"}
+"#;
+
+    /// The main container of the objects built for [`APP`] with `launches`.
+    fn main_container(launches: &Launches) -> Result<Container, ObjectError> {
+        let state = cairn_plan::loader::load(&cairn_plan::snapshot::Snapshot::from_files([
+            ("specs.yaml", APP),
+            ("apps/explorer/app.py", ""),
+        ]));
+        assert_eq!(state.report.errors(), 0, "{:?}", state.report);
+        let r = state.resources.get(&explorer()).expect("the application");
+        let objects = objects_for(r, &state, "c0ffee", launches, &KubeSettings::default())?;
+        let deployment = objects
+            .into_iter()
+            .find_map(|o| match o {
+                KubeObject::Deployment(d) => Some(d),
+                _ => None,
+            })
+            .expect("a Deployment");
+        Ok(deployment.spec.unwrap().template.spec.unwrap().containers[0].clone())
+    }
+
+    fn explorer() -> ResourceKey {
+        ResourceKey {
+            kind: Kind::Application,
+            project: Some("vision".parse().unwrap()),
+            name: "explorer".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn applications_are_built_from_the_given_launch_plan() {
+        // No plugin host and no files: the plan is all there is.
+        let plan = LaunchPlan::Plugin {
+            command: vec![
+                "serve".into(),
+                "--address=127.0.0.1".into(),
+                "--port=$(PORT)".into(),
+                "--base=$(URL_PREFIX)".into(),
+            ],
+            env: vec![("BASE".into(), "$(URL_PREFIX)/".into())],
+            health_path: "/ready".into(),
+        };
+        let main = main_container(&Launches::from([(explorer(), Ok(plan))])).unwrap();
+        assert_eq!(
+            main.command.unwrap(),
+            [
+                "serve",
+                "--address=0.0.0.0",
+                "--port=8080",
+                "--base=/apps/explorer"
+            ]
+        );
+        let env: Vec<(String, Option<String>)> = main
+            .env
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        assert!(
+            env.contains(&("BASE".into(), Some("/apps/explorer/".into()))),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&("PORT".into(), Some("8080".into()))),
+            "{env:?}"
+        );
+        let probe = main.readiness_probe.unwrap().http_get.unwrap();
+        assert_eq!(probe.path.as_deref(), Some("/ready"));
+    }
+
+    #[test]
+    fn an_application_without_a_launch_plan_has_no_objects() {
+        let err = main_container(&Launches::new()).unwrap_err();
+        assert_eq!(
+            err,
+            ObjectError::Invalid("Application vision/explorer: its launch was not resolved".into())
+        );
+        let failed = Launches::from([(explorer(), Err("built-in plugin `streamlit`: no".into()))]);
+        assert_eq!(
+            main_container(&failed).unwrap_err(),
+            ObjectError::Invalid("built-in plugin `streamlit`: no".into())
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `cairn plan --runtime kubernetes`: the exact objects a change applies,
 //! as a YAML stream, with comments for what it prunes and holds.
 
+use crate::launch;
 use crate::objects::{self, KubeSettings, selector_string};
 use cairn_plan::loader::DesiredState;
 use cairn_plan::plan::{Change, Plan};
@@ -36,7 +37,8 @@ pub fn render(
                 let Some(r) = new.resources.get(key) else {
                     continue;
                 };
-                match objects::objects_for(r, new, commit, checkout, settings) {
+                let launches = launch::launches_for(r, checkout);
+                match objects::objects_for(r, new, commit, &launches, settings) {
                     Ok(list) if list.is_empty() => {}
                     Ok(list) => {
                         for (i, o) in list.iter().enumerate() {

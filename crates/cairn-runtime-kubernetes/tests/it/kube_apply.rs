@@ -3,6 +3,7 @@
 //! boundary.
 
 use cairn_runtime_kubernetes::apply::{Applier, ApplyError, ConflictPolicy, FIELD_MANAGER};
+use cairn_runtime_kubernetes::launch;
 use cairn_runtime_kubernetes::objects::{self, KubeObject, KubeSettings};
 use cairn_source::GitSource;
 use cairn_test_support::TestRepo;
@@ -41,8 +42,12 @@ fn client(api: &FakeApi) -> kube::Client {
 fn objects_of(repo: &TestRepo) -> Vec<KubeObject> {
     let source = GitSource::open_local(repo.path()).unwrap();
     let state = cairn_plan::loader::load(&source.snapshot("HEAD").unwrap());
-    let (by_resource, errors) =
-        objects::desired_objects(&state, COMMIT, repo.path(), &KubeSettings::default());
+    let (by_resource, errors) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &KubeSettings::default(),
+    );
     assert!(errors.is_empty(), "{errors:?}");
     by_resource.into_values().flatten().collect()
 }

@@ -4,6 +4,7 @@
 //! `CAIRN_BLESS=1 cargo test -p cairn-runtime-kubernetes --test it kube_objects`.
 
 use cairn_plan::loader::{DesiredState, ResourceKey};
+use cairn_runtime_kubernetes::launch;
 use cairn_runtime_kubernetes::objects::{
     self, KubeObject, KubeSettings, LABEL_MANAGED_BY, ObjectError,
 };
@@ -49,7 +50,12 @@ fn every_kind_matches_its_golden_file() {
     let state = load(&repo);
     assert_eq!(state.report.errors(), 0, "{:?}", state.report);
 
-    let (by_resource, errors) = objects::desired_objects(&state, COMMIT, repo.path(), &settings());
+    let (by_resource, errors) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &settings(),
+    );
     assert!(errors.is_empty(), "{errors:?}");
     let names: Vec<String> = by_resource.keys().map(file_name).collect();
     assert_eq!(
@@ -76,7 +82,12 @@ fn every_kind_matches_its_golden_file() {
     }
 
     // The same state always gives the same objects.
-    let (again, _) = objects::desired_objects(&state, COMMIT, repo.path(), &settings());
+    let (again, _) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &settings(),
+    );
     assert_eq!(again, by_resource);
 
     // A run of `train` in a pipeline after `prepare`, with a parameter overridden.
@@ -107,7 +118,12 @@ fn gpu_pools_and_quotas_use_the_pool_gpu_resource() {
     write_vision(&repo);
     repo.commit("specs");
     let state = load(&repo);
-    let (by_resource, _) = objects::desired_objects(&state, COMMIT, repo.path(), &settings());
+    let (by_resource, _) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &settings(),
+    );
     let get = |name: &str| -> serde_json::Value {
         let list = by_resource
             .iter()
@@ -180,7 +196,12 @@ spec:
     );
     repo.commit("specs");
     let state = load(&repo);
-    let (_, errors) = objects::desired_objects(&state, COMMIT, repo.path(), &settings());
+    let (_, errors) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &settings(),
+    );
     let messages: Vec<String> = errors
         .iter()
         .map(|(k, e)| format!("{}: {e}", k.name))
