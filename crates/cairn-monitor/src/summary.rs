@@ -2,11 +2,11 @@
 //! kept between visits.
 
 use crate::aggregate::{aggregate, infer_task, rfc3339};
+use cairn_api::monitoring::{AggregateReport, Task};
 use cairn_spec::ModelTask;
 use cairn_store::events::EventLog;
 use cairn_store::monitoring::{db_path, fetch_grouped, fingerprint};
 use rusqlite::Connection;
-use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -31,10 +31,10 @@ pub fn current_scores(
         .filter_map(|w| {
             Some(cairn_gateway::metrics::ModelScores {
                 model: model.to_string(),
-                version: w["version"].as_str()?.to_string(),
-                accuracy: w.get("accuracy").and_then(Value::as_f64),
-                coverage: w["coverage"].as_f64(),
-                mae: w.get("mae").and_then(Value::as_f64),
+                version: w.version.clone()?,
+                accuracy: w.accuracy.flatten(),
+                coverage: w.coverage,
+                mae: w.mae.flatten(),
             })
         })
         .collect())
@@ -49,21 +49,21 @@ pub fn report(
     from: i64,
     to: i64,
     window: i64,
-) -> rusqlite::Result<Value> {
+) -> rusqlite::Result<AggregateReport> {
     let (predictions, metrics) = fetch_grouped(conn, model, task, from, to, window)?;
     let task = infer_task(task, &predictions);
     let windows = aggregate(task, &predictions, &metrics, window);
-    Ok(json!({
-        "model": model,
-        "task": match task {
-            ModelTask::Classification => "classification",
-            ModelTask::Regression => "regression",
+    Ok(AggregateReport {
+        model: model.to_string(),
+        task: match task {
+            ModelTask::Classification => Task::Classification,
+            ModelTask::Regression => Task::Regression,
         },
-        "from": rfc3339(from),
-        "to": rfc3339(to),
-        "windowSeconds": window / 1000,
-        "windows": windows,
-    }))
+        from: rfc3339(from),
+        to: rfc3339(to),
+        window_seconds: window / 1000,
+        windows,
+    })
 }
 
 /// A summary kept by [`summary`].
@@ -71,7 +71,7 @@ struct Summary {
     fingerprint: (i64, u64),
     computed: std::time::Instant,
     took: std::time::Duration,
-    value: Value,
+    value: AggregateReport,
 }
 
 /// The dashboard's summaries, kept between visits: one owner per server
@@ -108,7 +108,7 @@ impl Summaries {
         &self,
         key: &str,
         fingerprint: (i64, u64),
-    ) -> Option<(Value, bool, std::time::Duration)> {
+    ) -> Option<(AggregateReport, bool, std::time::Duration)> {
         let summaries = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let s = summaries.get(key)?;
         let age = s.computed.elapsed();
@@ -124,7 +124,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> rusqlite::Result<AggregateReport> {
         let fingerprint = fingerprint(conn)?;
         let start = std::time::Instant::now();
         let to = chrono::Utc::now().timestamp_millis() + 1;
@@ -158,7 +158,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Value> {
+    ) -> rusqlite::Result<AggregateReport> {
         let key = summary_key(conn, model, days);
         if let Some((value, true, _)) = self.cached(&key, fingerprint(conn)?) {
             return Ok(value);
@@ -177,7 +177,7 @@ impl Summaries {
         model: &str,
         task: Option<ModelTask>,
         days: i64,
-    ) -> rusqlite::Result<Option<Value>> {
+    ) -> rusqlite::Result<Option<AggregateReport>> {
         // Busy for more than a moment (a summary being computed over a large
         // store): show what is kept rather than wait.
         let waited = std::time::Instant::now();
@@ -206,7 +206,7 @@ impl Summaries {
     }
 
     /// The summary kept for `model`, however old.
-    fn kept_summary(&self, events: &EventLog, model: &str, days: i64) -> Option<Value> {
+    fn kept_summary(&self, events: &EventLog, model: &str, days: i64) -> Option<AggregateReport> {
         let key = format!("{}\0{model}\0{days}", events.db_path());
         self.kept
             .lock()

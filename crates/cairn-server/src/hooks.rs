@@ -77,6 +77,7 @@ impl fmt::Display for Provider {
 /// payload has no new commit, including branch deletions (all-zero SHA).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushEvent {
+    /// Who sent it.
     pub provider: Provider,
     /// The full ref pushed to, e.g. `refs/heads/main`.
     pub git_ref: Option<String>,

@@ -1,8 +1,6 @@
 //! `/apps`: the applications, with links to them (`/apps/NAME/`).
 
-use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, s, table, url_segment,
-};
+use super::{DashboardState, Section, badge, commit, error_page, escape, layout, table, url_segment};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,13 +11,12 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
         Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let runtime = state.app.controller.runtime();
-    let rows: Vec<String> = status["resources"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| s(r, "kind") == "Application")
+    let rows: Vec<String> = status
+        .resources
+        .iter()
+        .filter(|r| r.kind == cairn_api::status::Kind::Application)
         .map(|r| {
-            let name = s(r, "name");
+            let name = r.name.as_str();
             let href = format!("/apps/{}/", url_segment(name));
             let up = runtime.app_upstream(name).is_some();
             let open = if up {
@@ -32,13 +29,14 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
                 name_attr = escape(name),
                 href = escape(&href),
                 name = escape(name),
-                project = r["project"]
-                    .as_str()
+                project = r
+                    .project
+                    .as_ref()
                     .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
                     .unwrap_or_default(),
-                phase = badge(s(r, "phase")),
-                commit = commit(r["syncedCommit"].as_str().unwrap_or("")),
-                message = escape(s(r, "message")),
+                phase = badge(r.phase.as_str()),
+                commit = commit(r.synced_commit.as_deref().unwrap_or("")),
+                message = escape(&r.message),
             )
         })
         .collect();

@@ -2,7 +2,8 @@
 //! `/jobs`, `/models` and `/apps`, with the assets they need (a stylesheet,
 //! a small script and the uPlot chart library) bundled into the binary.
 //!
-//! Pages are rendered from the same data as the JSON API. Every five
+//! Pages are rendered from the same data as the JSON API, through the
+//! types of its contract ([`cairn_api`]). Every five
 //! seconds the script fetches the page again and swaps the regions marked
 //! `data-live` in place; charts draw from `/api/v1/models/NAME/metrics` and
 //! `/api/v1/models/NAME/metrics/aggregate`.
@@ -19,7 +20,6 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use serde_json::Value;
 use std::fmt::Write;
 
 /// What the dashboard's handlers share.
@@ -208,11 +208,6 @@ fn error_page(section: Section, status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// A JSON string field, or "".
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// A colored badge for a phase or a run state.
 fn badge(text: &str) -> String {
     let class = match text.to_ascii_lowercase().as_str() {
@@ -272,24 +267,16 @@ fn duration(from: &str, to: &str) -> Option<String> {
     })
 }
 
-/// A number for a table cell: integers as they are, others to 4 digits.
-fn number(v: &Value) -> String {
+/// A number for a table cell: to 4 digits (integers as they are), `—`
+/// when there is none.
+fn number(v: Option<f64>) -> String {
     match v {
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.abs() >= 1000.0 {
-                format!("{f:.1}")
-            } else {
-                format!("{f:.4}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            }
-        }
-        Value::Null => "<span class=\"muted\">—</span>".into(),
-        Value::String(s) => escape(s),
-        other => escape(&other.to_string()),
+        Some(f) if f.abs() >= 1000.0 => format!("{f:.1}"),
+        Some(f) => format!("{f:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string(),
+        None => "<span class=\"muted\">—</span>".into(),
     }
 }
 
@@ -324,9 +311,10 @@ mod tests {
 
     #[test]
     fn formats_cells() {
-        assert_eq!(number(&serde_json::json!(3)), "3");
-        assert_eq!(number(&serde_json::json!(0.5)), "0.5");
-        assert_eq!(number(&serde_json::json!(5.0 / 9.0)), "0.5556");
+        assert_eq!(number(Some(3.0)), "3");
+        assert_eq!(number(Some(0.5)), "0.5");
+        assert_eq!(number(Some(5.0 / 9.0)), "0.5556");
+        assert!(number(None).contains("muted"));
         assert_eq!(
             duration("2024-01-01T00:00:00Z", "2024-01-01T00:01:05Z").as_deref(),
             Some("1m 5s")

@@ -1,0 +1,59 @@
+//! The OpenAPI 3.1 document of the server's routes, generated from the
+//! handlers' annotations and the contract's types (`specs/openapi.json`,
+//! written by `cargo xtask schemas`; served at `/api/v1/openapi.json`).
+
+use crate::api;
+use utoipa::OpenApi;
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cairn",
+        description = "The HTTP API of `cairn up`: the controller (`/api/v1`), the model gateway (Cairn's prediction API and the Open Inference Protocol v2), monitoring, the model registry and Git webhooks. Every failure answers `{\"error\": \"...\"}`.",
+    ),
+    paths(
+        api::healthz,
+        api::status,
+        api::last_sync,
+        api::recent_runs,
+        api::audit,
+        api::job_runs,
+        api::start_run,
+        api::job_run,
+        api::run_logs,
+        api::rollback_model,
+        api::evaluate_drift,
+        api::git_hook,
+        openapi_json_route,
+    ),
+    tags(
+        (name = "controller", description = "The repository, syncs, resources, job runs and the audit log."),
+        (name = "models", description = "Served models: the registry, live metrics, monitoring reports, drift, access keys and logged inferences."),
+        (name = "gateway", description = "Cairn's prediction API, business metrics and delayed labels."),
+        (name = "oip", description = "The Open Inference Protocol v2, for KServe, Triton and MLServer clients."),
+        (name = "hooks", description = "Git push webhooks."),
+        (name = "operations", description = "Health and Prometheus metrics."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, as `specs/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        + "\n"
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(crate) async fn openapi_json_route() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
+        .into_response()
+}
