@@ -91,6 +91,16 @@ pub enum Which {
         #[arg(long)]
         as_built: bool,
     },
+    /// Rebuild time after a one-line change in the planner, here and in
+    /// another checkout (an older layout) for comparison.
+    Build {
+        /// Another checkout of the project, built once.
+        #[arg(long)]
+        other: Option<std::path::PathBuf>,
+        /// Runs per tree (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -124,6 +134,7 @@ pub fn run(which: Which) -> Result<()> {
             crate::rollout::run(&cairn, seconds, rounds)
         }
         Which::Validate { files, runs } => validate(files, runs),
+        Which::Build { other, runs } => crate::build_time::run(other.as_deref(), runs),
         Which::Plugins {
             calls,
             rows,

@@ -11,18 +11,23 @@
 //!   model page's data over 1,000,000 inference events;
 //! - `bench rollout`: what a canary's traffic split adds to a prediction;
 //! - `bench plugins`: the WebAssembly plugin host beside native Rust;
+//! - `bench build`: the rebuild after a one-line change in the planner;
 //! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
 //!   components in `plugins/dist/`;
-//! - `plugin new NAME --world WORLD`: scaffold a plugin crate.
+//! - `plugin new NAME --world WORLD`: scaffold a plugin crate;
+//! - `tidy`: the house rules the compiler does not check (crate layers,
+//!   pure crates, SQL in the store only, typed responses, long files).
 
 mod bench;
 mod bench_plugins;
+mod build_time;
 mod envs;
 mod gateway;
 mod monitoring;
 mod plugins;
 mod reconcile;
 mod rollout;
+mod tidy;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -60,6 +65,9 @@ enum Task {
         /// Plugins to build (package names); all when none are given.
         names: Vec<String>,
     },
+    /// Check the house rules: crate layers, pure crates, SQL only in the
+    /// store, typed responses in the server, long files.
+    Tidy,
     /// Work on plugins.
     Plugin {
         #[command(subcommand)]
@@ -86,6 +94,7 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Schemas { check } => schemas(check),
         Task::Bench { which } => bench::run(which),
+        Task::Tidy => tidy::run(),
         Task::Plugins {
             release: _,
             manifest_path,
