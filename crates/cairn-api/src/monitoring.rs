@@ -47,7 +47,6 @@ pub struct FeedbackItem {
     pub uuid: String,
     /// The true label: a number, a string, a boolean, or an array for a
     /// batch prediction.
-    #[schema(value_type = Object)]
     pub label: Value,
 }
 

@@ -138,13 +138,29 @@ pub struct StartedRun {
     pub pipeline: Vec<Run>,
 }
 
-/// Query parameters of the run routes.
+/// Query parameters of `GET /api/v1/jobs/NAME/runs`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RunQuery {
     /// The job's project, when several projects have a job of that name.
     pub project: Option<String>,
-    /// The most entries to answer (default 50; 100 for the audit log).
+    /// The most runs to answer (default 50).
+    pub limit: Option<i64>,
+}
+
+/// Query parameters of the routes about one job's run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    /// The job's project, when several projects have a job of that name.
+    pub project: Option<String>,
+}
+
+/// Query parameters of `GET /api/v1/runs` and `GET /api/v1/audit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitQuery {
+    /// The most entries to answer (default 50 runs, 100 audit entries).
     pub limit: Option<i64>,
 }
 

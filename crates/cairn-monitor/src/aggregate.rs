@@ -138,7 +138,8 @@ fn pair(pred: &Predicted, label: &Value) -> Option<Vec<(Value, Value)>> {
 /// its count, set on `w`: `null` scores without pairs.
 fn classification(w: &mut Window, pairs: &[((String, String), u64)]) {
     if pairs.is_empty() {
-        (w.accuracy, w.precision, w.recall, w.f1) = (Some(None), Some(None), Some(None), Some(None));
+        (w.accuracy, w.precision, w.recall, w.f1) =
+            (Some(None), Some(None), Some(None), Some(None));
         return;
     }
     let n = pairs.iter().map(|p| p.1).sum::<u64>() as f64;

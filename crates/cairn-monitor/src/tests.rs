@@ -410,7 +410,10 @@ fn windows_name_the_scores_of_their_task_null_until_scored() {
     for k in ["accuracy", "precision", "recall", "f1"] {
         assert_eq!(keys.get(k), Some(&Value::Null), "{k}: {c}");
     }
-    assert!(!keys.contains_key("averaging") && !keys.contains_key("mae"), "{c}");
+    assert!(
+        !keys.contains_key("averaging") && !keys.contains_key("mae"),
+        "{c}"
+    );
     let r = &as_json(aggregate(ModelTask::Regression, &rows, &[], 60_000))[0];
     let keys = r.as_object().unwrap();
     assert_eq!(keys.get("mae"), Some(&Value::Null), "{r}");

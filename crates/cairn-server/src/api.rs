@@ -16,7 +16,9 @@ use cairn_api::audit::AuditLog;
 use cairn_api::drift::DriftVerdict;
 use cairn_api::hooks::{HookAccepted, HookAnswer, HookIgnored};
 use cairn_api::registry::{RollbackAnswer, RollbackRequest};
-use cairn_api::runs::{LogQuery, Run, RunList, RunQuery, StartRun, StartedRun};
+use cairn_api::runs::{
+    LimitQuery, LogQuery, ProjectQuery, Run, RunList, RunQuery, StartRun, StartedRun,
+};
 use cairn_api::status::{LastSync, Status};
 use cairn_controller::{Controller, Trigger};
 use cairn_runtime::{LogTarget, Runtime};
@@ -47,7 +49,10 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/v1/openapi.json", get(crate::openapi::openapi_json_route))
+        .route(
+            "/api/v1/openapi.json",
+            get(crate::openapi::openapi_json_route),
+        )
         .route("/api/v1/status", get(status))
         .route("/api/v1/sync", get(last_sync))
         .route("/api/v1/runs", get(recent_runs))
@@ -222,14 +227,14 @@ pub(crate) async fn job_runs(
 
 /// The recent runs of every job, newest first.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "controller",
-    params(RunQuery),
+    params(LimitQuery),
     responses(
         (status = 200, description = "Recent runs", body = RunList),
         (status = 500, description = "The store failed", body = ErrorBody),
     ))]
 pub(crate) async fn recent_runs(
     State(s): State<AppState>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<LimitQuery>,
 ) -> ApiResult<axum::Json<RunList>> {
     let runs = s.controller.store().recent_runs(q.limit.unwrap_or(50))?;
     Ok(axum::Json(RunList {
@@ -239,14 +244,14 @@ pub(crate) async fn recent_runs(
 
 /// What the controller did, and why: newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "controller",
-    params(RunQuery),
+    params(LimitQuery),
     responses(
         (status = 200, description = "The audit log", body = AuditLog),
         (status = 500, description = "The store failed", body = ErrorBody),
     ))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<LimitQuery>,
 ) -> ApiResult<axum::Json<AuditLog>> {
     let entries = s.controller.store().audit_log(q.limit.unwrap_or(100))?;
     Ok(axum::Json(AuditLog {
@@ -256,7 +261,7 @@ pub(crate) async fn audit(
 
 /// Runs a job now, its upstream jobs first unless told otherwise.
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/runs", tag = "controller",
-    params(("name" = String, Path, description = "The job"), RunQuery),
+    params(("name" = String, Path, description = "The job"), ProjectQuery),
     request_body(content = Option<StartRun>, description = "Parameters to override; may be empty"),
     responses(
         (status = 202, description = "The runs started", body = StartedRun),
@@ -267,7 +272,7 @@ pub(crate) async fn audit(
 pub(crate) async fn start_run(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<ProjectQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<StartedRun>)> {
     let request: StartRun = if body.is_empty() {
@@ -410,7 +415,7 @@ pub(crate) async fn rollback_model(
     params(
         ("name" = String, Path, description = "The job"),
         ("number" = i64, Path, description = "The run's number"),
-        RunQuery,
+        ProjectQuery,
     ),
     responses(
         (status = 200, description = "The run", body = Run),
@@ -420,7 +425,7 @@ pub(crate) async fn rollback_model(
 pub(crate) async fn job_run(
     State(s): State<AppState>,
     Path((name, number)): Path<(String, i64)>,
-    Query(q): Query<RunQuery>,
+    Query(q): Query<ProjectQuery>,
 ) -> ApiResult<axum::Json<Run>> {
     let key = find_job(&s, &name, q.project.as_deref())?;
     let run =

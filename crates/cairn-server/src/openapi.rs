@@ -2,7 +2,7 @@
 //! handlers' annotations and the contract's types (`specs/openapi.json`,
 //! written by `cargo xtask schemas`; served at `/api/v1/openapi.json`).
 
-use crate::api;
+use crate::{api, gateway, monitoring};
 use utoipa::OpenApi;
 
 /// The OpenAPI document.
@@ -13,7 +13,6 @@ use utoipa::OpenApi;
         description = "The HTTP API of `cairn up`: the controller (`/api/v1`), the model gateway (Cairn's prediction API and the Open Inference Protocol v2), monitoring, the model registry and Git webhooks. Every failure answers `{\"error\": \"...\"}`.",
     ),
     paths(
-        api::healthz,
         api::status,
         api::last_sync,
         api::recent_runs,
@@ -22,9 +21,32 @@ use utoipa::OpenApi;
         api::start_run,
         api::job_run,
         api::run_logs,
+        gateway::models,
+        gateway::versions,
         api::rollback_model,
+        gateway::model_metrics,
+        monitoring::get_aggregate,
+        monitoring::get_drift,
         api::evaluate_drift,
+        gateway::list_keys,
+        gateway::create_key,
+        gateway::revoke_key,
+        gateway::inference,
+        gateway::predict,
+        monitoring::post_metrics,
+        monitoring::post_feedback,
+        gateway::server_live,
+        gateway::server_ready,
+        gateway::server_metadata,
+        gateway::model_metadata,
+        gateway::model_metadata_version,
+        gateway::model_ready,
+        gateway::model_ready_version,
+        gateway::infer,
+        gateway::infer_version,
         api::git_hook,
+        api::healthz,
+        gateway::metrics,
         openapi_json_route,
     ),
     tags(

@@ -440,7 +440,9 @@ mod tests {
     /// An application: `/hello` echoes what it saw, `/ws` echoes messages,
     /// `POST /echo` echoes the body.
     async fn start_upstream() -> SocketAddr {
-        async fn hello(req: Request) -> axum::Json<std::collections::BTreeMap<&'static str, Option<String>>> {
+        async fn hello(
+            req: Request,
+        ) -> axum::Json<std::collections::BTreeMap<&'static str, Option<String>>> {
             let header = |name: &str| {
                 req.headers()
                     .get(name)

@@ -1,6 +1,8 @@
 //! `/apps`: the applications, with links to them (`/apps/NAME/`).
 
-use super::{DashboardState, Section, badge, commit, error_page, escape, layout, table, url_segment};
+use super::{
+    DashboardState, Section, badge, commit, error_page, escape, layout, table, url_segment,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

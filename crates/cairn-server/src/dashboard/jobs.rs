@@ -218,9 +218,7 @@ pub(super) async fn run(
         started = time(run.started_at.as_deref().unwrap_or("")),
         finished = time(run.finished_at.as_deref().unwrap_or("")),
         duration = run_duration(&run),
-        exit = run
-            .exit_code
-            .map_or_else(|| "—".into(), |c| c.to_string()),
+        exit = run.exit_code.map_or_else(|| "—".into(), |c| c.to_string()),
         message = escape(&run.message),
     );
     let artifact_rows: Vec<String> = artifacts

@@ -47,7 +47,11 @@ fn models(state: &DashboardState) -> Vec<ModelRow> {
         })
         .collect();
     if let Ok(status) = crate::dashboard::overview::status(state) {
-        for r in status.resources.into_iter().filter(|r| r.kind == Kind::Model) {
+        for r in status
+            .resources
+            .into_iter()
+            .filter(|r| r.kind == Kind::Model)
+        {
             match out.iter_mut().find(|m| m.name == r.name) {
                 Some(m) => {
                     m.phase = Some(r.phase);

@@ -4,7 +4,7 @@
 use super::OutputFormat;
 use anyhow::{Context, Result, bail};
 use cairn_api::ErrorBody;
-use cairn_api::gateway::{Prediction, PredictRequest};
+use cairn_api::gateway::{PredictRequest, Prediction};
 use cairn_api::keys::{KeyList, NewKey};
 use cairn_api::monitoring::{AggregateReport, BusinessMetric, Task};
 use cairn_api::registry::{Promotion, Registry, RollbackAnswer, RollbackRequest};
