@@ -1,7 +1,8 @@
 //! Project automation: `cargo xtask <task>`.
 //!
-//! - `schemas [--check]`: regenerate the JSON Schemas under `specs/`, or fail
-//!   when they are stale (CI);
+//! - `schemas [--check]`: regenerate the JSON Schemas and the OpenAPI
+//!   document (`openapi.json`) under `specs/`, or fail when they are stale
+//!   (CI);
 //! - `bench validate`: time `cairn validate` and `cairn plan` over a generated
 //!   repository of 10,000 specs;
 //! - `bench gateway`: the model gateway under load against a bare axum
@@ -41,7 +42,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Regenerate the JSON Schemas in specs/ from the Rust spec types.
+    /// Regenerate the JSON Schemas in specs/ from the Rust spec types, and
+    /// specs/openapi.json from the server's routes.
     Schemas {
         /// Fail if the files in specs/ differ from the generated ones.
         #[arg(long)]
@@ -117,11 +119,19 @@ fn schemas(check: bool) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let mut stale = Vec::new();
     let generated = cairn_plan::schemas();
+    let mut files = Vec::new();
     for (name, schema) in &generated {
-        let text = serde_json::to_string_pretty(schema)? + "\n";
+        files.push((name.clone(), serde_json::to_string_pretty(schema)? + "\n"));
+    }
+    // The HTTP API, from the server's handlers and the contract's types.
+    files.push((
+        "openapi.json".to_string(),
+        cairn_server::openapi::openapi_json(),
+    ));
+    for (name, text) in &files {
         let path = dir.join(name);
         let current = std::fs::read_to_string(&path).unwrap_or_default();
-        if current != text {
+        if current != *text {
             if check {
                 stale.push(name.clone());
             } else {
@@ -144,12 +154,15 @@ fn schemas(check: bool) -> Result<()> {
     }
     if !stale.is_empty() {
         bail!(
-            "JSON Schemas in specs/ are stale: {}\nrun `cargo xtask schemas` and commit the result",
+            "specs/ is stale: {}\nrun `cargo xtask schemas` and commit the result",
             stale.join(", ")
         );
     }
     if check {
-        println!("specs/ is up to date ({} schemas)", generated.len());
+        println!(
+            "specs/ is up to date ({} schemas and openapi.json)",
+            generated.len()
+        );
     }
     Ok(())
 }

@@ -132,12 +132,12 @@ pub fn run(cairn: &Path, events: usize, batch: usize, runs: usize) -> Result<()>
             3_600_000,
         )?;
         hourly.push(start.elapsed());
-        let w = r["windows"].as_array().cloned().unwrap_or_default();
-        windows = w.len();
-        let scored: f64 = w.iter().filter_map(|w| w["scored"].as_f64()).sum();
-        let correct: f64 = w
+        windows = r.windows.len();
+        let scored: f64 = r.windows.iter().map(|w| w.scored as f64).sum();
+        let correct: f64 = r
+            .windows
             .iter()
-            .filter_map(|w| Some(w["accuracy"].as_f64()? * w["scored"].as_f64()?))
+            .filter_map(|w| Some(w.accuracy.flatten()? * w.scored as f64))
             .sum();
         accuracy = correct / scored.max(1.0);
     }

@@ -11,7 +11,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
@@ -94,34 +93,8 @@ pub struct ModelScores {
     pub mae: Option<f64>,
 }
 
-/// One point of a model's time series.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Point {
-    /// End of the interval, RFC 3339.
-    pub time: String,
-    /// Requests in the interval.
-    pub requests: u64,
-    /// Of which failed (status ≥ 400).
-    pub errors: u64,
-    /// Requests per second.
-    pub throughput: f64,
-    /// Latency percentiles in milliseconds.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// CPU used by the model's processes (its replicas; for in-process
-    /// models, the gateway's), in cores, at the last sample.
-    pub cpu_cores: Option<f64>,
-    /// Their resident memory, in bytes.
-    pub memory_bytes: Option<u64>,
-    /// Mean utilization (percent) of the GPUs its replicas hold, if any.
-    pub gpu_utilization: Option<f64>,
-    /// Memory in use on those GPUs (by any process), in bytes.
-    pub gpu_memory_bytes: Option<u64>,
-}
+/// One point of a model's time series, as the API answers it.
+pub use cairn_api::metrics::Point;
 
 #[derive(Default)]
 struct Window {

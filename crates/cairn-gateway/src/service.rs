@@ -8,7 +8,7 @@ use crate::tensor::{self, DataType, InputError, NamedTensor};
 use cairn_spec::{Durability, Lookup, ModelSpec, ResourceKey, ScopedName};
 use cairn_store::events::{EventLog, InferenceEvent};
 use cairn_store::keys::{KeyCheck, KeyStore};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
@@ -147,18 +147,64 @@ pub struct Reply {
     /// HTTP status.
     pub status: u16,
     /// JSON body.
-    pub body: Value,
+    pub body: ReplyBody,
     /// The inference id, when one was assigned.
     pub uuid: Option<uuid::Uuid>,
+}
+
+/// The body of a reply, as the HTTP contract has it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum ReplyBody {
+    /// A prediction of Cairn's API.
+    Prediction(cairn_api::gateway::Prediction),
+    /// An inference of the Open Inference Protocol.
+    Inference(cairn_api::oip::InferResponse),
+    /// A failure.
+    Error(cairn_api::ErrorBody),
 }
 
 impl Reply {
     fn error(status: u16, message: impl Into<String>) -> Reply {
         Reply {
             status,
-            body: json!({ "error": message.into() }),
+            body: ReplyBody::Error(cairn_api::ErrorBody::new(message)),
             uuid: None,
         }
+    }
+}
+
+/// What a backend answered.
+enum Answer {
+    /// Cairn's API: the model's response.
+    Cairn(Value),
+    /// The Open Inference Protocol: the output tensors and the request's id.
+    Oip(Vec<NamedTensor>, Option<String>),
+}
+
+/// A tensor as the contract writes it.
+fn contract_tensor(t: &NamedTensor) -> cairn_api::oip::Tensor {
+    cairn_api::oip::Tensor {
+        name: t.name.clone(),
+        shape: t.shape.iter().map(|d| *d as u64).collect(),
+        datatype: contract_datatype(t.datatype),
+        data: match serde_json::to_value(&t.data) {
+            Ok(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// An element type as the contract names it.
+pub fn contract_datatype(t: DataType) -> cairn_api::oip::Datatype {
+    use cairn_api::oip::Datatype as D;
+    match t {
+        DataType::Fp32 => D::Fp32,
+        DataType::Fp64 => D::Fp64,
+        DataType::Int64 => D::Int64,
+        DataType::Int32 => D::Int32,
+        DataType::Bool => D::Bool,
+        DataType::Bytes => D::Bytes,
     }
 }
 
@@ -500,32 +546,39 @@ impl Gateway {
         drop(permit);
         let latency_us = started.elapsed().as_micros() as u64;
         let (status, outputs, body) = match result {
-            Ok((response, oip)) => {
-                let body = match oip {
-                    Some(id) => json!({
-                        "model_name": name,
-                        "model_version": version_label,
-                        "id": id.unwrap_or_else(|| uuid.to_string()),
-                        "parameters": {"cairn_inference_id": uuid.to_string()},
-                        "outputs": response,
-                    }),
-                    None => json!({
-                        "response": response,
-                        "uuid": uuid.to_string(),
-                        "model": {
-                            "project": key.project.as_ref().map(|p| p.as_str()),
-                            "name": name,
-                            "version": version_label,
-                            "commit": version.commit,
-                        },
-                    }),
-                };
+            Ok(Answer::Oip(tensors, id)) => {
+                let body = ReplyBody::Inference(cairn_api::oip::InferResponse {
+                    model_name: name.to_string(),
+                    model_version: version_label.clone(),
+                    id: id.unwrap_or_else(|| uuid.to_string()),
+                    parameters: cairn_api::oip::InferParameters {
+                        cairn_inference_id: uuid.to_string(),
+                    },
+                    outputs: tensors.iter().map(contract_tensor).collect(),
+                });
+                let outputs = serde_json::to_value(&tensors).unwrap_or(Value::Null);
+                (200u16, outputs, body)
+            }
+            Ok(Answer::Cairn(response)) => {
+                let body = ReplyBody::Prediction(cairn_api::gateway::Prediction {
+                    response: response.clone(),
+                    uuid: uuid.to_string(),
+                    model: cairn_api::gateway::PredictedBy {
+                        project: key.project.as_ref().map(|p| p.to_string()),
+                        name: name.to_string(),
+                        version: version_label.clone(),
+                        commit: version.commit.clone(),
+                    },
+                });
                 (200u16, response, body)
             }
             Err((status, message)) => (
                 status,
                 Value::Null,
-                json!({"error": message, "uuid": uuid.to_string()}),
+                ReplyBody::Error(cairn_api::ErrorBody {
+                    error: message,
+                    uuid: Some(uuid.to_string()),
+                }),
             ),
         };
         in_flight.done = true;
@@ -567,14 +620,13 @@ impl Gateway {
         }
     }
 
-    /// Runs the version's backend. Ok carries the response and, for OIP,
-    /// the request id (`Some(id)`).
+    /// Runs the version's backend.
     async fn infer(
         &self,
         endpoint: &Endpoint,
         version: &Version,
         input: PredictInput,
-    ) -> Result<(Value, Option<Option<String>>), (u16, String)> {
+    ) -> Result<Answer, (u16, String)> {
         let spec = &endpoint.spec;
         match (&version.backend, input) {
             (
@@ -616,8 +668,8 @@ impl Gateway {
                 let previous = cost_us.load(Relaxed);
                 cost_us.store((previous * 7 + took) / 8, Relaxed);
                 Ok(match oip {
-                    Some(id) => (serde_json::to_value(&outputs).unwrap_or(Value::Null), Some(id)),
-                    None => (tensor::tensors_to_response(&outputs, single), None),
+                    Some(id) => Answer::Oip(outputs, id),
+                    None => Answer::Cairn(tensor::tensors_to_response(&outputs, single)),
                 })
             }
             (
@@ -661,8 +713,8 @@ impl Gateway {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| (500, format!("plugin error: {e}")))?;
                 Ok(match oip {
-                    Some(id) => (serde_json::to_value(&outputs).unwrap_or(Value::Null), Some(id)),
-                    None => (tensor::tensors_to_response(&outputs, single), None),
+                    Some(id) => Answer::Oip(outputs, id),
+                    None => Answer::Cairn(tensor::tensors_to_response(&outputs, single)),
                 })
             }
             (Backend::Process { upstream }, PredictInput::Cairn(request)) => {
@@ -670,7 +722,8 @@ impl Gateway {
                     check_named_features(&request, &sig.inputs)?;
                 }
                 let addr = upstream().ok_or((503, "no replica of this model is ready".to_string()))?;
-                let body = json!({ "request": request }).to_string();
+                let body = serde_json::to_string(&cairn_api::gateway::PredictRequest { request })
+                    .map_err(|e| (500, e.to_string()))?;
                 let req = hyper::Request::post(format!("http://{addr}/predict"))
                     .header("content-type", "application/json")
                     .body(axum::body::Body::from(body))
@@ -690,7 +743,7 @@ impl Gateway {
                     let message = value.get("error").and_then(Value::as_str).unwrap_or("model error").to_string();
                     return Err((if status >= 500 { 500 } else { status }, message));
                 }
-                Ok((value.get("response").cloned().unwrap_or(value), None))
+                Ok(Answer::Cairn(value.get("response").cloned().unwrap_or(value)))
             }
             (Backend::Process { .. }, PredictInput::Oip { .. }) => Err((
                 400,

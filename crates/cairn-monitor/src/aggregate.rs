@@ -2,6 +2,7 @@
 //! version and window → coverage, accuracy, precision/recall/F1 or
 //! MAE/RMSE, and business-metric statistics.
 
+use cairn_api::monitoring::{Averaging, BusinessMetric, Window};
 use cairn_spec::ModelTask;
 use cairn_store::monitoring::{MetricRow, MetricValue, PredictionRow};
 use serde_json::{Map, Value, json};
@@ -134,14 +135,12 @@ fn pair(pred: &Predicted, label: &Value) -> Option<Vec<(Value, Value)>> {
 }
 
 /// Classification scores over (predicted, actual) class keys, each with
-/// its count.
-fn classification(pairs: &[((String, String), u64)]) -> Map<String, Value> {
-    let mut out = Map::new();
+/// its count, set on `w`: `null` scores without pairs.
+fn classification(w: &mut Window, pairs: &[((String, String), u64)]) {
     if pairs.is_empty() {
-        for k in ["accuracy", "precision", "recall", "f1"] {
-            out.insert(k.into(), Value::Null);
-        }
-        return out;
+        (w.accuracy, w.precision, w.recall, w.f1) =
+            (Some(None), Some(None), Some(None), Some(None));
+        return;
     }
     let n = pairs.iter().map(|p| p.1).sum::<u64>() as f64;
     let count = |f: &dyn Fn(&str, &str) -> bool| {
@@ -180,24 +179,23 @@ fn classification(pairs: &[((String, String), u64)]) -> Map<String, Value> {
             .fold((0.0, 0.0, 0.0), |s, x| (s.0 + x.0, s.1 + x.1, s.2 + x.2));
         (p / k, r / k, f / k)
     };
-    out.insert("accuracy".into(), json!(correct / n));
-    out.insert("precision".into(), json!(precision));
-    out.insert("recall".into(), json!(recall));
-    out.insert("f1".into(), json!(f1));
-    out.insert(
-        "averaging".into(),
-        json!(if binary { "binary" } else { "macro" }),
-    );
-    out
+    w.accuracy = Some(Some(correct / n));
+    w.precision = Some(Some(precision));
+    w.recall = Some(Some(recall));
+    w.f1 = Some(Some(f1));
+    w.averaging = Some(if binary {
+        Averaging::Binary
+    } else {
+        Averaging::Macro
+    });
 }
 
-/// Regression scores over (predicted, actual) numbers, each with its count.
-fn regression(pairs: &[((f64, f64), u64)]) -> Map<String, Value> {
-    let mut out = Map::new();
+/// Regression scores over (predicted, actual) numbers, each with its
+/// count, set on `w`: `null` scores without pairs.
+fn regression(w: &mut Window, pairs: &[((f64, f64), u64)]) {
     if pairs.is_empty() {
-        out.insert("mae".into(), Value::Null);
-        out.insert("rmse".into(), Value::Null);
-        return out;
+        (w.mae, w.rmse) = (Some(None), Some(None));
+        return;
     }
     let n = pairs.iter().map(|p| p.1).sum::<u64>() as f64;
     let mae = pairs
@@ -210,9 +208,8 @@ fn regression(pairs: &[((f64, f64), u64)]) -> Map<String, Value> {
         .map(|((p, a), c)| (p - a) * (p - a) * *c as f64)
         .sum::<f64>()
         / n;
-    out.insert("mae".into(), json!(mae));
-    out.insert("rmse".into(), json!(mse.sqrt()));
-    out
+    w.mae = Some(Some(mae));
+    w.rmse = Some(Some(mse.sqrt()));
 }
 
 /// The nearest-rank percentile `p` (0..=1) of sorted values.
@@ -223,12 +220,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Business metric aggregates: numbers → count, sum, mean, p50, p95;
 /// strings → count and count per value.
-fn business(rows: &[&MetricRow]) -> Map<String, Value> {
+fn business(rows: &[&MetricRow]) -> BTreeMap<String, BusinessMetric> {
     let mut by_name: BTreeMap<&str, Vec<&MetricValue>> = BTreeMap::new();
     for r in rows {
         by_name.entry(&r.name).or_default().push(&r.value);
     }
-    let mut out = Map::new();
+    let mut out = BTreeMap::new();
     for (name, values) in by_name {
         let mut nums: Vec<f64> = values
             .iter()
@@ -243,20 +240,22 @@ fn business(rows: &[&MetricRow]) -> Map<String, Value> {
                 *texts.entry(t).or_default() += 1;
             }
         }
-        let mut m = Map::new();
-        m.insert("count".into(), json!(values.len()));
+        let mut m = BusinessMetric {
+            count: values.len() as u64,
+            ..BusinessMetric::default()
+        };
         if !nums.is_empty() {
             nums.sort_by(f64::total_cmp);
             let sum: f64 = nums.iter().sum();
-            m.insert("sum".into(), json!(sum));
-            m.insert("mean".into(), json!(sum / nums.len() as f64));
-            m.insert("p50".into(), json!(percentile(&nums, 0.5)));
-            m.insert("p95".into(), json!(percentile(&nums, 0.95)));
+            m.sum = Some(sum);
+            m.mean = Some(sum / nums.len() as f64);
+            m.p50 = Some(percentile(&nums, 0.5));
+            m.p95 = Some(percentile(&nums, 0.95));
         }
         if !texts.is_empty() {
-            m.insert("values".into(), json!(texts));
+            m.values = Some(texts.into_iter().map(|(k, n)| (k.to_string(), n)).collect());
         }
-        out.insert(name.to_string(), Value::Object(m));
+        out.insert(name.to_string(), m);
     }
     out
 }
@@ -281,11 +280,11 @@ pub fn infer_task(task: Option<ModelTask>, rows: &[PredictionRow]) -> ModelTask 
     })
 }
 
-/// Milliseconds since the epoch as an RFC 3339 time.
-pub fn rfc3339(ms: i64) -> Value {
-    chrono::DateTime::from_timestamp_millis(ms).map_or(Value::Null, |t| {
-        json!(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-    })
+/// Milliseconds since the epoch as an RFC 3339 time (`None` out of
+/// range).
+pub fn rfc3339(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 /// Aggregates per (window, version): windows of `window_ms` aligned on the
@@ -296,7 +295,7 @@ pub fn aggregate(
     predictions: &[PredictionRow],
     metrics: &[MetricRow],
     window_ms: i64,
-) -> Vec<Value> {
+) -> Vec<Window> {
     let window_ms = window_ms.max(1);
     let start_of = |t: i64| t.div_euclid(window_ms) * window_ms;
     type Key = (i64, Option<String>);
@@ -326,23 +325,18 @@ pub fn aggregate(
                 .map(|r| r.count)
                 .sum();
             let mut unscorable = 0u64;
-            let mut out = Map::new();
-            out.insert("start".into(), rfc3339(key.0));
-            out.insert("end".into(), rfc3339(key.0 + window_ms));
-            out.insert("version".into(), json!(key.1));
-            out.insert("requests".into(), json!(requests));
-            out.insert("errors".into(), json!(requests - ok_count));
-            out.insert("labeled".into(), json!(labeled));
-            out.insert(
-                "coverage".into(),
-                if ok_count == 0 {
-                    Value::Null
-                } else {
-                    json!(labeled as f64 / ok_count as f64)
-                },
-            );
+            let mut out = Window {
+                start: rfc3339(key.0),
+                end: rfc3339(key.0 + window_ms),
+                version: key.1.clone(),
+                requests,
+                errors: requests - ok_count,
+                labeled,
+                coverage: (ok_count > 0).then(|| labeled as f64 / ok_count as f64),
+                ..Window::default()
+            };
             let labeled_rows = ok.iter().filter_map(|r| Some((*r, r.label.as_ref()?)));
-            let (scored, scores) = match task {
+            out.scored = match task {
                 ModelTask::Classification => {
                     let mut pairs = Vec::new();
                     for (r, label) in labeled_rows {
@@ -358,8 +352,8 @@ pub fn aggregate(
                             None => unscorable += r.count,
                         }
                     }
-                    let scored: u64 = pairs.iter().map(|p| p.1).sum();
-                    (scored, classification(&pairs))
+                    classification(&mut out, &pairs);
+                    pairs.iter().map(|p| p.1).sum()
                 }
                 ModelTask::Regression => {
                     let mut pairs = Vec::new();
@@ -376,19 +370,14 @@ pub fn aggregate(
                             None => unscorable += r.count,
                         }
                     }
-                    let scored: u64 = pairs.iter().map(|p| p.1).sum();
-                    (scored, regression(&pairs))
+                    regression(&mut out, &pairs);
+                    pairs.iter().map(|p| p.1).sum()
                 }
             };
-            out.insert("scored".into(), json!(scored));
-            out.insert("unscorable".into(), json!(unscorable));
-            out.extend(scores);
+            out.unscorable = unscorable;
             let business_rows = mets.get(key).map(Vec::as_slice).unwrap_or(&[]);
-            out.insert(
-                "businessMetrics".into(),
-                Value::Object(business(business_rows)),
-            );
-            Value::Object(out)
+            out.business_metrics = business(business_rows);
+            out
         })
         .collect()
 }

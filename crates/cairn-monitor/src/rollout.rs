@@ -152,10 +152,10 @@ pub fn version_stats(
     }
     if task != Some(ModelTask::Regression) {
         let r = report(&conn, model, task, from_ms, to_ms, (to_ms - from_ms).max(1))?;
-        for w in r["windows"].as_array().into_iter().flatten() {
-            if w["version"].as_str() == Some(version_s.as_str()) {
-                stats.labeled += w["labeled"].as_u64().unwrap_or(0);
-                stats.accuracy = w["accuracy"].as_f64().or(stats.accuracy);
+        for w in &r.windows {
+            if w.version.as_deref() == Some(version_s.as_str()) {
+                stats.labeled += w.labeled;
+                stats.accuracy = w.accuracy.flatten().or(stats.accuracy);
             }
         }
     }

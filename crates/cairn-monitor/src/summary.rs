@@ -2,11 +2,11 @@
 //! kept between visits.
 
 use crate::aggregate::{aggregate, infer_task, rfc3339};
+use cairn_api::monitoring::{AggregateReport, Task};
 use cairn_spec::{ModelTask, ResourceKey};
 use cairn_store::Connection;
 use cairn_store::events::EventLog;
 use cairn_store::monitoring::{db_path, fetch_grouped, fingerprint};
-use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -35,10 +35,10 @@ pub fn current_scores(
                     .as_ref()
                     .map_or_else(String::new, |p| p.to_string()),
                 model: model.name.to_string(),
-                version: w["version"].as_str()?.to_string(),
-                accuracy: w.get("accuracy").and_then(Value::as_f64),
-                coverage: w["coverage"].as_f64(),
-                mae: w.get("mae").and_then(Value::as_f64),
+                version: w.version.clone()?,
+                accuracy: w.accuracy.flatten(),
+                coverage: w.coverage,
+                mae: w.mae.flatten(),
             })
         })
         .collect())
@@ -53,22 +53,22 @@ pub fn report(
     from: i64,
     to: i64,
     window: i64,
-) -> cairn_store::SqlResult<Value> {
+) -> cairn_store::SqlResult<AggregateReport> {
     let (predictions, metrics) = fetch_grouped(conn, model, task, from, to, window)?;
     let task = infer_task(task, &predictions);
     let windows = aggregate(task, &predictions, &metrics, window);
-    Ok(json!({
-        "project": model.project.as_ref().map(|p| p.as_str()),
-        "model": model.name.as_str(),
-        "task": match task {
-            ModelTask::Classification => "classification",
-            ModelTask::Regression => "regression",
+    Ok(AggregateReport {
+        project: model.project.as_ref().map(|p| p.to_string()),
+        model: model.name.to_string(),
+        task: match task {
+            ModelTask::Classification => Task::Classification,
+            ModelTask::Regression => Task::Regression,
         },
-        "from": rfc3339(from),
-        "to": rfc3339(to),
-        "windowSeconds": window / 1000,
-        "windows": windows,
-    }))
+        from: rfc3339(from),
+        to: rfc3339(to),
+        window_seconds: window / 1000,
+        windows,
+    })
 }
 
 /// A summary kept by [`summary`].
@@ -76,7 +76,7 @@ struct Summary {
     fingerprint: (i64, u64),
     computed: std::time::Instant,
     took: std::time::Duration,
-    value: Value,
+    value: AggregateReport,
 }
 
 /// The dashboard's summaries, kept between visits: one owner per server
@@ -117,7 +117,7 @@ impl Summaries {
         &self,
         key: &str,
         fingerprint: (i64, u64),
-    ) -> Option<(Value, bool, std::time::Duration)> {
+    ) -> Option<(AggregateReport, bool, std::time::Duration)> {
         let summaries = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let s = summaries.get(key)?;
         let age = s.computed.elapsed();
@@ -133,7 +133,7 @@ impl Summaries {
         model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> cairn_store::SqlResult<Value> {
+    ) -> cairn_store::SqlResult<AggregateReport> {
         let fingerprint = fingerprint(conn)?;
         let start = std::time::Instant::now();
         let to = chrono::Utc::now().timestamp_millis() + 1;
@@ -167,7 +167,7 @@ impl Summaries {
         model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> cairn_store::SqlResult<Value> {
+    ) -> cairn_store::SqlResult<AggregateReport> {
         let key = summary_key(conn, model, days);
         if let Some((value, true, _)) = self.cached(&key, fingerprint(conn)?) {
             return Ok(value);
@@ -186,7 +186,7 @@ impl Summaries {
         model: &ResourceKey,
         task: Option<ModelTask>,
         days: i64,
-    ) -> cairn_store::SqlResult<Option<Value>> {
+    ) -> cairn_store::SqlResult<Option<AggregateReport>> {
         // Busy for more than a moment (a summary being computed over a large
         // store): show what is kept rather than wait.
         let waited = std::time::Instant::now();
@@ -215,7 +215,12 @@ impl Summaries {
     }
 
     /// The summary kept for `model`, however old.
-    fn kept_summary(&self, events: &EventLog, model: &ResourceKey, days: i64) -> Option<Value> {
+    fn kept_summary(
+        &self,
+        events: &EventLog,
+        model: &ResourceKey,
+        days: i64,
+    ) -> Option<AggregateReport> {
         let key = kept_key(events.db_path(), model, days);
         self.kept
             .lock()

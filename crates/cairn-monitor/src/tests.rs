@@ -28,6 +28,14 @@ fn num(version: Option<&str>, time_ms: i64, name: &str, n: f64) -> MetricRow {
     }
 }
 
+/// The windows as the API writes them.
+fn as_json(windows: Vec<cairn_api::monitoring::Window>) -> Vec<Value> {
+    windows
+        .into_iter()
+        .map(|w| serde_json::to_value(w).unwrap())
+        .collect()
+}
+
 fn close(v: &Value, expected: f64) {
     let x = v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
     assert!((x - expected).abs() < 1e-12, "{x} != {expected}");
@@ -56,7 +64,7 @@ fn binary_classification_by_hand() {
     ];
     // Rows 0,4: tp; row 1: fp... careful: actual of row 1 is "1" → tp.
     // So pairs (p, a): (1,1) (1,1) (0,0) (0,1) (1,1): tp 3, fp 0, fn 1.
-    let out = aggregate(ModelTask::Classification, &rows, &[], 3_600_000);
+    let out = as_json(aggregate(ModelTask::Classification, &rows, &[], 3_600_000));
     assert_eq!(out.len(), 1);
     let w = &out[0];
     assert_eq!(w["requests"], 7);
@@ -82,7 +90,7 @@ fn batches_pair_row_by_row_and_multiclass_is_macro() {
         pred("2", 1, json!({"label": 1}), Some(json!(1))),
         pred("2", 2, json!({"label": [0, 1]}), Some(json!([0]))),
     ];
-    let out = aggregate(ModelTask::Classification, &rows, &[], 60_000);
+    let out = as_json(aggregate(ModelTask::Classification, &rows, &[], 60_000));
     let w = &out[0];
     assert_eq!(w["scored"], 4);
     assert_eq!(w["unscorable"], 1);
@@ -134,7 +142,7 @@ fn regression_windows_versions_and_business_metrics() {
         },
         num(None, 5_000, "budget", 100.0),
     ];
-    let out = aggregate(ModelTask::Regression, &rows, &metrics, 60_000);
+    let out = as_json(aggregate(ModelTask::Regression, &rows, &metrics, 60_000));
     let keys: Vec<(Value, Value)> = out
         .iter()
         .map(|w| (w["start"].clone(), w["version"].clone()))
@@ -399,4 +407,26 @@ async fn storage_records_replaces_and_reports_unknowns() {
     );
     let scores = current_scores(&conn, m, None, 1_500, 10_000).unwrap();
     assert_eq!((scores[0].accuracy, scores[0].coverage), (None, Some(0.0)));
+}
+
+#[test]
+fn windows_name_the_scores_of_their_task_null_until_scored() {
+    let rows = vec![pred("1", 0, json!({"label": 1}), None)];
+    let c = &as_json(aggregate(ModelTask::Classification, &rows, &[], 60_000))[0];
+    let keys = c.as_object().unwrap();
+    for k in ["accuracy", "precision", "recall", "f1"] {
+        assert_eq!(keys.get(k), Some(&Value::Null), "{k}: {c}");
+    }
+    assert!(
+        !keys.contains_key("averaging") && !keys.contains_key("mae"),
+        "{c}"
+    );
+    let r = &as_json(aggregate(ModelTask::Regression, &rows, &[], 60_000))[0];
+    let keys = r.as_object().unwrap();
+    assert_eq!(keys.get("mae"), Some(&Value::Null), "{r}");
+    assert!(!keys.contains_key("accuracy"), "{r}");
+    // Read back, an absent score and a `null` one stay apart.
+    let back: cairn_api::monitoring::Window = serde_json::from_value(c.clone()).unwrap();
+    assert_eq!((back.accuracy, back.mae), (Some(None), None));
+    assert_eq!(serde_json::to_value(&back).unwrap(), *c);
 }

@@ -7,6 +7,7 @@
 //! `/projects/PROJECT/apps/NAME/`), and the bare form answers 409 when
 //! several projects use the name.
 
+use crate::contract::ToApi;
 use crate::hooks::{self, WebhookConfig};
 use crate::names::{NamePath, resolved, scoped_paths};
 use crate::proxy::{self, ProxyClient};
@@ -17,12 +18,20 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
+use cairn_api::ErrorBody;
+use cairn_api::audit::AuditLog;
+use cairn_api::drift::DriftVerdict;
+use cairn_api::hooks::{HookAccepted, HookAnswer, HookIgnored};
+use cairn_api::registry::{RollbackAnswer, RollbackRequest};
+use cairn_api::runs::{
+    LimitQuery, LogQuery, ProjectQuery, Run, RunList, RunQuery, StartRun, StartedRun,
+};
+use cairn_api::status::{LastSync, Status};
 use cairn_controller::{Controller, Trigger};
 use cairn_runtime::{LogTarget, Runtime};
 use cairn_runtime_embedded::RunRequest;
 use cairn_spec::{Kind, Lookup, ResourceKey, ScopedName};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -61,13 +70,24 @@ pub fn router(state: AppState) -> Router {
             let [bare, scoped] = scoped_paths(prefix, kind, rest);
             router.route(&bare, handler.clone()).route(&scoped, handler)
         })
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
+        .route(
+            "/api/v1/openapi.json",
+            get(crate::openapi::openapi_json_route),
+        )
         .route("/api/v1/status", get(status))
         .route("/api/v1/sync", get(last_sync))
         .route("/api/v1/runs", get(recent_runs))
         .route("/api/v1/audit", get(audit))
         .route("/hooks/git", post(git_hook))
         .with_state(state)
+}
+
+/// `GET /healthz`: `ok` while the server answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The server answers", body = String, content_type = "text/plain")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
 }
 
 /// The served model a route names (see [`crate::gateway::resolve_model`]).
@@ -79,17 +99,24 @@ fn find_model(
         .map_err(|(status, message)| ApiError(status, message))
 }
 
-/// `POST /api/v1/[projects/PROJECT/]models/NAME/drift/evaluate`: scores
-/// the model's last window now and returns the verdict (also stored and
-/// published).
-async fn evaluate_drift(
+/// Scores the model's last window now and returns the verdict (also stored
+/// and published).
+#[utoipa::path(post, path = "/api/v1/models/{name}/drift/evaluate", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    responses(
+        (status = 200, description = "The verdict", body = DriftVerdict),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "The model's drift is not monitored, or several projects serve a model of that name", body = ErrorBody),
+        (status = 500, description = "The evaluation failed", body = ErrorBody),
+    ))]
+pub(crate) async fn evaluate_drift(
     State(s): State<AppState>,
     Path(path): Path<NamePath>,
-) -> ApiResult<Response> {
+) -> ApiResult<axum::Json<DriftVerdict>> {
     use cairn_runtime_embedded::DriftError;
     let endpoint = find_model(&s, &path.scoped())?;
     match s.controller.runtime().evaluate_drift(&endpoint.key).await {
-        Ok(verdict) => Ok(axum::Json(verdict).into_response()),
+        Ok(verdict) => Ok(axum::Json(verdict.to_api())),
         Err(e @ DriftError::NoModel(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ (DriftError::NotMonitored(_) | DriftError::Unsupported(_))) => {
             Err(ApiError(StatusCode::CONFLICT, e.to_string()))
@@ -101,11 +128,11 @@ async fn evaluate_drift(
 }
 
 /// An API error: a status and a message, as JSON.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+        (self.0, axum::Json(ErrorBody::new(self.1))).into_response()
     }
 }
 
@@ -117,41 +144,59 @@ impl<E: std::fmt::Display> From<E> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-#[derive(Deserialize, Default)]
-struct ProjectQuery {
-    project: Option<String>,
-    limit: Option<i64>,
-    follow: Option<bool>,
+/// The last finished sync.
+#[utoipa::path(get, path = "/api/v1/sync", tag = "controller",
+    responses(
+        (status = 200, description = "The last sync", body = LastSync),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn last_sync(State(s): State<AppState>) -> ApiResult<axum::Json<LastSync>> {
+    Ok(axum::Json(LastSync {
+        last_sync: s.controller.store().last_sync()?.map(|r| r.to_api()),
+    }))
 }
 
-async fn last_sync(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(
-        json!({ "lastSync": s.controller.store().last_sync()? }),
-    ))
-}
-
-async fn status(State(s): State<AppState>) -> ApiResult<axum::Json<Value>> {
-    let store = s.controller.store();
-    let statuses = store.statuses()?;
-    let last_sync = store.last_sync()?;
-    let (origin, diagnostics, errors) = s.controller.with_latest(|l| {
-        let d = cairn_spec::diagnostics::to_json(&l.report);
+/// What `GET /api/v1/status` answers (the dashboard's overview too).
+pub(crate) fn status_of(
+    controller: &Controller<AnyRuntime>,
+) -> Result<Status, cairn_store::StoreError> {
+    let store = controller.store();
+    let resources = store.statuses()?.to_api();
+    let last_sync = store.last_sync()?.map(|r| r.to_api());
+    let (origin, diagnostics, errors) = controller.with_latest(|l| {
         (
-            serde_json::to_value(&l.origin).unwrap_or(Value::Null),
-            d["diagnostics"].clone(),
+            l.origin.as_ref().map(ToApi::to_api),
+            l.report.to_api(),
             l.report.errors(),
         )
     });
-    Ok(axum::Json(json!({
-        "repository": s.controller.source().lock().unwrap_or_else(|e| e.into_inner()).display(),
-        "revision": s.controller.settings().rev,
-        "origin": origin,
-        "lastSync": last_sync,
-        "errors": errors,
-        "diagnostics": diagnostics,
-        "resources": statuses,
-        "gpus": s.controller.runtime().gpus().devices,
-    })))
+    let repository = controller
+        .source()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .display()
+        .to_string();
+    Ok(Status {
+        repository,
+        revision: controller.settings().rev.clone(),
+        origin,
+        last_sync,
+        errors,
+        diagnostics,
+        resources,
+        gpus: controller.runtime().gpus().devices.to_api(),
+    })
+}
+
+/// The repository, the last sync, spec diagnostics and every resource with
+/// its phase.
+#[utoipa::path(get, path = "/api/v1/status", tag = "controller",
+    responses(
+        (status = 200, description = "The status", body = Status),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn status(State(s): State<AppState>) -> ApiResult<axum::Json<Status>> {
+    Ok(axum::Json(status_of(&s.controller)?))
 }
 
 /// The applied job a route names: its project from the route, else from
@@ -197,50 +242,76 @@ fn find_app(s: &AppState, path: &NamePath) -> Result<Option<ResourceKey>, ApiErr
     }
 }
 
-async fn job_runs(
+/// The runs of a job, newest first.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs", tag = "controller",
+    params(("name" = String, Path, description = "The job"), RunQuery),
+    responses(
+        (status = 200, description = "The job's runs", body = RunList),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "Several projects have a job of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn job_runs(
     State(s): State<AppState>,
     Path(path): Path<NamePath>,
-    Query(q): Query<ProjectQuery>,
-) -> ApiResult<axum::Json<Value>> {
+    Query(q): Query<RunQuery>,
+) -> ApiResult<axum::Json<RunList>> {
     let key = find_job(&s, &path, q.project)?;
     let runs = s.controller.store().runs(&key, q.limit.unwrap_or(50))?;
-    Ok(axum::Json(json!({ "runs": runs })))
+    Ok(axum::Json(RunList {
+        runs: runs.to_api(),
+    }))
 }
 
-async fn recent_runs(
+/// The recent runs of every job, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "controller",
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "Recent runs", body = RunList),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn recent_runs(
     State(s): State<AppState>,
-    Query(q): Query<ProjectQuery>,
-) -> ApiResult<axum::Json<Value>> {
+    Query(q): Query<LimitQuery>,
+) -> ApiResult<axum::Json<RunList>> {
     let runs = s.controller.store().recent_runs(q.limit.unwrap_or(50))?;
-    Ok(axum::Json(json!({ "runs": runs })))
+    Ok(axum::Json(RunList {
+        runs: runs.to_api(),
+    }))
 }
 
-async fn audit(
+/// What the controller did, and why: newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "controller",
+    params(LimitQuery),
+    responses(
+        (status = 200, description = "The audit log", body = AuditLog),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn audit(
     State(s): State<AppState>,
-    Query(q): Query<ProjectQuery>,
-) -> ApiResult<axum::Json<Value>> {
+    Query(q): Query<LimitQuery>,
+) -> ApiResult<axum::Json<AuditLog>> {
     let entries = s.controller.store().audit_log(q.limit.unwrap_or(100))?;
-    Ok(axum::Json(json!({ "entries": entries })))
+    Ok(axum::Json(AuditLog {
+        entries: entries.to_api(),
+    }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct StartRun {
-    #[serde(default)]
-    params: Option<serde_json::Map<String, Value>>,
-    #[serde(default)]
-    project: Option<String>,
-    /// Run every upstream job too (default true).
-    #[serde(default)]
-    upstream: Option<bool>,
-}
-
-async fn start_run(
+/// Runs a job now, its upstream jobs first unless told otherwise.
+#[utoipa::path(post, path = "/api/v1/jobs/{name}/runs", tag = "controller",
+    params(("name" = String, Path, description = "The job"), ProjectQuery),
+    request_body(content = Option<StartRun>, description = "Parameters to override; may be empty"),
+    responses(
+        (status = 202, description = "The runs started", body = StartedRun),
+        (status = 400, description = "The body is not a run request", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job cannot run now, or several projects have a job of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn start_run(
     State(s): State<AppState>,
     Path(path): Path<NamePath>,
     Query(q): Query<ProjectQuery>,
     body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<StartedRun>)> {
     let request: StartRun = if body.is_empty() {
         StartRun::default()
     } else {
@@ -258,31 +329,44 @@ async fn start_run(
             with_upstream: request.upstream.unwrap_or(true),
         })
         .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
-    let run = runs.last().cloned();
+    let pipeline: Vec<Run> = runs.to_api();
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "run": run, "pipeline": runs })),
+        axum::Json(StartedRun {
+            run: pipeline.last().cloned(),
+            pipeline,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Rollback {
-    /// The version to serve again.
-    version: i64,
-    /// `commit` (default) or `pull-request`.
-    #[serde(default)]
-    promote: Option<cairn_spec::Promotion>,
+/// A rollback's promotion as the spec's.
+fn promotion(p: cairn_api::registry::Promotion) -> cairn_spec::Promotion {
+    use cairn_api::registry::Promotion as P;
+    match p {
+        P::Commit => cairn_spec::Promotion::Commit,
+        P::PullRequest => cairn_spec::Promotion::PullRequest,
+        P::Auto => cairn_spec::Promotion::Auto,
+    }
 }
 
 /// Rolls a model back to an earlier version through Git: a commit that
 /// pins the model to that version's artifact digest, then a sync.
-async fn rollback_model(
+#[utoipa::path(post, path = "/api/v1/models/{name}/rollback", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    request_body = RollbackRequest,
+    responses(
+        (status = 202, description = "The pin was committed", body = RollbackAnswer),
+        (status = 400, description = "The body is not a rollback request", body = ErrorBody),
+        (status = 404, description = "No such model or version", body = ErrorBody),
+        (status = 409, description = "Git refused the pin", body = ErrorBody),
+        (status = 422, description = "The version cannot be pinned", body = ErrorBody),
+    ))]
+pub(crate) async fn rollback_model(
     State(s): State<AppState>,
     Path(path): Path<NamePath>,
     body: Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
-    let request: Rollback = serde_json::from_slice(&body).map_err(|e| {
+) -> ApiResult<(StatusCode, axum::Json<RollbackAnswer>)> {
+    let request: RollbackRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError(
             StatusCode::BAD_REQUEST,
             format!("invalid body: {e} (expected {{\"version\": N}})"),
@@ -326,7 +410,9 @@ async fn rollback_model(
     let controller = s.controller.clone();
     let key = endpoint.key.clone();
     let sha = target.sha256.clone();
-    let promotion = request.promote.unwrap_or(cairn_spec::Promotion::Commit);
+    let promotion = request
+        .promote
+        .map_or(cairn_spec::Promotion::Commit, promotion);
     let pinned =
         tokio::task::spawn_blocking(move || controller.pin_model(&key, &sha, &message, promotion))
             .await?
@@ -350,14 +436,17 @@ async fn rollback_model(
     }
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "pinned": pinned, "version": target.version })),
+        axum::Json(RollbackAnswer {
+            pinned: pinned.to_api(),
+            version: target.version,
+        }),
     ))
 }
 
 /// A run of a job, as `/api/v1/[projects/{project}/]jobs/{name}/runs/{number}`
 /// names it.
 #[derive(Deserialize)]
-struct RunPath {
+pub(crate) struct RunPath {
     project: Option<String>,
     name: String,
     number: i64,
@@ -372,11 +461,23 @@ impl RunPath {
     }
 }
 
-async fn job_run(
+/// One run of a job, with the files it produced.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs/{number}", tag = "controller",
+    params(
+        ("name" = String, Path, description = "The job"),
+        ("number" = i64, Path, description = "The run's number"),
+        ProjectQuery,
+    ),
+    responses(
+        (status = 200, description = "The run", body = Run),
+        (status = 404, description = "No such job or run", body = ErrorBody),
+        (status = 409, description = "Several projects have a job of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn job_run(
     State(s): State<AppState>,
     Path(path): Path<RunPath>,
     Query(q): Query<ProjectQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<Run>> {
     let number = path.number;
     let key = find_job(&s, &path.job(), q.project)?;
     let run =
@@ -384,15 +485,28 @@ async fn job_run(
             ApiError(StatusCode::NOT_FOUND, format!("{key} has no run #{number}"))
         })?;
     let artifacts = s.controller.store().artifacts(run.id)?;
-    let mut value = serde_json::to_value(&run)?;
-    value["artifacts"] = serde_json::to_value(artifacts)?;
-    Ok(axum::Json(value))
+    Ok(axum::Json(Run {
+        artifacts: Some(artifacts.to_api()),
+        ..run.to_api()
+    }))
 }
 
-async fn run_logs(
+/// A run's log as text; with `follow`, streamed until the run ends.
+#[utoipa::path(get, path = "/api/v1/jobs/{name}/runs/{number}/logs", tag = "controller",
+    params(
+        ("name" = String, Path, description = "The job"),
+        ("number" = i64, Path, description = "The run's number"),
+        LogQuery,
+    ),
+    responses(
+        (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such job, run or log", body = ErrorBody),
+        (status = 409, description = "Several projects have a job of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn run_logs(
     State(s): State<AppState>,
     Path(path): Path<RunPath>,
-    Query(q): Query<ProjectQuery>,
+    Query(q): Query<LogQuery>,
 ) -> ApiResult<Response> {
     let number = path.number;
     let key = find_job(&s, &path.job(), q.project)?;
@@ -451,26 +565,42 @@ async fn run_logs(
         .expect("valid response"))
 }
 
-async fn git_hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// A push webhook (GitHub, GitLab, Gitea, Forgejo, Gogs or GitHub-style):
+/// checks its signature and asks for a sync when it is a push to the
+/// followed branch.
+#[utoipa::path(post, path = "/hooks/git", tag = "hooks",
+    request_body(content = Object, description = "The provider's push payload (JSON, or form-encoded `payload=`)"),
+    responses(
+        (status = 200, description = "Not a push to the followed branch", body = HookAnswer),
+        (status = 202, description = "A sync was asked for", body = HookAnswer),
+        (status = 400, description = "The payload could not be read", body = ErrorBody),
+        (status = 401, description = "The signature is missing or wrong", body = ErrorBody),
+        (status = 502, description = "Fetching the remote repository failed", body = ErrorBody),
+    ))]
+pub(crate) async fn git_hook(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let event = match hooks::verify_and_parse(&s.hooks, &headers, &body) {
         Ok(e) => e,
-        Err(e) => return (e.status(), axum::Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => return ApiError(e.status(), e.to_string()).into_response(),
     };
     let watched = &s.controller.settings().rev;
+    let ignored = |reason: String| {
+        (
+            StatusCode::OK,
+            axum::Json(HookAnswer::Ignored(HookIgnored {
+                accepted: false,
+                reason,
+            })),
+        )
+            .into_response()
+    };
     match event.branch() {
-        None => {
-            return (
-                StatusCode::OK,
-                axum::Json(json!({"accepted": false, "reason": "not a branch push"})),
-            )
-                .into_response();
-        }
+        None => return ignored("not a branch push".into()),
         Some(b) if b != watched && event.git_ref.as_deref() != Some(watched.as_str()) => {
-            return (
-                StatusCode::OK,
-                axum::Json(json!({"accepted": false, "reason": format!("branch `{b}` is not watched (`{watched}` is)")})),
-            )
-                .into_response();
+            return ignored(format!("branch `{b}` is not watched (`{watched}` is)"));
         }
         Some(_) => {}
     }
@@ -478,18 +608,16 @@ async fn git_hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
     if s.remote
         && let Err(e) = s.controller.fetch().await
     {
-        return (
-            StatusCode::BAD_GATEWAY,
-            axum::Json(json!({"error": format!("fetch failed: {e}")})),
-        )
-            .into_response();
+        return ApiError(StatusCode::BAD_GATEWAY, format!("fetch failed: {e}")).into_response();
     }
     let _ = s.trigger.send(Trigger::Changed { detected_at }).await;
     (
         StatusCode::ACCEPTED,
-        axum::Json(
-            json!({"accepted": true, "provider": event.provider.to_string(), "after": event.after}),
-        ),
+        axum::Json(HookAnswer::Accepted(HookAccepted {
+            accepted: true,
+            provider: event.provider.to_string(),
+            after: event.after,
+        })),
     )
         .into_response()
 }

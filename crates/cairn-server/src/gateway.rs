@@ -11,6 +11,7 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
+use crate::contract::ToApi;
 use crate::monitoring;
 use crate::names::{NamePath, resolved, scoped_paths};
 use axum::Router;
@@ -19,11 +20,21 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
-use cairn_gateway::service::{Endpoint, Gateway, PredictInput, Reply, oip_datatype};
+use cairn_api::ErrorBody;
+use cairn_api::gateway::{PredictRequest, Prediction};
+use cairn_api::inference::InferenceRecord;
+use cairn_api::keys::{KeyList, NewKey, RevokedKey};
+use cairn_api::metrics::LiveMetrics;
+use cairn_api::oip::{
+    InferRequest, InferResponse, ModelMetadata, ModelParameters, ModelReady, ServerLive,
+    ServerMetadata, ServerReady, TensorMetadata,
+};
+use cairn_api::registry::{Canary, ModelList, Registry, RegistryVersion};
+use cairn_gateway::service::{Endpoint, Gateway, PredictInput, Reply, contract_datatype};
 use cairn_gateway::tensor::{self, DataType};
 use cairn_spec::{ScopedName, ValueType};
 use cairn_store::Store;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// What the gateway's handlers share.
@@ -72,10 +83,7 @@ pub fn routes(state: GatewayState) -> Router {
         .fold(Router::new(), |router, (prefix, rest, handler)| {
             per_model(router, prefix, rest, handler)
         })
-        .route(
-            "/v2/health/live",
-            get(|| async { axum::Json(json!({"live": true})) }),
-        )
+        .route("/v2/health/live", get(server_live))
         .route("/v2/health/ready", get(server_ready))
         .route("/v2", get(server_metadata))
         .route("/v2/models/{name}", get(model_metadata))
@@ -100,7 +108,7 @@ pub fn routes(state: GatewayState) -> Router {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
+    (status, axum::Json(ErrorBody::new(message))).into_response()
 }
 
 fn reply(r: Reply) -> Response {
@@ -195,7 +203,21 @@ async fn authorized_json(
     })
 }
 
-async fn predict(
+/// One prediction: named features, or a batch of `instances`.
+#[utoipa::path(post, path = "/models/{name}/predict", tag = "gateway",
+    params(("name" = String, Path, description = "The model")),
+    request_body = PredictRequest,
+    responses(
+        (status = 200, description = "The prediction (its id also in the `cairn-inference-id` header)", body = Prediction),
+        (status = 400, description = "The input does not fit the model", body = ErrorBody),
+        (status = 401, description = "The model requires an access key", body = ErrorBody),
+        (status = 403, description = "The key is another model's", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 413, description = "The body is larger than the model's limit", body = ErrorBody),
+        (status = 503, description = "Too many requests in flight, or no replica is ready", body = ErrorBody),
+        (status = 504, description = "The model did not answer in time", body = ErrorBody),
+    ))]
+pub(crate) async fn predict(
     State(s): State<GatewayState>,
     Path(path): Path<NamePath>,
     req: Request,
@@ -221,11 +243,37 @@ async fn predict(
     )
 }
 
-async fn infer(State(s): State<GatewayState>, Path(name): Path<String>, req: Request) -> Response {
+/// An inference of the Open Inference Protocol v2.
+#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "oip",
+    params(("name" = String, Path, description = "The model")),
+    request_body = InferRequest,
+    responses(
+        (status = 200, description = "The output tensors (the inference id in the `cairn-inference-id` header too)", body = InferResponse),
+        (status = 400, description = "The tensors do not fit the model", body = ErrorBody),
+        (status = 401, description = "The model requires an access key", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+    ))]
+pub(crate) async fn infer(
+    State(s): State<GatewayState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Response {
     infer_any(s, name, None, req).await
 }
 
-async fn infer_version(
+/// An inference of one version (the one served).
+#[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "oip",
+    params(
+        ("name" = String, Path, description = "The model"),
+        ("version" = String, Path, description = "The version served"),
+    ),
+    request_body = InferRequest,
+    responses(
+        (status = 200, description = "The output tensors", body = InferResponse),
+        (status = 400, description = "The tensors do not fit the model", body = ErrorBody),
+        (status = 404, description = "No such model, or another version is served", body = ErrorBody),
+    ))]
+pub(crate) async fn infer_version(
     State(s): State<GatewayState>,
     Path((name, version)): Path<(String, String)>,
     req: Request,
@@ -267,25 +315,45 @@ async fn infer_any(
     )
 }
 
-async fn server_ready(State(s): State<GatewayState>) -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(json!({"ready": true, "models": s.gateway.endpoints().len()})),
-    )
-        .into_response()
+/// Whether the server answers.
+#[utoipa::path(get, path = "/v2/health/live", tag = "oip",
+    responses((status = 200, description = "The server answers", body = ServerLive)))]
+pub(crate) async fn server_live() -> axum::Json<ServerLive> {
+    axum::Json(ServerLive { live: true })
 }
 
-async fn server_metadata() -> Response {
-    axum::Json(json!({
-        "name": "cairn",
-        "version": env!("CARGO_PKG_VERSION"),
-        "extensions": [],
-    }))
-    .into_response()
+/// Whether the server takes predictions.
+#[utoipa::path(get, path = "/v2/health/ready", tag = "oip",
+    responses((status = 200, description = "The server is ready", body = ServerReady)))]
+pub(crate) async fn server_ready(State(s): State<GatewayState>) -> axum::Json<ServerReady> {
+    axum::Json(ServerReady {
+        ready: true,
+        models: s.gateway.endpoints().len(),
+    })
+}
+
+/// The server's name and version.
+#[utoipa::path(get, path = "/v2", tag = "oip",
+    responses((status = 200, description = "The server's metadata", body = ServerMetadata)))]
+pub(crate) async fn server_metadata() -> axum::Json<ServerMetadata> {
+    axum::Json(ServerMetadata {
+        name: "cairn".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        extensions: Vec::new(),
+    })
+}
+
+/// A tensor's metadata: `-1` for a variable dimension.
+fn tensor_metadata(name: &str, dt: DataType, shape: &[Option<usize>]) -> TensorMetadata {
+    TensorMetadata {
+        name: name.to_string(),
+        datatype: contract_datatype(dt),
+        shape: shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect(),
+    }
 }
 
 /// A model's OIP metadata, named as it was asked for.
-fn metadata(name: &str, endpoint: &Endpoint) -> Value {
+fn metadata(name: &str, endpoint: &Endpoint) -> ModelMetadata {
     let version = endpoint.current();
     let feature = |f: &cairn_spec::Feature| {
         let dt = match f.ty {
@@ -294,23 +362,18 @@ fn metadata(name: &str, endpoint: &Endpoint) -> Value {
             ValueType::Bool => DataType::Bool,
             ValueType::String | ValueType::Timestamp => DataType::Bytes,
         };
-        let mut shape: Vec<i64> = vec![-1];
-        shape.extend(f.shape.iter().map(|d| *d as i64));
-        json!({"name": f.name, "datatype": oip_datatype(dt), "shape": shape})
+        let mut shape: Vec<Option<usize>> = vec![None];
+        shape.extend(f.shape.iter().map(|d| Some(*d as usize)));
+        tensor_metadata(&f.name, dt, &shape)
     };
     let (platform, inputs, outputs) = match &version.backend {
         cairn_gateway::service::Backend::Onnx { model, .. } => {
             let (name, dt, shape) = model.input();
-            let shape: Vec<i64> = shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect();
-            let inputs = vec![json!({"name": name, "datatype": oip_datatype(dt), "shape": shape})];
-            let outputs: Vec<Value> = model
+            let inputs = vec![tensor_metadata(name, dt, &shape)];
+            let outputs: Vec<TensorMetadata> = model
                 .outputs()
                 .into_iter()
-                .map(|(n, dt, shape)| {
-                    let shape: Vec<i64> =
-                        shape.iter().map(|d| d.map_or(-1, |d| d as i64)).collect();
-                    json!({"name": n, "datatype": oip_datatype(dt), "shape": shape})
-                })
+                .map(|(n, dt, shape)| tensor_metadata(&n, dt, &shape))
                 .collect();
             ("onnx", inputs, outputs)
         }
@@ -328,24 +391,49 @@ fn metadata(name: &str, endpoint: &Endpoint) -> Value {
             )
         }
     };
-    json!({
-        "name": name,
-        "versions": [version.number.to_string()],
-        "platform": platform,
-        "inputs": inputs,
-        "outputs": outputs,
-        "parameters": {"commit": version.commit, "sha256": version.sha256},
-    })
+    ModelMetadata {
+        name: name.to_string(),
+        versions: vec![version.number.to_string()],
+        platform: platform.to_string(),
+        inputs,
+        outputs,
+        parameters: ModelParameters {
+            commit: version.commit.clone(),
+            sha256: version.sha256.clone(),
+        },
+    }
 }
 
-async fn model_metadata(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+/// A model's inputs, outputs and version. A model of a project whose name
+/// other projects use too is `PROJECT.NAME`.
+#[utoipa::path(get, path = "/v2/models/{name}", tag = "oip",
+    params(("name" = String, Path, description = "The model (`NAME` or `PROJECT.NAME`)")),
+    responses(
+        (status = 200, description = "The model's metadata", body = ModelMetadata),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn model_metadata(
+    State(s): State<GatewayState>,
+    Path(name): Path<String>,
+) -> Response {
     match find_oip(&s, &name) {
         Ok(e) => axum::Json(metadata(&name, &e)).into_response(),
         Err(r) => r,
     }
 }
 
-async fn model_metadata_version(
+/// A version's inputs and outputs (the one served).
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "oip",
+    params(
+        ("name" = String, Path, description = "The model"),
+        ("version" = String, Path, description = "The version served"),
+    ),
+    responses(
+        (status = 200, description = "The version's metadata", body = ModelMetadata),
+        (status = 404, description = "No such model, or another version is served", body = ErrorBody),
+    ))]
+pub(crate) async fn model_metadata_version(
     State(s): State<GatewayState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
@@ -361,21 +449,48 @@ async fn model_metadata_version(
     }
 }
 
-async fn model_ready(State(s): State<GatewayState>, Path(name): Path<String>) -> Response {
+/// Whether a model takes predictions.
+#[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "oip",
+    params(("name" = String, Path, description = "The model (`NAME` or `PROJECT.NAME`)")),
+    responses(
+        (status = 200, description = "Whether it is ready", body = ModelReady),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn model_ready(
+    State(s): State<GatewayState>,
+    Path(name): Path<String>,
+) -> Response {
     match find_oip(&s, &name) {
-        Ok(e) => axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response(),
+        Ok(e) => axum::Json(ModelReady {
+            ready: is_ready(&e),
+            name,
+        })
+        .into_response(),
         Err(r) => r,
     }
 }
 
-async fn model_ready_version(
+/// Whether a version takes predictions (the one served).
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "oip",
+    params(
+        ("name" = String, Path, description = "The model"),
+        ("version" = String, Path, description = "The version served"),
+    ),
+    responses(
+        (status = 200, description = "Whether it is ready", body = ModelReady),
+        (status = 404, description = "No such model, or another version is served", body = ErrorBody),
+    ))]
+pub(crate) async fn model_ready_version(
     State(s): State<GatewayState>,
     Path((name, version)): Path<(String, String)>,
 ) -> Response {
     match find_oip(&s, &name) {
-        Ok(e) if e.current().number.to_string() == version => {
-            axum::Json(json!({"name": name, "ready": is_ready(&e)})).into_response()
-        }
+        Ok(e) if e.current().number.to_string() == version => axum::Json(ModelReady {
+            ready: is_ready(&e),
+            name,
+        })
+        .into_response(),
         Ok(_) => error(
             StatusCode::NOT_FOUND,
             format!("model `{name}` does not serve version {version}"),
@@ -395,7 +510,9 @@ fn is_ready(e: &Endpoint) -> bool {
 /// `/metrics`: OpenMetrics to clients that ask for it (Prometheus does),
 /// the Prometheus text format 0.0.4 to the others (`curl`, `promtool check
 /// metrics`, older scrapers).
-async fn metrics(State(s): State<GatewayState>, headers: HeaderMap) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus metrics: OpenMetrics when asked for (`Accept: application/openmetrics-text`), else the text format 0.0.4", body = String, content_type = "text/plain")))]
+pub(crate) async fn metrics(State(s): State<GatewayState>, headers: HeaderMap) -> Response {
     let text = s.gateway.metrics.render();
     let openmetrics = headers
         .get(header::ACCEPT)
@@ -446,29 +563,28 @@ fn openmetrics_to_text(text: &str) -> String {
     out
 }
 
-async fn models(State(s): State<GatewayState>) -> Response {
-    let list: Vec<Value> = s
-        .gateway
-        .endpoints()
-        .iter()
-        .map(|e| {
-            let v = e.current();
-            json!({
-                "name": e.key.name.as_str(),
-                "project": e.key.project.as_ref().map(|p| p.as_str()),
-                "runtime": e.spec.runtime,
-                "version": v.number,
-                "commit": v.commit,
-                "sha256": v.sha256,
-                "replicas": e.spec.replicas,
-                "authRequired": e.spec.auth.as_ref().is_some_and(|a| a.required),
-            })
-        })
-        .collect();
-    axum::Json(json!({"models": list})).into_response()
+/// The models the gateway serves.
+#[utoipa::path(get, path = "/api/v1/models", tag = "models",
+    responses((status = 200, description = "The served models", body = ModelList)))]
+pub(crate) async fn models(State(s): State<GatewayState>) -> axum::Json<ModelList> {
+    axum::Json(ModelList {
+        models: s.gateway.endpoints().iter().map(|e| e.to_api()).collect(),
+    })
 }
 
-async fn versions(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+/// Every version of a served model: commit, artifact digest, producing run,
+/// training datasets, rollout history and share of traffic.
+#[utoipa::path(get, path = "/api/v1/models/{name}/versions", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    responses(
+        (status = 200, description = "The model's registry", body = Registry),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn versions(
+    State(s): State<GatewayState>,
+    Path(path): Path<NamePath>,
+) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
@@ -482,18 +598,21 @@ async fn versions(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> 
 /// The model registry's view of a served model: every version with its
 /// commit, artifact digest, producing run, training datasets, rollout
 /// history and current share of traffic.
-pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, cairn_store::StoreError> {
+pub fn registry(
+    s: &GatewayState,
+    endpoint: &Endpoint,
+) -> Result<Registry, cairn_store::StoreError> {
     let current = endpoint.current();
     let canary = endpoint.canary();
     let steps = s.store.rollout_steps(&endpoint.key)?;
-    let datasets: Vec<&str> = endpoint
+    let datasets: Vec<String> = endpoint
         .spec
         .lineage
         .trained_on
         .iter()
-        .map(|d| d.as_str())
+        .map(|d| d.to_string())
         .collect();
-    let versions: Vec<Value> = s
+    let versions: Vec<RegistryVersion> = s
         .store
         .model_versions(&endpoint.key)?
         .into_iter()
@@ -504,39 +623,73 @@ pub fn registry(s: &GatewayState, endpoint: &Endpoint) -> Result<Value, cairn_st
                 None if current.number == v.version => 100,
                 _ => 0,
             };
-            let rollout: Vec<&cairn_store::RolloutStep> =
-                steps.iter().filter(|st| st.version == v.version).collect();
-            let mut value = serde_json::to_value(&v).unwrap_or(Value::Null);
-            value["traffic"] = json!(traffic);
-            value["datasets"] = json!(datasets);
-            value["rollout"] = json!(rollout);
-            value
+            RegistryVersion {
+                version: v.version,
+                commit: v.commit,
+                sha256: v.sha256,
+                run_id: v.run_id,
+                created_at: v.created_at,
+                state: v.state,
+                traffic,
+                datasets: datasets.clone(),
+                rollout: steps
+                    .iter()
+                    .filter(|st| st.version == v.version)
+                    .map(ToApi::to_api)
+                    .collect(),
+            }
         })
         .collect();
-    Ok(json!({
-        "project": endpoint.key.project.as_ref().map(|p| p.as_str()),
-        "name": endpoint.key.name.as_str(),
-        "current": current.number,
-        "canary": canary.as_ref().map(|(c, w)| json!({"version": c.number, "weight": w})),
-        "versions": versions,
-    }))
+    Ok(Registry {
+        project: endpoint.key.project.as_ref().map(|p| p.to_string()),
+        name: endpoint.key.name.to_string(),
+        current: current.number,
+        canary: canary.as_ref().map(|(c, w)| Canary {
+            version: c.number,
+            weight: *w,
+        }),
+        versions,
+    })
 }
 
-async fn model_metrics(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+/// A model's traffic, latency and resources over the last hour, in
+/// 10-second intervals.
+#[utoipa::path(get, path = "/api/v1/models/{name}/metrics", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    responses(
+        (status = 200, description = "The model's time series", body = LiveMetrics),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn model_metrics(
+    State(s): State<GatewayState>,
+    Path(path): Path<NamePath>,
+) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
     let key = &endpoint.key;
-    axum::Json(json!({
-        "project": key.project.as_ref().map(|p| p.as_str()),
-        "name": key.name.as_str(),
-        "series": s.gateway.metrics.series(key),
-    }))
+    axum::Json(LiveMetrics {
+        project: key.project.as_ref().map(|p| p.to_string()),
+        name: key.name.to_string(),
+        series: s.gateway.metrics.series(key),
+    })
     .into_response()
 }
 
-async fn create_key(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+/// Creates an access key for a model; the secret is shown only once.
+#[utoipa::path(post, path = "/api/v1/models/{name}/keys", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    responses(
+        (status = 201, description = "The new key", body = NewKey),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn create_key(
+    State(s): State<GatewayState>,
+    Path(path): Path<NamePath>,
+) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
@@ -544,20 +697,39 @@ async fn create_key(State(s): State<GatewayState>, Path(path): Path<NamePath>) -
     match s.gateway.keys.create(&endpoint.key) {
         Ok((secret, info)) => (
             StatusCode::CREATED,
-            axum::Json(json!({"key": secret, "info": info, "note": "the key is shown only once"})),
+            axum::Json(NewKey {
+                key: secret,
+                info: info.to_api(),
+                note: "the key is shown only once".into(),
+            }),
         )
             .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-async fn list_keys(State(s): State<GatewayState>, Path(path): Path<NamePath>) -> Response {
+/// A model's access keys (not their secrets), revoked ones included.
+#[utoipa::path(get, path = "/api/v1/models/{name}/keys", tag = "models",
+    params(("name" = String, Path, description = "The model")),
+    responses(
+        (status = 200, description = "The keys", body = KeyList),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+        (status = 500, description = "The store failed", body = ErrorBody),
+    ))]
+pub(crate) async fn list_keys(
+    State(s): State<GatewayState>,
+    Path(path): Path<NamePath>,
+) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
     match s.gateway.keys.list(&endpoint.key) {
-        Ok(keys) => axum::Json(json!({"keys": keys})).into_response(),
+        Ok(keys) => axum::Json(KeyList {
+            keys: keys.to_api(),
+        })
+        .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -565,13 +737,27 @@ async fn list_keys(State(s): State<GatewayState>, Path(path): Path<NamePath>) ->
 /// A key of a model, as `/api/v1/[projects/{project}/]models/{name}/keys/{id}`
 /// names it.
 #[derive(serde::Deserialize)]
-struct KeyPath {
+pub(crate) struct KeyPath {
     project: Option<String>,
     name: String,
     id: String,
 }
 
-async fn revoke_key(State(s): State<GatewayState>, Path(path): Path<KeyPath>) -> Response {
+/// Revokes a key.
+#[utoipa::path(delete, path = "/api/v1/models/{name}/keys/{id}", tag = "models",
+    params(
+        ("name" = String, Path, description = "The model"),
+        ("id" = String, Path, description = "The key's id (`key_...`)"),
+    ),
+    responses(
+        (status = 200, description = "The key was revoked", body = RevokedKey),
+        (status = 404, description = "The model has no such key", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke_key(
+    State(s): State<GatewayState>,
+    Path(path): Path<KeyPath>,
+) -> Response {
     let wanted = ScopedName {
         project: path.project,
         name: path.name,
@@ -582,7 +768,7 @@ async fn revoke_key(State(s): State<GatewayState>, Path(path): Path<KeyPath>) ->
     };
     let id = path.id;
     match s.gateway.keys.revoke(&endpoint.key, &id) {
-        Ok(true) => axum::Json(json!({"revoked": id})).into_response(),
+        Ok(true) => axum::Json(RevokedKey { revoked: id }).into_response(),
         Ok(false) => error(
             StatusCode::NOT_FOUND,
             format!(
@@ -594,24 +780,20 @@ async fn revoke_key(State(s): State<GatewayState>, Path(path): Path<KeyPath>) ->
     }
 }
 
-async fn inference(State(s): State<GatewayState>, Path(id): Path<String>) -> Response {
+/// One logged prediction, by its inference id.
+#[utoipa::path(get, path = "/api/v1/inferences/{uuid}", tag = "models",
+    params(("uuid" = String, Path, description = "The inference id")),
+    responses(
+        (status = 200, description = "The prediction", body = InferenceRecord),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 404, description = "No such inference", body = ErrorBody),
+    ))]
+pub(crate) async fn inference(State(s): State<GatewayState>, Path(id): Path<String>) -> Response {
     let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
         return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID"));
     };
     match s.gateway.events.get(uuid) {
-        Ok(Some(e)) => axum::Json(json!({
-            "uuid": e.uuid.to_string(),
-            "project": e.model.project.as_ref().map(|p| p.as_str()),
-            "model": e.model.name.as_str(),
-            "version": e.version,
-            "commit": e.commit,
-            "time": e.time.to_rfc3339(),
-            "latencyUs": e.latency_us,
-            "status": e.status,
-            "inputs": e.inputs,
-            "outputs": e.outputs,
-        }))
-        .into_response(),
+        Ok(Some(e)) => axum::Json(e.to_api()).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no inference {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

@@ -1,10 +1,14 @@
-//! The HTTP server: API, webhooks and the application proxy.
+//! The HTTP server: API, gateway, webhooks, the application proxy and the
+//! dashboard, answering with the types of [`cairn_api`]; [`openapi`]
+//! describes the routes.
 
 pub mod api;
+pub mod contract;
 pub mod dashboard;
 pub mod gateway;
 pub mod hooks;
 pub mod monitoring;
 pub mod names;
+pub mod openapi;
 pub mod proxy;
 pub mod runtime;

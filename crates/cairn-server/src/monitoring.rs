@@ -4,25 +4,31 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
+use crate::contract::ToApi;
 use crate::gateway::{GatewayState, find};
 use crate::names::NamePath;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use cairn_api::ErrorBody;
+use cairn_api::drift::{DriftQuery, DriftSeries};
+use cairn_api::monitoring::{
+    AggregateQuery, AggregateReport, FeedbackMatched, FeedbackRequest, MetricsRecorded,
+    MetricsRequest,
+};
 use cairn_monitor::aggregate::parse_window;
 use cairn_monitor::ingest::{parse_feedback, parse_metrics};
 use cairn_monitor::summary::report;
 use cairn_spec::ResourceKey;
 use cairn_store::monitoring::{Recorded, record_feedback, record_metrics};
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde_json::Value;
 
 /// The largest body the monitoring endpoints read (feedback comes by the
 /// thousands).
 const MAX_BODY: usize = 32 << 20;
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(json!({"error": message.into()}))).into_response()
+    (status, axum::Json(ErrorBody::new(message))).into_response()
 }
 
 /// Finds the model, checks the caller's key, reads the body and its
@@ -60,21 +66,32 @@ async fn authorized_body(
 }
 
 /// 200 when something was recorded, 404 when everything was unknown.
-fn recorded_answer(r: Recorded, count_key: &str) -> Response {
-    let status = if r.recorded == 0 && !r.unknown.is_empty() {
+fn recorded_status(r: &Recorded) -> StatusCode {
+    if r.recorded == 0 && !r.unknown.is_empty() {
         StatusCode::NOT_FOUND
     } else {
         StatusCode::OK
-    };
-    let unknown: Vec<String> = r.unknown.iter().map(ToString::to_string).collect();
-    let mut body = json!({count_key: r.recorded, "unknownUuids": unknown});
-    if count_key == "matched" {
-        body["replaced"] = json!(r.replaced);
     }
-    (status, axum::Json(body)).into_response()
 }
 
-/// `POST /[projects/PROJECT/]models/NAME/metrics`.
+/// The UUIDs of no prediction of the model.
+fn unknown_uuids(r: &Recorded) -> Vec<String> {
+    r.unknown.iter().map(ToString::to_string).collect()
+}
+
+/// Attaches business metrics to predictions by their inference id, or to
+/// the model as a whole.
+#[utoipa::path(post, path = "/models/{name}/metrics", tag = "gateway",
+    params(("name" = String, Path, description = "The model")),
+    request_body = MetricsRequest,
+    responses(
+        (status = 200, description = "Recorded", body = MetricsRecorded),
+        (status = 400, description = "The body is not metrics", body = ErrorBody),
+        (status = 401, description = "The model requires an access key", body = ErrorBody),
+        (status = 404, description = "No such model, or every UUID is unknown (then a MetricsRecorded)", body = MetricsRecorded),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+    ))]
 pub async fn post_metrics(
     State(s): State<GatewayState>,
     Path(path): Path<NamePath>,
@@ -98,13 +115,37 @@ pub async fn post_metrics(
     })
     .await
     {
-        Ok(Ok(r)) => recorded_answer(r, "recorded"),
+        Ok(Ok(r)) => (
+            recorded_status(&r),
+            axum::Json(MetricsRecorded {
+                recorded: r.recorded as u64,
+                unknown_uuids: unknown_uuids(&r),
+            }),
+        )
+            .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// `POST /[projects/PROJECT/]models/NAME/feedback`.
+/// Ground truth for predictions by their inference id: JSON, JSON lines
+/// (`application/x-ndjson`) or CSV (`text/csv` with `uuid` and `label`
+/// columns). Re-sending a UUID replaces its label.
+#[utoipa::path(post, path = "/models/{name}/feedback", tag = "gateway",
+    params(("name" = String, Path, description = "The model")),
+    request_body(content(
+        (FeedbackRequest = "application/json"),
+        (String = "application/x-ndjson"),
+        (String = "text/csv"),
+    )),
+    responses(
+        (status = 200, description = "Matched", body = FeedbackMatched),
+        (status = 400, description = "The body is not feedback", body = ErrorBody),
+        (status = 401, description = "The model requires an access key", body = ErrorBody),
+        (status = 404, description = "No such model, or every UUID is unknown (then a FeedbackMatched)", body = FeedbackMatched),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+        (status = 413, description = "The body is too large", body = ErrorBody),
+    ))]
 pub async fn post_feedback(
     State(s): State<GatewayState>,
     Path(path): Path<NamePath>,
@@ -125,15 +166,23 @@ pub async fn post_feedback(
     })
     .await
     {
-        Ok(Ok(r)) => recorded_answer(r, "matched"),
+        Ok(Ok(r)) => (
+            recorded_status(&r),
+            axum::Json(FeedbackMatched {
+                matched: r.recorded as u64,
+                unknown_uuids: unknown_uuids(&r),
+                replaced: r.replaced as u64,
+            }),
+        )
+            .into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
-/// The RFC 3339 time in query parameter `key`, as ms since the epoch.
-pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Option<i64>, String> {
-    q.get(key)
+/// The RFC 3339 time of query parameter `key`, as ms since the epoch.
+pub(crate) fn parse_time(value: Option<&String>, key: &str) -> Result<Option<i64>, String> {
+    value
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_millis())
@@ -142,24 +191,34 @@ pub(crate) fn parse_time(q: &HashMap<String, String>, key: &str) -> Result<Optio
         .transpose()
 }
 
-/// `GET /api/v1/[projects/PROJECT/]models/NAME/metrics/aggregate?from=&to=&window=`:
-/// `to` defaults to now, `from` to a day before `to`, `window` to an hour.
+/// A model's predictions, labels and business metrics aggregated per
+/// version and window: `to` defaults to now, `from` to a day before `to`,
+/// `window` to an hour.
+#[utoipa::path(get, path = "/api/v1/models/{name}/metrics/aggregate", tag = "models",
+    params(("name" = String, Path, description = "The model"), AggregateQuery),
+    responses(
+        (status = 200, description = "The report", body = AggregateReport),
+        (status = 400, description = "A bad time or window", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
 pub async fn get_aggregate(
     State(s): State<GatewayState>,
     Path(path): Path<NamePath>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<AggregateQuery>,
 ) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
     let parsed = (|| {
-        let to = parse_time(&q, "to")?.unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
-        let from = parse_time(&q, "from")?.unwrap_or(to - 86_400_000);
+        let to = parse_time(q.to.as_ref(), "to")?
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
+        let from = parse_time(q.from.as_ref(), "from")?.unwrap_or(to - 86_400_000);
         if from >= to {
             return Err("`from` must be before `to`".to_string());
         }
-        let window = parse_window(q.get("window").map_or("hour", String::as_str))?;
+        let window = parse_window(q.window.as_deref().unwrap_or("hour"))?;
         Ok((from, to, window))
     })();
     let (from, to, window) = match parsed {
@@ -180,26 +239,29 @@ pub async fn get_aggregate(
     }
 }
 
-/// `GET /api/v1/[projects/PROJECT/]models/NAME/drift?from=&to=`: the
-/// model's verdicts, oldest first; `to` defaults to now, `from` to a day
-/// before `to`.
+/// A model's drift verdicts, oldest first: `to` defaults to now, `from` to
+/// a day before `to`.
+#[utoipa::path(get, path = "/api/v1/models/{name}/drift", tag = "models",
+    params(("name" = String, Path, description = "The model"), DriftQuery),
+    responses(
+        (status = 200, description = "The verdicts", body = DriftSeries),
+        (status = 400, description = "A bad time", body = ErrorBody),
+        (status = 404, description = "No such model", body = ErrorBody),
+        (status = 409, description = "Several projects serve a model of that name", body = ErrorBody),
+    ))]
 pub async fn get_drift(
-    axum::extract::State(s): axum::extract::State<crate::gateway::GatewayState>,
-    axum::extract::Path(path): axum::extract::Path<NamePath>,
-    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> axum::response::Response {
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    let fail = |status: StatusCode, message: String| {
-        (status, axum::Json(serde_json::json!({"error": message}))).into_response()
-    };
+    State(s): State<GatewayState>,
+    Path(path): Path<NamePath>,
+    Query(q): Query<DriftQuery>,
+) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
         Ok(e) => e,
         Err(r) => return r,
     };
     let parsed = (|| {
-        let to = parse_time(&q, "to")?.unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
-        let from = parse_time(&q, "from")?.unwrap_or(to - 86_400_000);
+        let to = parse_time(q.to.as_ref(), "to")?
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis() + 1);
+        let from = parse_time(q.from.as_ref(), "from")?.unwrap_or(to - 86_400_000);
         if from >= to {
             return Err("`from` must be before `to`".to_string());
         }
@@ -207,7 +269,7 @@ pub async fn get_drift(
     })();
     let (from, to) = match parsed {
         Ok(p) => p,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let drift = endpoint
         .spec
@@ -221,18 +283,18 @@ pub async fn get_drift(
     })
     .await;
     match answer {
-        Ok(Ok(verdicts)) => axum::Json(serde_json::json!({
-            "project": endpoint.key.project.as_ref().map(|p| p.as_str()),
-            "name": endpoint.key.name.as_str(),
-            "monitored": drift.is_some(),
-            "plugin": drift.as_ref().map(|d| d.plugin.to_string()),
-            "threshold": drift.as_ref().map(|d| d.threshold),
-            "from": from,
-            "to": to,
-            "verdicts": verdicts,
-        }))
+        Ok(Ok(verdicts)) => axum::Json(DriftSeries {
+            project: endpoint.key.project.as_ref().map(|p| p.to_string()),
+            name: endpoint.key.name.to_string(),
+            monitored: drift.is_some(),
+            plugin: drift.as_ref().map(|d| d.plugin.to_string()),
+            threshold: drift.as_ref().map(|d| d.threshold),
+            from,
+            to,
+            verdicts: verdicts.to_api(),
+        })
         .into_response(),
-        Ok(Err(e)) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

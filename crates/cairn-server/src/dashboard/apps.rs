@@ -2,12 +2,13 @@
 //! `/projects/PROJECT/apps/NAME/` for a name several projects use).
 
 use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, s, scoped_href,
+    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, scoped_href,
     shared_names, table,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_api::status::Kind;
 use cairn_spec::ResourceKey;
 
 pub(super) async fn list(State(state): State<DashboardState>) -> Response {
@@ -16,14 +17,14 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
         Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
     let runtime = state.app.controller.runtime();
-    let resources = status["resources"].as_array().cloned().unwrap_or_default();
-    let shared = shared_names(of_kind(&resources, "Application"));
-    let rows: Vec<String> = resources
+    let shared = shared_names(of_kind(&status.resources, Kind::Application));
+    let rows: Vec<String> = status
+        .resources
         .iter()
-        .filter(|r| s(r, "kind") == "Application")
+        .filter(|r| r.kind == Kind::Application)
         .map(|r| {
-            let name = s(r, "name");
-            let project = r["project"].as_str();
+            let name = r.name.as_str();
+            let project = r.project.as_deref();
             let href = format!(
                 "{}/",
                 scoped_href("apps", project, name, shared.contains(name))
@@ -43,13 +44,14 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
                 name_attr = escape(name),
                 href = escape(&href),
                 name = escape(name),
-                project = r["project"]
-                    .as_str()
+                project = r
+                    .project
+                    .as_ref()
                     .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
                     .unwrap_or_default(),
-                phase = badge(s(r, "phase")),
-                commit = commit(r["syncedCommit"].as_str().unwrap_or("")),
-                message = escape(s(r, "message")),
+                phase = badge(r.phase.as_str()),
+                commit = commit(r.synced_commit.as_deref().unwrap_or("")),
+                message = escape(&r.message),
             )
         })
         .collect();

@@ -1,17 +1,19 @@
 //! `/jobs`: recent runs; `/jobs/NAME/runs/N`: one run and its log.
 
 use super::{
-    DashboardState, Section, badge, commit, duration, error_page, escape, layout, s, table, time,
+    DashboardState, Section, badge, commit, duration, error_page, escape, layout, table, time,
     url_segment,
 };
+use crate::contract::ToApi;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_api::runs::{Artifact, Run};
+use cairn_api::status::ResourceStatus;
 use cairn_runtime::{LogTarget, Runtime};
 use cairn_spec::ResourceKey;
 use cairn_spec::{Kind, Name};
 use serde::Deserialize;
-use serde_json::Value;
 use std::io::{Read, Seek, SeekFrom};
 
 /// The most of a log a page shows (its end).
@@ -22,33 +24,26 @@ pub(super) struct ProjectQuery {
     project: Option<String>,
 }
 
-fn run_link(run: &Value) -> String {
-    let mut href = format!(
-        "/jobs/{}/runs/{}",
-        url_segment(s(run, "jobName")),
-        run["number"].as_i64().unwrap_or(0)
-    );
-    if let Some(p) = run["project"].as_str() {
+fn run_link(run: &Run) -> String {
+    let mut href = format!("/jobs/{}/runs/{}", url_segment(&run.job_name), run.number);
+    if let Some(p) = &run.project {
         href.push_str(&format!("?project={}", url_segment(p)));
     }
     href
 }
 
-fn run_duration(run: &Value) -> String {
-    let Some(started) = run["startedAt"].as_str() else {
+fn run_duration(run: &Run) -> String {
+    let Some(started) = &run.started_at else {
         return "<span class=\"muted\">—</span>".into();
     };
-    let end = run["finishedAt"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(cairn_store::now);
+    let end = run.finished_at.clone().unwrap_or_else(cairn_store::now);
     duration(started, &end).map_or_else(|| "—".into(), |d| escape(&d))
 }
 
 pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     let store = state.app.controller.store().clone();
-    let runs = match tokio::task::block_in_place(|| store.recent_runs(100)) {
-        Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+    let runs: Vec<Run> = match tokio::task::block_in_place(|| store.recent_runs(100)) {
+        Ok(r) => r.to_api(),
         Err(e) => {
             return error_page(
                 Section::Jobs,
@@ -57,54 +52,51 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
             );
         }
     };
-    let jobs: Vec<Value> =
+    let jobs: Vec<ResourceStatus> =
         match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state)) {
-            Ok(st) => st["resources"]
-                .as_array()
+            Ok(st) => st
+                .resources
                 .into_iter()
-                .flatten()
-                .filter(|r| s(r, "kind") == "Job")
-                .cloned()
+                .filter(|r| r.kind == cairn_api::status::Kind::Job)
                 .collect(),
             Err(_) => Vec::new(),
         };
     let job_rows: Vec<String> = jobs
         .iter()
         .map(|j| {
-            let name = s(j, "name");
+            let name = j.name.as_str();
             format!(
                 "<tr id=\"job-{anchor}\"><td><strong>{name}</strong>{project}</td><td>{phase}</td><td>{commit}</td><td class=\"message\">{message}</td></tr>",
                 anchor = escape(&url_segment(name)),
                 name = escape(name),
-                project = j["project"]
-                    .as_str()
+                project = j
+                    .project
+                    .as_ref()
                     .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
                     .unwrap_or_default(),
-                phase = badge(s(j, "phase")),
-                commit = commit(j["syncedCommit"].as_str().unwrap_or("")),
-                message = escape(s(j, "message")),
+                phase = badge(j.phase.as_str()),
+                commit = commit(j.synced_commit.as_deref().unwrap_or("")),
+                message = escape(&j.message),
             )
         })
         .collect();
     let run_rows: Vec<String> = runs
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|r| {
             format!(
                 "<tr><td><a href=\"{href}\">{job} #{number}</a></td><td>{state}</td><td>{trigger}</td><td>{commit}</td><td>{created}</td><td class=\"num\">{duration}</td><td class=\"num\">{exit}</td><td class=\"message\">{message}</td></tr>",
                 href = escape(&run_link(r)),
-                job = escape(s(r, "jobName")),
-                number = r["number"].as_i64().unwrap_or(0),
-                state = badge(s(r, "state")),
-                trigger = escape(s(r, "trigger")),
-                commit = commit(s(r, "commit")),
-                created = time(s(r, "createdAt")),
+                job = escape(&r.job_name),
+                number = r.number,
+                state = badge(r.state.as_str()),
+                trigger = escape(&r.trigger),
+                commit = commit(&r.commit),
+                created = time(&r.created_at),
                 duration = run_duration(r),
-                exit = r["exitCode"]
-                    .as_i64()
+                exit = r
+                    .exit_code
                     .map_or_else(|| "<span class=\"muted\">—</span>".into(), |c| c.to_string()),
-                message = escape(s(r, "message")),
+                message = escape(&r.message),
             )
         })
         .collect();
@@ -189,23 +181,21 @@ pub(super) async fn run(
             .logs(&LogTarget::Run(key.clone(), number))
             .ok()
             .and_then(|l| read_tail(&l.path).ok());
-        Ok((
-            serde_json::to_value(&run).unwrap_or(Value::Null),
-            serde_json::to_value(artifacts).unwrap_or(Value::Null),
-            log,
-        ))
+        let (run, artifacts): (Run, Vec<Artifact>) = (run.to_api(), artifacts.to_api());
+        Ok((run, artifacts, log))
     });
     let (run, artifacts, log) = match found {
         Ok(f) => f,
         Err((status, message)) => return error_page(Section::Jobs, status, &message),
     };
     let title = format!("{name} #{number}");
-    let params = match &run["params"] {
-        Value::Object(m) if !m.is_empty() => format!(
+    let params = if run.params.is_empty() {
+        String::new()
+    } else {
+        format!(
             "<dt>Parameters</dt><dd><code>{}</code></dd>",
-            escape(&run["params"].to_string())
-        ),
-        _ => String::new(),
+            escape(&serde_json::Value::Object(run.params.clone()).to_string())
+        )
     };
     let facts = format!(
         r#"<dl class="facts" id="run-facts" data-live>
@@ -220,29 +210,25 @@ pub(super) async fn run(
 <dt>Exit code</dt><dd>{exit}</dd>
 <dt>Message</dt><dd>{message}</dd>
 {params}</dl>"#,
-        state = badge(s(&run, "state")),
-        trigger = escape(s(&run, "trigger")),
-        commit = commit(s(&run, "commit")),
-        attempt = run["attempt"].as_i64().unwrap_or(1),
-        created = time(s(&run, "createdAt")),
-        started = time(s(&run, "startedAt")),
-        finished = time(s(&run, "finishedAt")),
+        state = badge(run.state.as_str()),
+        trigger = escape(&run.trigger),
+        commit = commit(&run.commit),
+        attempt = run.attempt,
+        created = time(&run.created_at),
+        started = time(run.started_at.as_deref().unwrap_or("")),
+        finished = time(run.finished_at.as_deref().unwrap_or("")),
         duration = run_duration(&run),
-        exit = run["exitCode"]
-            .as_i64()
-            .map_or_else(|| "—".into(), |c| c.to_string()),
-        message = escape(s(&run, "message")),
+        exit = run.exit_code.map_or_else(|| "—".into(), |c| c.to_string()),
+        message = escape(&run.message),
     );
     let artifact_rows: Vec<String> = artifacts
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|a| {
             format!(
                 "<tr><td>{}</td><td class=\"num\">{}</td><td><code class=\"hash\">{}</code></td></tr>",
-                escape(s(a, "output")),
-                a["size"].as_i64().unwrap_or(0),
-                escape(s(a, "sha256")),
+                escape(&a.output),
+                a.size,
+                escape(&a.sha256),
             )
         })
         .collect();

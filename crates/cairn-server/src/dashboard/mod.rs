@@ -2,7 +2,8 @@
 //! `/jobs`, `/models` and `/apps`, with the assets they need (a stylesheet,
 //! a small script and the uPlot chart library) bundled into the binary.
 //!
-//! Pages are rendered from the same data as the JSON API. Every five
+//! Pages are rendered from the same data as the JSON API, through the
+//! types of its contract ([`cairn_api`]). Every five
 //! seconds the script fetches the page again and swaps the regions marked
 //! `data-live` in place; charts draw from `/api/v1/models/NAME/metrics` and
 //! `/api/v1/models/NAME/metrics/aggregate` (in the model's project,
@@ -23,7 +24,6 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use serde_json::Value;
 use std::fmt::Write;
 
 /// What the dashboard's handlers share.
@@ -150,11 +150,14 @@ fn shared_names<'a>(
 }
 
 /// The (project, name) of the resources of `kind` in a status report.
-fn of_kind<'a>(resources: &'a [Value], kind: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+fn of_kind(
+    resources: &[cairn_api::status::ResourceStatus],
+    kind: cairn_api::status::Kind,
+) -> impl Iterator<Item = (&str, &str)> {
     resources
         .iter()
-        .filter(move |r| s(r, "kind") == kind)
-        .map(|r| (s(r, "project"), s(r, "name")))
+        .filter(move |r| r.kind == kind)
+        .map(|r| (r.project.as_deref().unwrap_or_default(), r.name.as_str()))
 }
 
 fn url_segment(s: &str) -> String {
@@ -245,11 +248,6 @@ fn error_page(section: Section, status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// A JSON string field, or "".
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
 /// A colored badge for a phase or a run state.
 fn badge(text: &str) -> String {
     let class = match text.to_ascii_lowercase().as_str() {
@@ -309,24 +307,16 @@ fn duration(from: &str, to: &str) -> Option<String> {
     })
 }
 
-/// A number for a table cell: integers as they are, others to 4 digits.
-fn number(v: &Value) -> String {
+/// A number for a table cell: to 4 digits (integers as they are), `—`
+/// when there is none.
+fn number(v: Option<f64>) -> String {
     match v {
-        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
-        Value::Number(n) => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            if f.abs() >= 1000.0 {
-                format!("{f:.1}")
-            } else {
-                format!("{f:.4}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
-            }
-        }
-        Value::Null => "<span class=\"muted\">—</span>".into(),
-        Value::String(s) => escape(s),
-        other => escape(&other.to_string()),
+        Some(f) if f.abs() >= 1000.0 => format!("{f:.1}"),
+        Some(f) => format!("{f:.4}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string(),
+        None => "<span class=\"muted\">—</span>".into(),
     }
 }
 
@@ -361,13 +351,24 @@ mod tests {
 
     #[test]
     fn links_name_the_project_of_a_shared_name() {
+        use cairn_api::status::{Kind, Phase, ResourceStatus};
+        let resource = |kind, project: &str, name: &str| ResourceStatus {
+            kind,
+            project: Some(project.to_string()),
+            name: name.to_string(),
+            phase: Phase::Ready,
+            message: String::new(),
+            synced_commit: None,
+            file: None,
+            last_transition: String::new(),
+        };
         let resources = [
-            serde_json::json!({"kind": "Model", "project": "alpha", "name": "clf"}),
-            serde_json::json!({"kind": "Model", "project": "beta", "name": "clf"}),
-            serde_json::json!({"kind": "Model", "project": "alpha", "name": "solo"}),
-            serde_json::json!({"kind": "Application", "project": "beta", "name": "solo"}),
+            resource(Kind::Model, "alpha", "clf"),
+            resource(Kind::Model, "beta", "clf"),
+            resource(Kind::Model, "alpha", "solo"),
+            resource(Kind::Application, "beta", "solo"),
         ];
-        let shared = shared_names(of_kind(&resources, "Model"));
+        let shared = shared_names(of_kind(&resources, Kind::Model));
         assert_eq!(shared.into_iter().collect::<Vec<_>>(), ["clf"]);
         assert_eq!(
             scoped_href("models", Some("beta"), "clf", true),
@@ -381,9 +382,10 @@ mod tests {
 
     #[test]
     fn formats_cells() {
-        assert_eq!(number(&serde_json::json!(3)), "3");
-        assert_eq!(number(&serde_json::json!(0.5)), "0.5");
-        assert_eq!(number(&serde_json::json!(5.0 / 9.0)), "0.5556");
+        assert_eq!(number(Some(3.0)), "3");
+        assert_eq!(number(Some(0.5)), "0.5");
+        assert_eq!(number(Some(5.0 / 9.0)), "0.5556");
+        assert!(number(None).contains("muted"));
         assert_eq!(
             duration("2024-01-01T00:00:00Z", "2024-01-01T00:01:05Z").as_deref(),
             Some("1m 5s")

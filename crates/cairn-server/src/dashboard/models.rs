@@ -3,62 +3,76 @@
 //! latency charts, accuracy over time and business metrics.
 
 use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, number, s, scoped_href,
+    DashboardState, Section, badge, commit, error_page, escape, layout, number, scoped_href,
     shared_names, table, time,
 };
+use crate::contract::ToApi;
 use crate::names::NamePath;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cairn_api::monitoring::{AggregateReport, Task, Window};
+use cairn_api::registry::ServedModel;
+use cairn_api::status::{Kind, Phase};
 use cairn_gateway::service::Endpoint;
-use serde_json::{Value, json};
+
+/// A row of the models page: a served model, a declared one, or both.
+struct ModelRow {
+    /// The model.
+    name: String,
+    /// Its project.
+    project: Option<String>,
+    /// What the gateway serves, when it does.
+    served: Option<ServedModel>,
+    /// Its phase, when declared.
+    phase: Option<Phase>,
+    /// Its status message, when declared.
+    message: String,
+}
 
 /// Every model: declared (with its phase) and served (with its version).
-fn models(state: &DashboardState) -> Vec<Value> {
-    let mut out: Vec<Value> = state
+fn models(state: &DashboardState) -> Vec<ModelRow> {
+    let mut out: Vec<ModelRow> = state
         .gateway
         .gateway
         .endpoints()
         .iter()
         .map(|e| {
-            let v = e.current();
-            json!({
-                "name": e.key.name.as_str(),
-                "project": e.key.project.as_ref().map(|p| p.as_str()),
-                "runtime": e.spec.runtime,
-                "version": v.number,
-                "commit": v.commit,
-                "sha256": v.sha256,
-                "replicas": e.spec.replicas,
-                "authRequired": e.spec.auth.as_ref().is_some_and(|a| a.required),
-                "served": true,
-            })
+            let served = e.to_api();
+            ModelRow {
+                name: served.name.clone(),
+                project: served.project.clone(),
+                served: Some(served),
+                phase: None,
+                message: String::new(),
+            }
         })
         .collect();
     if let Ok(status) = crate::dashboard::overview::status(state) {
-        for r in status["resources"].as_array().into_iter().flatten() {
-            if s(r, "kind") != "Model" {
-                continue;
-            }
+        for r in status
+            .resources
+            .into_iter()
+            .filter(|r| r.kind == Kind::Model)
+        {
             match out
                 .iter_mut()
-                .find(|m| m["name"] == r["name"] && m["project"] == r["project"])
+                .find(|m| m.name == r.name && m.project == r.project)
             {
                 Some(m) => {
-                    m["phase"] = r["phase"].clone();
-                    m["message"] = r["message"].clone();
+                    m.phase = Some(r.phase);
+                    m.message = r.message;
                 }
-                None => out.push(json!({
-                    "name": r["name"],
-                    "project": r["project"],
-                    "phase": r["phase"],
-                    "message": r["message"],
-                    "served": false,
-                })),
+                None => out.push(ModelRow {
+                    name: r.name,
+                    project: r.project,
+                    served: None,
+                    phase: Some(r.phase),
+                    message: r.message,
+                }),
             }
         }
     }
-    out.sort_by(|a, b| (s(a, "name"), s(a, "project")).cmp(&(s(b, "name"), s(b, "project"))));
+    out.sort_by(|a, b| (&a.name, &a.project).cmp(&(&b.name, &b.project)));
     out
 }
 
@@ -68,16 +82,19 @@ fn dash() -> String {
 
 pub(super) async fn list(State(state): State<DashboardState>) -> Response {
     let models = tokio::task::block_in_place(|| models(&state));
-    let shared = shared_names(models.iter().map(|m| (s(m, "project"), s(m, "name"))));
+    let shared = shared_names(
+        models
+            .iter()
+            .map(|m| (m.project.as_deref().unwrap_or_default(), m.name.as_str())),
+    );
     let rows: Vec<String> = models
         .iter()
         .map(|m| {
-            let name = s(m, "name");
-            let served = m["served"] == true;
-            let link = if served {
+            let name = m.name.as_str();
+            let link = if m.served.is_some() {
                 let href = scoped_href(
                     "models",
-                    m["project"].as_str(),
+                    m.project.as_deref(),
                     name,
                     shared.contains(name),
                 );
@@ -89,31 +106,29 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
             } else {
                 format!("<strong>{}</strong>", escape(name))
             };
-            let sha = s(m, "sha256");
+            let served = m.served.as_ref();
+            let sha = served.map_or("", |s| s.sha256.as_str());
             format!(
                 "<tr data-model=\"{name_attr}\"><td>{link}{project}</td><td>{phase}</td><td>{runtime}</td><td class=\"num\">{version}</td><td>{commit}</td><td><code class=\"hash\" title=\"{sha_full}\">{sha}</code></td><td class=\"num\">{replicas}</td><td>{auth}</td><td class=\"message\">{message}</td></tr>",
                 name_attr = escape(name),
-                project = m["project"]
-                    .as_str()
+                project = m
+                    .project
+                    .as_ref()
                     .map(|p| format!(" <span class=\"muted\">({})</span>", escape(p)))
                     .unwrap_or_default(),
-                phase = badge(s(m, "phase")),
-                runtime = escape(s(m, "runtime")),
-                version = m["version"]
-                    .as_i64()
-                    .map_or_else(dash, |v| format!("v{v}")),
-                commit = commit(s(m, "commit")),
+                phase = badge(m.phase.map_or("", Phase::as_str)),
+                runtime = escape(served.map_or("", |s| s.runtime.as_str())),
+                version = served.map_or_else(dash, |s| format!("v{}", s.version)),
+                commit = commit(served.map_or("", |s| s.commit.as_str())),
                 sha_full = escape(sha),
                 sha = escape(&sha.chars().take(12).collect::<String>()),
-                replicas = m["replicas"]
-                    .as_u64()
-                    .map_or_else(dash, |r| r.to_string()),
-                auth = if m["authRequired"] == true {
+                replicas = served.map_or_else(dash, |s| s.replicas.to_string()),
+                auth = if served.is_some_and(|s| s.auth_required) {
                     "key"
                 } else {
                     ""
                 },
-                message = escape(s(m, "message")),
+                message = escape(&m.message),
             )
         })
         .collect();
@@ -136,7 +151,11 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
 /// window), as kept between renders: `None` while a large store's first
 /// summary is being computed (see
 /// [`cairn_monitor::summary::Summaries::page_summary`]).
-async fn summary(state: &DashboardState, endpoint: &Endpoint, days: i64) -> Option<Value> {
+async fn summary(
+    state: &DashboardState,
+    endpoint: &Endpoint,
+    days: i64,
+) -> Option<AggregateReport> {
     let events = state.gateway.gateway.events.clone();
     let summaries = state.gateway.summaries.clone();
     let model = endpoint.key.clone();
@@ -154,39 +173,39 @@ fn pending() -> String {
 }
 
 /// The quality of each version (requests, coverage, accuracy or error).
-fn quality_table(summary: &Value) -> String {
-    let regression = s(summary, "task") == "regression";
-    let mut windows: Vec<&Value> = summary["windows"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|w| !w["version"].is_null())
+fn quality_table(summary: &AggregateReport) -> String {
+    let regression = summary.task == Task::Regression;
+    let mut windows: Vec<(&str, &Window)> = summary
+        .windows
+        .iter()
+        .filter_map(|w| Some((w.version.as_deref()?, w)))
         .collect();
-    windows.sort_by_key(|w| std::cmp::Reverse(s(w, "version").parse::<i64>().unwrap_or(0)));
-    let metrics: &[(&str, &str)] = if regression {
-        &[("mae", "MAE"), ("rmse", "RMSE")]
+    windows.sort_by_key(|(v, _)| std::cmp::Reverse(v.parse::<i64>().unwrap_or(0)));
+    type Score = fn(&Window) -> Option<Option<f64>>;
+    let metrics: &[(Score, &str)] = if regression {
+        &[(|w| w.mae, "MAE"), (|w| w.rmse, "RMSE")]
     } else {
         &[
-            ("accuracy", "Accuracy"),
-            ("precision", "Precision"),
-            ("recall", "Recall"),
-            ("f1", "F1"),
+            (|w| w.accuracy, "Accuracy"),
+            (|w| w.precision, "Precision"),
+            (|w| w.recall, "Recall"),
+            (|w| w.f1, "F1"),
         ]
     };
     let rows: Vec<String> = windows
         .iter()
-        .map(|w| {
+        .map(|(version, w)| {
             let cells: String = metrics
                 .iter()
-                .map(|(k, _)| format!("<td class=\"num\">{}</td>", number(&w[*k])))
+                .map(|(score, _)| format!("<td class=\"num\">{}</td>", number(score(w).flatten())))
                 .collect();
             format!(
                 "<tr><td>v{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>{cells}</tr>",
-                escape(s(w, "version")),
-                number(&w["requests"]),
-                number(&w["errors"]),
-                number(&w["labeled"]),
-                match w["coverage"].as_f64() {
+                escape(version),
+                w.requests,
+                w.errors,
+                w.labeled,
+                match w.coverage {
                     Some(c) => format!("{:.1}%", c * 100.0),
                     None => dash(),
                 },
@@ -204,21 +223,18 @@ fn quality_table(summary: &Value) -> String {
 }
 
 /// Business metrics per version (and for the model as a whole).
-fn business_table(summary: &Value) -> String {
+fn business_table(summary: &AggregateReport) -> String {
     let mut rows = Vec::new();
-    for w in summary["windows"].as_array().into_iter().flatten() {
-        let version = match w["version"].as_str() {
+    for w in &summary.windows {
+        let version = match &w.version {
             Some(v) => format!("v{}", escape(v)),
             None => "<span class=\"muted\">model</span>".into(),
         };
-        let Some(metrics) = w["businessMetrics"].as_object() else {
-            continue;
-        };
-        for (name, m) in metrics {
-            let values = match m["values"].as_object() {
+        for (name, m) in &w.business_metrics {
+            let values = match &m.values {
                 Some(counts) => counts
                     .iter()
-                    .map(|(k, n)| format!("{}: {}", escape(k), number(n)))
+                    .map(|(k, n)| format!("{}: {n}", escape(k)))
                     .collect::<Vec<_>>()
                     .join(", "),
                 None => String::new(),
@@ -226,11 +242,11 @@ fn business_table(summary: &Value) -> String {
             rows.push(format!(
                 "<tr><td>{version}</td><td><strong>{}</strong></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{values}</td></tr>",
                 escape(name),
-                number(&m["count"]),
-                number(&m["sum"]),
-                number(&m["mean"]),
-                number(&m["p50"]),
-                number(&m["p95"]),
+                m.count,
+                number(m.sum),
+                number(m.mean),
+                number(m.p50),
+                number(m.p95),
             ));
         }
     }
@@ -266,7 +282,7 @@ pub(super) async fn detail(
     let current = endpoint.current();
     let versions =
         match tokio::task::block_in_place(|| state.gateway.store.model_versions(&endpoint.key)) {
-            Ok(v) => serde_json::to_value(v).unwrap_or(Value::Null),
+            Ok(v) => v,
             Err(e) => {
                 return error_page(
                     Section::Models,
@@ -278,29 +294,26 @@ pub(super) async fn detail(
     let summary = summary(&state, &endpoint, cairn_monitor::summary::PAGE_DAYS).await;
     let regression = endpoint.spec.task == Some(cairn_spec::ModelTask::Regression);
     let version_rows: Vec<String> = versions
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|v| {
-            let number = v["version"].as_i64().unwrap_or(0);
+            let number = v.version;
             let serving = if number == current.number {
                 " <span class=\"badge ok\">serving</span>"
             } else {
                 ""
             };
-            let run = match v["runId"].as_i64() {
+            let run = match v.run_id {
                 Some(id) => format!("run {id}"),
                 None => dash(),
             };
             format!(
                 "<tr><td>v{number}{serving}</td><td>{}</td><td><code class=\"hash\">{}</code></td><td>{run}</td><td>{}</td></tr>",
-                commit(s(v, "commit")),
-                escape(s(v, "sha256")),
-                time(s(v, "createdAt")),
+                commit(&v.commit),
+                escape(&v.sha256),
+                time(&v.created_at),
             )
         })
         .collect();
-    let runtime = serde_json::to_value(endpoint.spec.runtime).unwrap_or(Value::Null);
     let facts = format!(
         r#"<dl class="facts" id="model-facts" data-live>
 <dt>Serving</dt><dd>v{version} from {commit}</dd>
@@ -311,7 +324,7 @@ pub(super) async fn detail(
 </dl>"#,
         version = current.number,
         commit = commit(&current.commit),
-        runtime = escape(runtime.as_str().unwrap_or("")),
+        runtime = escape(endpoint.spec.runtime.to_api().as_str()),
         replicas = endpoint.spec.replicas,
         project = escape(endpoint.key.project.as_ref().map_or("—", |p| p.as_str())),
         predict = escape(&predict),

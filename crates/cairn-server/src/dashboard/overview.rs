@@ -1,49 +1,26 @@
 //! `/`: the repository, the last sync, and every resource with its phase.
 
 use super::{
-    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, s, scoped_href,
+    DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, scoped_href,
     shared_names, table, time,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use cairn_api::status::{Kind, Origin, Phase, Severity, Status};
 
-/// What `/api/v1/status` reports, as JSON.
-pub(super) fn status(state: &DashboardState) -> Result<Value, String> {
-    let controller = &state.app.controller;
-    let store = controller.store();
-    let statuses = store.statuses().map_err(|e| e.to_string())?;
-    let last_sync = store.last_sync().map_err(|e| e.to_string())?;
-    let (origin, diagnostics) = controller.with_latest(|l| {
-        (
-            serde_json::to_value(&l.origin).unwrap_or(Value::Null),
-            cairn_spec::diagnostics::to_json(&l.report)["diagnostics"].clone(),
-        )
-    });
-    let repository = controller
-        .source()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .display()
-        .to_string();
-    Ok(json!({
-        "repository": repository,
-        "revision": controller.settings().rev,
-        "origin": origin,
-        "lastSync": last_sync,
-        "diagnostics": diagnostics,
-        "resources": statuses,
-    }))
+/// What `/api/v1/status` reports.
+pub(super) fn status(state: &DashboardState) -> Result<Status, String> {
+    crate::api::status_of(&state.app.controller).map_err(|e| e.to_string())
 }
 
 /// Where a resource's page is, if it has one; `shared`: whether several
 /// projects use its name.
-fn resource_link(kind: &str, project: Option<&str>, name: &str, shared: bool) -> Option<String> {
+fn resource_link(kind: Kind, project: Option<&str>, name: &str, shared: bool) -> Option<String> {
     match kind {
-        "Model" => Some(scoped_href("models", project, name, shared)),
-        "Application" => Some(format!("{}/", scoped_href("apps", project, name, shared))),
-        "Job" => Some(format!("/jobs#job-{}", crate::dashboard::url_segment(name))),
+        Kind::Model => Some(scoped_href("models", project, name, shared)),
+        Kind::Application => Some(format!("{}/", scoped_href("apps", project, name, shared))),
+        Kind::Job => Some(format!("/jobs#job-{}", crate::dashboard::url_segment(name))),
         _ => None,
     }
 }
@@ -53,44 +30,44 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
         Ok(s) => s,
         Err(e) => return error_page(Section::Overview, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };
-    let resources = status["resources"].as_array().cloned().unwrap_or_default();
-    let diagnostics = status["diagnostics"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let sync = &status["lastSync"];
+    let resources = &status.resources;
+    let diagnostics = &status.diagnostics;
 
     // Summary cards.
-    let count =
-        |pred: &dyn Fn(&str) -> bool| resources.iter().filter(|r| pred(s(r, "phase"))).count();
-    let ready = count(&|p| matches!(p, "Ready" | "Succeeded" | "Idle"));
-    let failing = count(&|p| matches!(p, "Failed" | "Invalid"));
-    let busy = count(&|p| matches!(p, "Progressing" | "Running"));
+    let count = |pred: &dyn Fn(Phase) -> bool| resources.iter().filter(|r| pred(r.phase)).count();
+    let ready = count(&|p| matches!(p, Phase::Ready | Phase::Succeeded | Phase::Idle));
+    let failing = count(&|p| matches!(p, Phase::Failed | Phase::Invalid));
+    let busy = count(&|p| matches!(p, Phase::Progressing | Phase::Running));
     let errors = diagnostics
         .iter()
-        .filter(|d| s(d, "severity") == "error")
+        .filter(|d| d.severity == Severity::Error)
         .count();
-    let origin = &status["origin"];
-    let commit_line = match s(origin, "type") {
-        "commit" => format!(
+    let commit_line = match &status.origin {
+        Some(Origin::Commit {
+            id,
+            author,
+            time: at,
+            summary,
+            ..
+        }) => format!(
             "{} {} <span class=\"muted\">by {}, {}</span>",
-            commit(s(origin, "id")),
-            escape(s(origin, "summary")),
-            escape(s(origin, "author")),
-            time(s(origin, "time")),
+            commit(id),
+            escape(summary),
+            escape(author),
+            time(at),
         ),
-        "" => "<span class=\"muted\">nothing loaded yet</span>".into(),
-        other => format!("<span class=\"muted\">{}</span>", escape(other)),
+        None => "<span class=\"muted\">nothing loaded yet</span>".into(),
+        Some(Origin::Index) => "<span class=\"muted\">index</span>".into(),
+        Some(Origin::Worktree) => "<span class=\"muted\">worktree</span>".into(),
     };
-    let synced = if sync.is_null() {
-        "<span class=\"muted\">not yet</span>".to_string()
-    } else {
-        format!(
+    let synced = match &status.last_sync {
+        None => "<span class=\"muted\">not yet</span>".to_string(),
+        Some(sync) => format!(
             "{} at {} <span class=\"muted\">({} ms)</span>",
-            commit(s(sync, "commit")),
-            time(s(sync, "finishedAt")),
-            sync["durationMs"].as_i64().unwrap_or(0)
-        )
+            commit(&sync.commit),
+            time(&sync.finished_at),
+            sync.duration_ms
+        ),
     };
     let cards = format!(
         r#"<div class="cards" id="cards" data-live>
@@ -112,41 +89,40 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
 <dt>Loaded</dt><dd>{commit_line}</dd>
 <dt>Last sync</dt><dd>{synced}</dd>
 </dl>"#,
-        repo = escape(s(&status, "repository")),
-        rev = escape(s(&status, "revision")),
+        repo = escape(&status.repository),
+        rev = escape(&status.revision),
     );
 
-    let shared_models = shared_names(of_kind(&resources, "Model"));
-    let shared_apps = shared_names(of_kind(&resources, "Application"));
+    let shared_models = shared_names(of_kind(resources, Kind::Model));
+    let shared_apps = shared_names(of_kind(resources, Kind::Application));
     let rows: Vec<String> = resources
         .iter()
         .map(|r| {
-            let kind = s(r, "kind");
-            let name = s(r, "name");
-            let label = match r["project"].as_str() {
+            let name = r.name.as_str();
+            let label = match &r.project {
                 Some(p) => format!("<span class=\"muted\">{}/</span>{}", escape(p), escape(name)),
                 None => escape(name),
             };
-            let shared = match kind {
-                "Model" => shared_models.contains(name),
+            let shared = match r.kind {
+                Kind::Model => shared_models.contains(name),
                 _ => shared_apps.contains(name),
             };
-            let name_cell = match resource_link(kind, r["project"].as_str(), name, shared) {
+            let name_cell = match resource_link(r.kind, r.project.as_deref(), name, shared) {
                 Some(href) => format!("<a href=\"{}\">{label}</a>", escape(&href)),
                 None => label,
             };
-            let file = match r["file"].as_str() {
+            let file = match &r.file {
                 Some(f) => format!("<div class=\"muted small\">{}</div>", escape(f)),
                 None => String::new(),
             };
             format!(
                 "<tr data-kind=\"{kind}\" data-name=\"{name_attr}\"><td>{kind}</td><td>{name_cell}{file}</td><td>{phase}</td><td>{commit}</td><td class=\"message\">{message}</td><td>{since}</td></tr>",
-                kind = escape(kind),
+                kind = escape(r.kind.as_str()),
                 name_attr = escape(name),
-                phase = badge(s(r, "phase")),
-                commit = commit(r["syncedCommit"].as_str().unwrap_or("")),
-                message = escape(s(r, "message")),
-                since = time(s(r, "lastTransition")),
+                phase = badge(r.phase.as_str()),
+                commit = commit(r.synced_commit.as_deref().unwrap_or("")),
+                message = escape(&r.message),
+                since = time(&r.last_transition),
             )
         })
         .collect();
@@ -160,23 +136,27 @@ pub(super) async fn page(State(state): State<DashboardState>) -> Response {
     let diag_rows: Vec<String> = diagnostics
         .iter()
         .map(|d| {
-            let mut at = s(d, "file").to_string();
-            if let Some(line) = d["line"].as_u64() {
+            let mut at = d.file.clone().unwrap_or_default();
+            if let Some(line) = d.line {
                 at.push_str(&format!(":{line}"));
-                if let Some(col) = d["column"].as_u64() {
+                if let Some(col) = d.column {
                     at.push_str(&format!(":{col}"));
                 }
             }
-            let hint = match d["hint"].as_str() {
+            let hint = match &d.hint {
                 Some(h) => format!("<div class=\"muted small\">hint: {}</div>", escape(h)),
                 None => String::new(),
             };
+            let severity = match d.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
             format!(
                 "<tr><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td class=\"message\">{}{hint}</td></tr>",
-                badge(s(d, "severity")),
-                escape(s(d, "code")),
+                badge(severity),
+                escape(&d.code),
                 escape(&at),
-                escape(s(d, "message")),
+                escape(&d.message),
             )
         })
         .collect();

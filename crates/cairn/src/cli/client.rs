@@ -6,7 +6,17 @@
 
 use super::OutputFormat;
 use anyhow::{Context, Result, bail};
+use cairn_api::ErrorBody;
+use cairn_api::gateway::{PredictRequest, Prediction};
+use cairn_api::keys::{KeyList, NewKey};
+use cairn_api::monitoring::{AggregateReport, BusinessMetric, Task};
+use cairn_api::registry::{Promotion, Registry, RollbackAnswer, RollbackRequest};
+use cairn_api::runs::{Run, RunList, StartRun, StartedRun};
+use cairn_api::status::Status;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
@@ -59,7 +69,7 @@ impl Server {
     }
 
     /// GETs JSON; 4xx/5xx become errors with the server's message.
-    fn get(&self, path: &str) -> Result<Value> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.await_server();
         let mut response = self
             .agent()
@@ -69,7 +79,7 @@ impl Server {
         json_or_error(&mut response)
     }
 
-    fn post(&self, path: &str, body: &Value) -> Result<Value> {
+    fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.await_server();
         let mut response = self
             .agent()
@@ -80,22 +90,29 @@ impl Server {
     }
 }
 
-fn json_or_error(response: &mut ureq::http::Response<ureq::Body>) -> Result<Value> {
+/// The answer's body as `T`; 4xx/5xx become errors with the server's
+/// message.
+fn json_or_error<T: DeserializeOwned>(
+    response: &mut ureq::http::Response<ureq::Body>,
+) -> Result<T> {
     let status = response.status();
     let text = response
         .body_mut()
         .read_to_string()
         .context("reading the response")?;
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if !status.is_success() {
-        let message = value
-            .get("error")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| value.to_string());
+        let message = match serde_json::from_str::<ErrorBody>(&text) {
+            Ok(e) => e.error,
+            Err(_) => text.trim().to_string(),
+        };
         bail!("{message} (HTTP {})", status.as_u16());
     }
-    Ok(value)
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the server's answer is not what this cairn expects (is it another version?): {}",
+            text.chars().take(200).collect::<String>()
+        )
+    })
 }
 
 /// The route of a job or model (`kind`: `jobs`, `models`) named `NAME` or
@@ -134,54 +151,51 @@ pub(super) struct StatusArgs {
 
 /// `cairn status`.
 pub(super) fn status(args: StatusArgs) -> Result<ExitCode> {
-    let v = args.server.get("/api/v1/status")?;
+    let v: Status = args.server.get("/api/v1/status")?;
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let commit = v["lastSync"]["commit"].as_str().unwrap_or("-");
+    let commit = v.last_sync.as_ref().map_or("-", |s| s.commit.as_str());
     println!(
         "{} @ {}  synced {}  ({} ms after the change was noticed)",
-        v["repository"].as_str().unwrap_or("?"),
-        v["revision"].as_str().unwrap_or("?"),
+        v.repository,
+        v.revision,
         &commit[..commit.len().min(12)],
-        v["lastSync"]["durationMs"].as_i64().unwrap_or(0)
+        v.last_sync.as_ref().map_or(0, |s| s.duration_ms)
     );
-    if let Some(diags) = v["diagnostics"].as_array().filter(|d| !d.is_empty()) {
-        println!("\n{} problem(s) in the specs:", diags.len());
-        for d in diags {
+    if !v.diagnostics.is_empty() {
+        println!("\n{} problem(s) in the specs:", v.diagnostics.len());
+        for d in &v.diagnostics {
             println!(
                 "  {}:{}:{}: {} [{}]",
-                d["file"].as_str().unwrap_or("?"),
-                d["line"].as_u64().unwrap_or(0),
-                d["column"].as_u64().unwrap_or(0),
-                d["message"].as_str().unwrap_or(""),
-                d["code"].as_str().unwrap_or("")
+                d.file.as_deref().unwrap_or("?"),
+                d.line.unwrap_or(0),
+                d.column.unwrap_or(0),
+                d.message,
+                d.code
             );
         }
     }
     println!();
-    let rows: Vec<[String; 5]> = v["resources"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    let name = match r["project"].as_str() {
-                        Some(p) => format!("{p}/{}", r["name"].as_str().unwrap_or("")),
-                        None => r["name"].as_str().unwrap_or("").to_string(),
-                    };
-                    let commit = r["syncedCommit"].as_str().unwrap_or("-");
-                    [
-                        r["kind"].as_str().unwrap_or("").to_string(),
-                        name,
-                        r["phase"].as_str().unwrap_or("").to_string(),
-                        commit[..commit.len().min(8)].to_string(),
-                        r["message"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect()
+    let rows: Vec<[String; 5]> = v
+        .resources
+        .iter()
+        .map(|r| {
+            let name = match &r.project {
+                Some(p) => format!("{p}/{}", r.name),
+                None => r.name.clone(),
+            };
+            let commit = r.synced_commit.as_deref().unwrap_or("-");
+            [
+                r.kind.as_str().to_string(),
+                name,
+                r.phase.as_str().to_string(),
+                commit[..commit.len().min(8)].to_string(),
+                r.message.clone(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     print_table(&["KIND", "NAME", "PHASE", "COMMIT", "MESSAGE"], &rows);
     Ok(ExitCode::SUCCESS)
 }
@@ -241,21 +255,20 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode> {
         let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
         params.insert(k.to_string(), value);
     }
-    let body = serde_json::json!({
-        "params": if params.is_empty() { Value::Null } else { Value::Object(params) },
-        "project": args.project,
-        "upstream": !args.no_upstream,
-    });
-    let v = args
+    let body = StartRun {
+        params: (!params.is_empty()).then_some(params),
+        project: args.project.clone(),
+        upstream: Some(!args.no_upstream),
+    };
+    let v: StartedRun = args
         .server
         .post(&job_route(&args.job, &args.project, "/runs"), &body)?;
-    let pipeline = v["pipeline"].as_array().cloned().unwrap_or_default();
-    for r in &pipeline {
+    for r in &v.pipeline {
         eprintln!(
             "started {} run #{}{}",
-            r["jobName"].as_str().unwrap_or("?"),
-            r["number"],
-            if r["trigger"] == "pipeline" {
+            r.job_name,
+            r.number,
+            if r.trigger == "pipeline" {
                 " (upstream)"
             } else {
                 ""
@@ -266,31 +279,26 @@ pub(super) fn run(args: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut last = ExitCode::SUCCESS;
-    for r in &pipeline {
-        let job = r["jobName"].as_str().unwrap_or_default();
-        let number = r["number"].as_i64().unwrap_or_default();
-        let project = r["project"].as_str().map(str::to_string);
-        follow_logs(&args.server, job, number, &project)?;
-        let done = wait_final(&args.server, job, number, &project)?;
+    for r in &v.pipeline {
+        let (job, number) = (r.job_name.as_str(), r.number);
+        follow_logs(&args.server, job, number, &r.project)?;
+        let done = wait_final(&args.server, job, number, &r.project)?;
         eprintln!(
             "{job} run #{number}: {} — {}",
-            done["state"].as_str().unwrap_or("?"),
-            done["message"].as_str().unwrap_or("")
+            done.state.as_str(),
+            done.message
         );
-        if done["state"] != "succeeded" {
+        if done.state != cairn_api::runs::RunState::Succeeded {
             last = ExitCode::from(1);
         }
     }
     Ok(last)
 }
 
-fn wait_final(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<Value> {
+fn wait_final(server: &Server, job: &str, number: i64, project: &Option<String>) -> Result<Run> {
     loop {
-        let r = server.get(&job_route(job, project, &format!("/runs/{number}")))?;
-        if matches!(
-            r["state"].as_str(),
-            Some("succeeded" | "failed" | "skipped")
-        ) {
+        let r: Run = server.get(&job_route(job, project, &format!("/runs/{number}")))?;
+        if r.state.is_final() {
             return Ok(r);
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -348,11 +356,12 @@ pub(super) fn logs(args: LogsArgs) -> Result<ExitCode> {
     let number = match args.run {
         Some(n) => n,
         None => {
-            let v = args
+            let v: RunList = args
                 .server
                 .get(&job_route(&args.job, &args.project, "/runs"))?;
-            v["runs"][0]["number"]
-                .as_i64()
+            v.runs
+                .first()
+                .map(|r| r.number)
                 .with_context(|| format!("job `{}` has no runs yet", args.job))?
         }
     };
@@ -396,7 +405,7 @@ pub(super) struct RunsArgs {
 
 /// `cairn runs`.
 pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
-    let v = match &args.job {
+    let v: RunList = match &args.job {
         Some(job) => args.server.get(&job_route(job, &args.project, "/runs"))?,
         None => args.server.get("/api/v1/runs")?,
     };
@@ -404,25 +413,21 @@ pub(super) fn runs(args: RunsArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 6]> = v["runs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| {
-                    [
-                        r["jobName"].as_str().unwrap_or("").to_string(),
-                        format!("#{}", r["number"]),
-                        r["state"].as_str().unwrap_or("").to_string(),
-                        r["trigger"].as_str().unwrap_or("").to_string(),
-                        r["durationSeconds"]
-                            .as_f64()
-                            .map_or("-".into(), |d| format!("{d:.1}s")),
-                        r["message"].as_str().unwrap_or("").to_string(),
-                    ]
-                })
-                .collect()
+    let rows: Vec<[String; 6]> = v
+        .runs
+        .iter()
+        .map(|r| {
+            [
+                r.job_name.clone(),
+                format!("#{}", r.number),
+                r.state.as_str().to_string(),
+                r.trigger.clone(),
+                r.duration_seconds
+                    .map_or("-".into(), |d| format!("{d:.1}s")),
+                r.message.clone(),
+            ]
         })
-        .unwrap_or_default();
+        .collect();
     print_table(
         &["JOB", "RUN", "STATE", "TRIGGER", "DURATION", "MESSAGE"],
         &rows,
@@ -453,10 +458,11 @@ pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
         None => args.data.clone(),
     };
     let value: Value = serde_json::from_str(&text).context("--data is not JSON")?;
-    let body = if value.get("request").is_some() {
-        value
-    } else {
-        serde_json::json!({ "request": value })
+    let body = match value.get("request") {
+        Some(request) => PredictRequest {
+            request: request.clone(),
+        },
+        None => PredictRequest { request: value },
     };
     args.server.await_server();
     let mut req = args.server.agent().post(&args.server.url(&route(
@@ -472,7 +478,7 @@ pub(super) fn predict(args: PredictArgs) -> Result<ExitCode> {
     let mut response = req
         .send_json(&body)
         .map_err(|e| args.server.unreachable(e))?;
-    let result = json_or_error(&mut response)?;
+    let result: Prediction = json_or_error(&mut response)?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -515,35 +521,23 @@ enum ModelsAction {
 pub(super) fn models(args: ModelsArgs) -> Result<ExitCode> {
     match args.action {
         ModelsAction::History { model, output } => {
-            let v = args.server.get(&model_route(&model, "/versions"))?;
+            let v: Registry = args.server.get(&model_route(&model, "/versions"))?;
             if output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            let versions = v["versions"].as_array().cloned().unwrap_or_default();
-            let rows: Vec<[String; 7]> = versions
+            let rows: Vec<[String; 7]> = v
+                .versions
                 .iter()
                 .map(|v| {
                     [
-                        format!("v{}", v["version"]),
-                        v["state"].as_str().unwrap_or("").to_string(),
-                        format!("{}%", v["traffic"]),
-                        v["commit"]
-                            .as_str()
-                            .unwrap_or("")
-                            .chars()
-                            .take(10)
-                            .collect(),
-                        v["sha256"]
-                            .as_str()
-                            .unwrap_or("")
-                            .chars()
-                            .take(12)
-                            .collect(),
-                        v["runId"]
-                            .as_i64()
-                            .map_or("-".into(), |r| format!("run {r}")),
-                        v["createdAt"].as_str().unwrap_or("").to_string(),
+                        format!("v{}", v.version),
+                        v.state.clone(),
+                        format!("{}%", v.traffic),
+                        v.commit.chars().take(10).collect(),
+                        v.sha256.chars().take(12).collect(),
+                        v.run_id.map_or("-".into(), |r| format!("run {r}")),
+                        v.created_at.clone(),
                     ]
                 })
                 .collect();
@@ -559,40 +553,37 @@ pub(super) fn models(args: ModelsArgs) -> Result<ExitCode> {
                 ],
                 &rows,
             );
-            let steps: Vec<&Value> = versions
-                .iter()
-                .flat_map(|v| v["rollout"].as_array().into_iter().flatten())
-                .collect();
+            let mut steps: Vec<&cairn_api::registry::RolloutStep> =
+                v.versions.iter().flat_map(|v| &v.rollout).collect();
             if !steps.is_empty() {
                 println!("\nRollouts:");
-                let mut steps = steps;
-                steps.sort_by_key(|s| s["at"].as_str().unwrap_or("").to_string());
+                steps.sort_by(|a, b| a.at.cmp(&b.at));
                 for s in steps {
                     println!(
                         "  {}  v{} {:>3}%  {:<10} {}",
-                        s["at"].as_str().unwrap_or(""),
-                        s["version"],
-                        s["weight"],
-                        s["decision"].as_str().unwrap_or(""),
-                        s["detail"].as_str().unwrap_or("")
+                        s.at, s.version, s.weight, s.decision, s.detail
                     );
                 }
             }
         }
         ModelsAction::Rollback { model, to, review } => {
-            let v = args.server.post(
+            let v: RollbackAnswer = args.server.post(
                 &model_route(&model, "/rollback"),
-                &serde_json::json!({
-                    "version": to,
-                    "promote": if review { "pull-request" } else { "commit" },
-                }),
+                &RollbackRequest {
+                    version: to,
+                    promote: Some(if review {
+                        Promotion::PullRequest
+                    } else {
+                        Promotion::Commit
+                    }),
+                },
             )?;
-            let pinned = &v["pinned"];
+            let pinned = &v.pinned;
             println!(
                 "pinned `{model}` to version {to}: commit {} on {}{}",
-                pinned["commit"].as_str().unwrap_or("?"),
-                pinned["branch"].as_str().unwrap_or("?"),
-                if pinned["onFollowedBranch"] == true {
+                pinned.commit,
+                pinned.branch,
+                if pinned.on_followed_branch {
                     " (syncing now)"
                 } else {
                     " (open a pull request from it to roll back)"
@@ -636,34 +627,31 @@ enum KeysAction {
 pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
     match args.action {
         KeysAction::Create { model } => {
-            let v = args
+            let v: NewKey = args
                 .server
-                .post(&model_route(&model, "/keys"), &serde_json::json!({}))?;
-            println!("{}", v["key"].as_str().unwrap_or_default());
+                .post(&model_route(&model, "/keys"), &serde_json::Map::new())?;
+            println!("{}", v.key);
             eprintln!(
                 "created {} for model `{model}`; the key is shown only this once (send it as `Authorization: Bearer KEY`)",
-                v["info"]["id"].as_str().unwrap_or("?")
+                v.info.id
             );
         }
         KeysAction::List { model } => {
-            let v = args.server.get(&model_route(&model, "/keys"))?;
-            let rows: Vec<[String; 4]> = v["keys"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|k| {
-                            [
-                                k["id"].as_str().unwrap_or("").to_string(),
-                                format!("{}…", k["prefix"].as_str().unwrap_or("")),
-                                k["createdAt"].as_str().unwrap_or("").to_string(),
-                                k["revokedAt"]
-                                    .as_str()
-                                    .map_or("active".to_string(), |r| format!("revoked {r}")),
-                            ]
-                        })
-                        .collect()
+            let v: KeyList = args.server.get(&model_route(&model, "/keys"))?;
+            let rows: Vec<[String; 4]> = v
+                .keys
+                .iter()
+                .map(|k| {
+                    [
+                        k.id.clone(),
+                        format!("{}…", k.prefix),
+                        k.created_at.clone(),
+                        k.revoked_at
+                            .as_ref()
+                            .map_or("active".to_string(), |r| format!("revoked {r}")),
+                    ]
                 })
-                .unwrap_or_default();
+                .collect();
             print_table(&["ID", "KEY", "CREATED", "STATE"], &rows);
         }
         KeysAction::Revoke { model, id } => {
@@ -678,7 +666,7 @@ pub(super) fn keys(args: KeysArgs) -> Result<ExitCode> {
                 )
                 .call()
                 .map_err(|e| args.server.unreachable(e))?;
-            json_or_error(&mut response)?;
+            let _: cairn_api::keys::RevokedKey = json_or_error(&mut response)?;
             eprintln!("revoked {id}");
         }
     }
@@ -718,31 +706,27 @@ fn query_value(v: &str) -> String {
 }
 
 /// A score for a table cell: `-` when absent.
-fn score(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.3}"))
+fn score(v: Option<Option<f64>>) -> String {
+    v.flatten().map_or("-".into(), |x| format!("{x:.3}"))
 }
 
 /// Business metrics of a window, briefly: means of numbers, counts per
 /// value of strings.
-fn business_summary(metrics: &Value) -> String {
-    let Some(map) = metrics.as_object() else {
-        return String::new();
-    };
-    map.iter()
-        .map(
-            |(name, m)| match (m["mean"].as_f64(), m["values"].as_object()) {
-                (Some(mean), _) => format!("{name}={mean:.4}"),
-                (None, Some(values)) => format!(
-                    "{name}: {}",
-                    values
-                        .iter()
-                        .map(|(v, n)| format!("{v}×{n}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                (None, None) => format!("{name} ({})", m["count"]),
-            },
-        )
+fn business_summary(metrics: &BTreeMap<String, BusinessMetric>) -> String {
+    metrics
+        .iter()
+        .map(|(name, m)| match (m.mean, &m.values) {
+            (Some(mean), _) => format!("{name}={mean:.4}"),
+            (None, Some(values)) => format!(
+                "{name}: {}",
+                values
+                    .iter()
+                    .map(|(v, n)| format!("{v}×{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            (None, None) => format!("{name} ({})", m.count),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -762,7 +746,7 @@ pub(super) fn metrics(args: MetricsArgs) -> Result<ExitCode> {
             params.push(format!("{key}={}", query_value(v)));
         }
     }
-    let v = args.server.get(&model_route(
+    let v: AggregateReport = args.server.get(&model_route(
         &args.model,
         &format!("/metrics/aggregate?{}", params.join("&")),
     ))?;
@@ -770,41 +754,44 @@ pub(super) fn metrics(args: MetricsArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let regression = v["task"] == "regression";
+    let regression = v.task == Task::Regression;
     println!(
         "{} ({}), {} to {}, windows of {}",
         args.model,
-        v["task"].as_str().unwrap_or("?"),
-        v["from"].as_str().unwrap_or("?"),
-        v["to"].as_str().unwrap_or("?"),
+        if regression {
+            "regression"
+        } else {
+            "classification"
+        },
+        v.from.as_deref().unwrap_or("?"),
+        v.to.as_deref().unwrap_or("?"),
         humantime::format_duration(std::time::Duration::from_secs(
-            v["windowSeconds"].as_u64().unwrap_or(0)
+            v.window_seconds.max(0) as u64
         ))
     );
-    let windows = v["windows"].as_array().cloned().unwrap_or_default();
-    if windows.is_empty() {
+    if v.windows.is_empty() {
         println!("no predictions or metrics in this period");
         return Ok(ExitCode::SUCCESS);
     }
     println!();
-    let rows: Vec<[String; 7]> = windows
+    let rows: Vec<[String; 7]> = v
+        .windows
         .iter()
         .map(|w| {
             let (a, b) = if regression {
-                (score(&w["mae"]), score(&w["rmse"]))
+                (score(w.mae), score(w.rmse))
             } else {
-                (score(&w["accuracy"]), score(&w["f1"]))
+                (score(w.accuracy), score(w.f1))
             };
             [
-                w["start"].as_str().unwrap_or("").to_string(),
-                w["version"].as_str().unwrap_or("-").to_string(),
-                w["requests"].to_string(),
-                w["coverage"]
-                    .as_f64()
+                w.start.clone().unwrap_or_default(),
+                w.version.clone().unwrap_or_else(|| "-".into()),
+                w.requests.to_string(),
+                w.coverage
                     .map_or("-".into(), |c| format!("{:.1}%", c * 100.0)),
                 a,
                 b,
-                business_summary(&w["businessMetrics"]),
+                business_summary(&w.business_metrics),
             ]
         })
         .collect();
@@ -866,10 +853,11 @@ mod tests {
 
     #[test]
     fn business_metrics_are_summarized() {
-        let m = json!({
+        let m: BTreeMap<String, BusinessMetric> = serde_json::from_value(json!({
             "revenue": {"count": 3, "sum": 35.0, "mean": 11.666666, "p50": 10.0, "p95": 20.5},
             "segment": {"count": 2, "values": {"a": 1, "b": 1}},
-        });
+        }))
+        .unwrap();
         assert_eq!(business_summary(&m), "revenue=11.6667, segment: a×1 b×1");
     }
 }

@@ -15,6 +15,7 @@ mod dashboard;
 mod kube_e2e;
 mod kube_plan;
 mod kube_up;
+mod openapi;
 mod plugins_apps;
 mod plugins_cli;
 mod plugins_up;

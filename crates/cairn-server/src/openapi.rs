@@ -1,0 +1,164 @@
+//! The OpenAPI 3.1 document of the server's routes, generated from the
+//! handlers' annotations and the contract's types (`specs/openapi.json`,
+//! written by `cargo xtask schemas`; served at `/api/v1/openapi.json`).
+
+use crate::{api, gateway, monitoring};
+use utoipa::OpenApi;
+use utoipa::openapi::path::{ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cairn",
+        description = "The HTTP API of `cairn up`: the controller (`/api/v1`), the model gateway (Cairn's prediction API and the Open Inference Protocol v2), monitoring, the model registry and Git webhooks. Every failure answers `{\"error\": \"...\"}`.",
+    ),
+    paths(
+        api::status,
+        api::last_sync,
+        api::recent_runs,
+        api::audit,
+        api::job_runs,
+        api::start_run,
+        api::job_run,
+        api::run_logs,
+        gateway::models,
+        gateway::versions,
+        api::rollback_model,
+        gateway::model_metrics,
+        monitoring::get_aggregate,
+        monitoring::get_drift,
+        api::evaluate_drift,
+        gateway::list_keys,
+        gateway::create_key,
+        gateway::revoke_key,
+        gateway::inference,
+        gateway::predict,
+        monitoring::post_metrics,
+        monitoring::post_feedback,
+        gateway::server_live,
+        gateway::server_ready,
+        gateway::server_metadata,
+        gateway::model_metadata,
+        gateway::model_metadata_version,
+        gateway::model_ready,
+        gateway::model_ready_version,
+        gateway::infer,
+        gateway::infer_version,
+        api::git_hook,
+        api::healthz,
+        gateway::metrics,
+        openapi_json_route,
+    ),
+    tags(
+        (name = "controller", description = "The repository, syncs, resources, job runs and the audit log."),
+        (name = "models", description = "Served models: the registry, live metrics, monitoring reports, drift, access keys and logged inferences."),
+        (name = "gateway", description = "Cairn's prediction API, business metrics and delayed labels."),
+        (name = "oip", description = "The Open Inference Protocol v2, for KServe, Triton and MLServer clients."),
+        (name = "hooks", description = "Git push webhooks."),
+        (name = "operations", description = "Health and Prometheus metrics."),
+    ),
+)]
+pub struct ApiDoc;
+
+/// The document: the handlers' routes, and each per-model and per-job
+/// route again in its project's form (see [`crate::names`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let scoped: Vec<(String, PathItem)> = doc
+        .paths
+        .paths
+        .iter()
+        .filter_map(|(path, item)| Some((in_project(path)?, project_item(item))))
+        .collect();
+    doc.paths.paths.extend(scoped);
+    doc
+}
+
+/// The form in a project of a per-model or per-job route
+/// (`/api/v1/models/{name}/keys` → `/api/v1/projects/{project}/models/{name}/keys`).
+fn in_project(path: &str) -> Option<String> {
+    ["/api/v1", ""].iter().find_map(|prefix| {
+        let rest = path.strip_prefix(prefix)?;
+        ["/models/{name}", "/jobs/{name}"]
+            .iter()
+            .any(|kind| rest.starts_with(kind))
+            .then(|| format!("{prefix}/projects/{{project}}{rest}"))
+    })
+}
+
+/// `item` with a `project` path parameter first in each operation, whose
+/// id gets `_in_project` (operation ids are unique in a document).
+fn project_item(item: &PathItem) -> PathItem {
+    let project = ParameterBuilder::new()
+        .name("project")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some("The project"))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .build();
+    let mut item = item.clone();
+    for op in [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .insert(0, project.clone());
+        if let Some(id) = &mut op.operation_id {
+            id.push_str("_in_project");
+        }
+    }
+    item
+}
+
+/// The document as JSON, as `specs/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+        + "\n"
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(crate) async fn openapi_json_route() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_resource_routes_have_their_project_form() {
+        assert_eq!(
+            in_project("/api/v1/models/{name}/keys/{id}").as_deref(),
+            Some("/api/v1/projects/{project}/models/{name}/keys/{id}")
+        );
+        assert_eq!(
+            in_project("/models/{name}/predict").as_deref(),
+            Some("/projects/{project}/models/{name}/predict")
+        );
+        assert_eq!(in_project("/api/v1/models"), None);
+        assert_eq!(in_project("/v2/models/{name}"), None);
+        let doc = openapi();
+        let scoped = &doc.paths.paths["/api/v1/projects/{project}/jobs/{name}/runs"];
+        let post = scoped.post.as_ref().unwrap();
+        assert_eq!(post.operation_id.as_deref(), Some("start_run_in_project"));
+        assert_eq!(post.parameters.as_ref().unwrap()[0].name, "project");
+    }
+}
