@@ -157,9 +157,9 @@ pub struct Reply {
 #[serde(untagged)]
 pub enum ReplyBody {
     /// A prediction of Cairn's API.
-    Prediction(cairn_api::gateway::Prediction),
+    Prediction(Box<cairn_api::gateway::Prediction>),
     /// An inference of the Open Inference Protocol.
-    Inference(cairn_api::oip::InferResponse),
+    Inference(Box<cairn_api::oip::InferResponse>),
     /// A failure.
     Error(cairn_api::ErrorBody),
 }
@@ -547,7 +547,7 @@ impl Gateway {
         let latency_us = started.elapsed().as_micros() as u64;
         let (status, outputs, body) = match result {
             Ok(Answer::Oip(tensors, id)) => {
-                let body = ReplyBody::Inference(cairn_api::oip::InferResponse {
+                let body = ReplyBody::Inference(Box::new(cairn_api::oip::InferResponse {
                     model_name: name.to_string(),
                     model_version: version_label.clone(),
                     id: id.unwrap_or_else(|| uuid.to_string()),
@@ -555,12 +555,12 @@ impl Gateway {
                         cairn_inference_id: uuid.to_string(),
                     },
                     outputs: tensors.iter().map(contract_tensor).collect(),
-                });
+                }));
                 let outputs = serde_json::to_value(&tensors).unwrap_or(Value::Null);
                 (200u16, outputs, body)
             }
             Ok(Answer::Cairn(response)) => {
-                let body = ReplyBody::Prediction(cairn_api::gateway::Prediction {
+                let body = ReplyBody::Prediction(Box::new(cairn_api::gateway::Prediction {
                     response: response.clone(),
                     uuid: uuid.to_string(),
                     model: cairn_api::gateway::PredictedBy {
@@ -569,7 +569,7 @@ impl Gateway {
                         version: version_label.clone(),
                         commit: version.commit.clone(),
                     },
-                });
+                }));
                 (200u16, response, body)
             }
             Err((status, message)) => (

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// What is told of a job whose run succeeded.
+type OnSuccess = Box<dyn Fn(&ResourceKey) + Send + Sync>;
+
 /// Applied jobs and their active runs.
 pub(crate) struct Jobs {
     shared: Arc<Shared>,
@@ -28,7 +31,7 @@ pub(crate) struct Jobs {
     envs: Arc<Environments>,
     state: Mutex<State>,
     /// Told of each job whose run succeeded (it has new artifacts).
-    succeeded: OnceLock<Box<dyn Fn(&ResourceKey) + Send + Sync>>,
+    succeeded: OnceLock<OnSuccess>,
 }
 
 #[derive(Default)]
