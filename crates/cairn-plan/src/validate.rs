@@ -542,6 +542,22 @@ impl Context<'_> {
                             "use letters, digits and `_`, not starting with a digit",
                         );
                     }
+                    let prefix = cairn_spec::SECRET_ENV_PREFIX;
+                    let suffix = s.from_env.strip_prefix(prefix).unwrap_or_default();
+                    if suffix.is_empty() || !is_env_name(&s.from_env) {
+                        err(
+                            "invalid-value",
+                            &["spec", "secrets", &i.to_string(), "fromEnv"],
+                            format!(
+                                "`{}` is not one of the operator's secret variables",
+                                s.from_env
+                            ),
+                            &format!(
+                                "name a variable that starts with `{prefix}` (for example `{prefix}{}`), set where `cairn up` runs; the controller's other variables, such as its Git token, are never given to workloads",
+                                s.name
+                            ),
+                        );
+                    }
                 }
             }
             Spec::Plugin(p) => match (&p.path, &p.builtin) {

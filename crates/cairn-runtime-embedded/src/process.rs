@@ -74,8 +74,10 @@ pub struct ProcessSpec {
     pub cwd: PathBuf,
     /// Environment variables to set, in order (later entries win).
     pub env: Vec<(String, String)>,
-    /// Start from an empty environment instead of inheriting the
-    /// controller's before applying `env`.
+    /// Start from an empty environment. Otherwise the process starts from
+    /// what a workload inherits of the controller's
+    /// ([`cairn_runtime::workload_env`]: `PATH`, `HOME`, the locale, proxies;
+    /// never its credentials), then `env`.
     pub clear_env: bool,
     /// File that receives both stdout and stderr. It is opened in append
     /// mode and created (with its parent directories) when missing.
@@ -448,8 +450,9 @@ pub fn spawn(spec: &ProcessSpec) -> Result<ProcessHandle, ProcessError> {
             command
         }
     };
-    if spec.clear_env {
-        command.env_clear();
+    command.env_clear();
+    if !spec.clear_env {
+        command.envs(cairn_runtime::workload_env::inherited(std::env::vars_os()));
     }
     command
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

@@ -101,11 +101,21 @@ impl Quotas {
         let mut env: Vec<(String, String)> =
             p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         for s in &p.secrets {
+            // Validation refuses any other name; checked again here, as the
+            // only place that reads the controller's variables for a workload.
+            if !s.from_env.starts_with(cairn_spec::SECRET_ENV_PREFIX) {
+                return Err(format!(
+                    "secret `{}` names `{}`, which is not one of the operator's secret variables (`{}*`)",
+                    s.name,
+                    s.from_env,
+                    cairn_spec::SECRET_ENV_PREFIX
+                ));
+            }
             match std::env::var(&s.from_env) {
                 Ok(v) => env.push((s.name.clone(), v)),
                 Err(_) => {
                     return Err(format!(
-                        "secret `{}` needs the controller's environment variable `{}`, which is not set",
+                        "secret `{}` needs the variable `{}`, which is not set where `cairn up` runs",
                         s.name, s.from_env
                     ));
                 }

@@ -8,6 +8,7 @@
 //! implements the same interface on a cluster.
 
 pub mod frameworks;
+pub mod workload_env;
 
 use cairn_plan::loader::{DesiredState, Resource, ResourceKey};
 use cairn_plan::plan::{Action, StateView};

@@ -6,6 +6,7 @@ pub mod api;
 pub mod contract;
 pub mod dashboard;
 pub mod gateway;
+pub mod guard;
 pub mod hooks;
 pub mod monitoring;
 pub mod names;

@@ -40,14 +40,21 @@ pub struct ProjectSpec {
     pub secrets: Vec<SecretRef>,
 }
 
+/// The start of the names of the controller's variables that hold
+/// secrets for workloads ([`SecretRef::from_env`]); no other variable of
+/// the controller (its Git token, its webhook secret) can be given away.
+pub const SECRET_ENV_PREFIX: &str = "CAIRN_SECRET_";
+
 /// A secret made available to workloads as an environment variable. The
-/// value never lives in Git: it is read from the controller's environment.
+/// value never lives in Git: the operator sets it where Cairn runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SecretRef {
     /// The environment variable the workload sees.
     pub name: String,
-    /// The controller's environment variable that holds the value.
+    /// The controller's environment variable that holds the value; its name
+    /// starts with `CAIRN_SECRET_` (on Kubernetes, the key of the same name
+    /// in the namespace's `cairn-secrets` Secret is used instead).
     pub from_env: String,
 }
 

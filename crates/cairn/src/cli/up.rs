@@ -32,6 +32,25 @@ pub(super) struct Args {
     /// Address of the HTTP server (API, webhooks, applications).
     #[arg(long, default_value = "127.0.0.1:8080", env = "CAIRN_LISTEN")]
     listen: SocketAddr,
+    /// A host name clients may reach the server by, beside `localhost` and
+    /// the listening address (repeatable). Requests naming any other host
+    /// are refused (DNS rebinding). On every interface (`0.0.0.0`), any
+    /// name unless some are given.
+    #[arg(
+        long = "allowed-host",
+        env = "CAIRN_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    allowed_hosts: Vec<String>,
+    /// An origin (`https://ui.example.com`) whose pages may call the API
+    /// (repeatable). Without one, cross-origin pages can neither change nor
+    /// read anything.
+    #[arg(
+        long = "cors-origin",
+        env = "CAIRN_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
     /// Where state lives (default: `.cairn/` beside a local repository, or
     /// a per-repository directory under the user data directory).
     #[arg(long, env = "CAIRN_DATA_DIR")]
@@ -274,9 +293,20 @@ async fn up(args: Args) -> Result<ExitCode> {
         store: store.clone(),
         summaries: runtime.summaries(),
     };
-    let app = router(app_state.clone())
+    let guard = cairn_server::guard::Guard {
+        hosts: cairn_server::guard::Hosts::for_listen(local, &args.allowed_hosts),
+        origins: args.cors_origins.clone(),
+    };
+    let mut app = router(app_state.clone())
         .merge(cairn_server::gateway::routes(gateway_state.clone()))
-        .merge(cairn_server::dashboard::routes(app_state, gateway_state));
+        .merge(cairn_server::dashboard::routes(app_state, gateway_state))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(guard),
+            cairn_server::guard::layer,
+        ));
+    if let Some(cors) = cairn_server::guard::cors(&args.cors_origins) {
+        app = app.layer(cors);
+    }
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

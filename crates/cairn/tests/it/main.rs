@@ -10,6 +10,7 @@
 //! `CARGO_MANIFEST_DIR`).
 
 mod bad_input;
+mod browser_safety;
 mod cli_validate_plan;
 mod dashboard;
 mod kube_e2e;

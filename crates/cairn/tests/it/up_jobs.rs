@@ -503,6 +503,96 @@ spec:
     assert!(text.contains("args 0.1 default\n"), "{text}");
 }
 
+/// A job starts from an allow-list of the controller's environment: its
+/// Git token, webhook secret and other variables stay with the controller.
+#[test]
+fn a_job_gets_none_of_the_controllers_credentials() {
+    let spec = job(
+        "show",
+        "env | sort",
+        "trigger: {manual: true}\nenv: {OWN: mine}",
+    );
+    let env = Env::start(
+        &[("specs/show.yaml", spec)],
+        &[
+            ("CAIRN_GIT_TOKEN", "ghp_never_in_a_workload"),
+            ("CAIRN_GIT_USERNAME", "robot"),
+            ("CAIRN_WEBHOOK_SECRET", "hook_never_in_a_workload"),
+            ("DATABASE_URL", "postgres://u:never@db/x"),
+            ("CAIRN_WORKLOAD_ENV", "PIP_INDEX_URL,CAIRN_GIT_TOKEN"),
+            ("PIP_INDEX_URL", "https://mirror.example/simple"),
+        ],
+    );
+    let up = &env.up;
+    start_run(up, "show", json!({}));
+    let done = up.wait_run("show", 1);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let text = log(up, "show", 1);
+    for leaked in [
+        "never",
+        "CAIRN_GIT_",
+        "CAIRN_WEBHOOK_SECRET",
+        "DATABASE_URL",
+    ] {
+        assert!(
+            !text.contains(leaked),
+            "`{leaked}` reached the job:\n{text}"
+        );
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    for line in ["OWN=mine", "PIP_INDEX_URL=https://mirror.example/simple"] {
+        assert!(lines.contains(&line), "no `{line}`:\n{text}");
+    }
+    for name in ["PATH=", "CAIRN_SERVER="] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(name)),
+            "no {name}\n{text}"
+        );
+    }
+}
+
+/// A project's secret reaches its workloads, from the operator's
+/// `CAIRN_SECRET_*` variable, and appears in no log, status or audit entry.
+#[test]
+fn a_project_secret_reaches_its_job_and_nothing_else() {
+    const VALUE: &str = "s3cr3t-warehouse-password";
+    let project = PROJECT.replace(
+        "  defaultPool: local\n",
+        "  defaultPool: local\n  secrets:\n    - {name: WAREHOUSE_PASSWORD, fromEnv: CAIRN_SECRET_WAREHOUSE}\n",
+    );
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", &project).write(
+        "specs/load.yaml",
+        job(
+            "load",
+            "printf '%s' \"$WAREHOUSE_PASSWORD\" > \"$CAIRN_OUTPUT_DIR/seen.txt\"\necho loaded",
+            "outputs:\n  - {name: seen, path: seen.txt}",
+        ),
+    );
+    let commit = repo.commit("a job with a secret");
+    let data = tempfile::tempdir().unwrap();
+    let up = Up::start(
+        repo.path(),
+        &data.path().join("state"),
+        &[],
+        &[("CAIRN_SECRET_WAREHOUSE", VALUE)],
+    );
+    up.wait_synced(&commit);
+    let done = up.wait_run("load", 1);
+    assert_eq!(done["state"], "succeeded", "{done}\n{}", up.logs());
+    let seen = done["artifacts"][0]["path"].as_str().unwrap();
+    assert_eq!(std::fs::read_to_string(seen).unwrap(), VALUE);
+    for (what, text) in [
+        ("the server's log", up.logs()),
+        ("the job's log", log(&up, "load", 1)),
+        ("the status", up.get("/api/v1/status").to_string()),
+        ("the audit log", up.get("/api/v1/audit").to_string()),
+        ("the run", done.to_string()),
+    ] {
+        assert!(!text.contains(VALUE), "the secret is in {what}:\n{text}");
+    }
+}
+
 // ------------------------------------------------------------------ 7 --
 
 #[test]
