@@ -42,17 +42,10 @@ pub fn run(other: Option<&Path>, runs: usize) -> Result<()> {
             .map(|p| tree.join(p))
             .find(|p| p.is_file())
             .with_context(|| format!("no planner under {}", tree.display()))?;
-        // Warm: whatever is stale is built before the clock starts.
-        cargo(
-            tree,
-            &[
-                "build",
-                "--workspace",
-                "--exclude",
-                "xtask",
-                "--all-targets",
-            ],
-        )?;
+        // Warm: whatever is stale is built before the clock starts (the
+        // binary alone may resolve other features than the workspace).
+        cargo(tree, &["build", "--bin", "cairn"])?;
+        cargo(tree, &["build", "--workspace", "--all-targets"])?;
         let mut binary = Vec::new();
         let mut tests = Vec::new();
         for i in 0..runs {
@@ -66,25 +59,10 @@ pub fn run(other: Option<&Path>, runs: usize) -> Result<()> {
                 tree,
                 &planner,
                 i,
-                &[
-                    "build",
-                    "--workspace",
-                    "--exclude",
-                    "xtask",
-                    "--all-targets",
-                ],
+                &["build", "--workspace", "--all-targets"],
             )?);
         }
-        cargo(
-            tree,
-            &[
-                "build",
-                "--workspace",
-                "--exclude",
-                "xtask",
-                "--all-targets",
-            ],
-        )?;
+        cargo(tree, &["build", "--workspace", "--all-targets"])?;
         results.push(Timings {
             tree: tree.clone(),
             binary: median(binary),
@@ -96,7 +74,7 @@ pub fn run(other: Option<&Path>, runs: usize) -> Result<()> {
     writeln!(out, "{}\n", crate::bench::machine())?;
     writeln!(
         out,
-        "| tree | `cargo build --bin cairn` | `cargo build --workspace --all-targets` (but xtask) |"
+        "| tree | `cargo build --bin cairn` | `cargo build --workspace --all-targets` |"
     )?;
     writeln!(out, "|---|---|---|")?;
     for r in &results {

@@ -343,6 +343,16 @@ impl Context<'_> {
                         "for this machine write `local: {}`",
                     );
                 }
+                if let Some(ns) = p.kubernetes.as_ref().and_then(|k| k.namespace.as_ref())
+                    && cairn_spec::is_reserved_namespace(ns)
+                {
+                    err(
+                        "invalid-value",
+                        &["spec", "kubernetes", "namespace"],
+                        format!("`{ns}` is a namespace of Kubernetes itself"),
+                        "name a namespace of your team's; Cairn never writes to `kube-*` namespaces",
+                    );
+                }
             }
             Spec::Job(j) => {
                 if j.command.is_empty() {
@@ -533,6 +543,17 @@ impl Context<'_> {
                 );
             }
             Spec::Project(p) => {
+                if cairn_spec::is_reserved_namespace(r.key.name.as_str()) {
+                    err(
+                        "invalid-value",
+                        &["metadata", "name"],
+                        format!(
+                            "`{}` is reserved: on Kubernetes a project is a namespace, and `kube-*` namespaces are Kubernetes' own",
+                            r.key.name
+                        ),
+                        "choose a name that does not start with `kube-`",
+                    );
+                }
                 for (i, s) in p.secrets.iter().enumerate() {
                     if !is_env_name(&s.name) {
                         err(

@@ -1,10 +1,10 @@
 //! Server-side apply and pruning against the API server.
 //!
-//! Objects are applied with field manager [`FIELD_MANAGER`]. Git is the
-//! source of truth, so by default ([`ConflictPolicy::Force`]) Cairn takes
-//! ownership of the fields it sets when another manager (`kubectl edit`, a
-//! script) changed them; with [`ConflictPolicy::Fail`] such a conflict is
-//! reported against the resource instead and nothing is overwritten.
+//! Objects are applied with field manager [`FIELD_MANAGER`]. By default
+//! ([`ConflictPolicy::Fail`]) a field another manager (`kubectl edit`, a
+//! script, another controller) owns is not taken: the conflict is reported
+//! against the resource and nothing is overwritten. With
+//! [`ConflictPolicy::Force`] Git wins and Cairn takes the fields over.
 //!
 //! Pruning deletes only objects that carry Cairn's labels, and only in two
 //! cases: the objects of a resource that the planner deletes (it holds back
@@ -29,10 +29,10 @@ pub const FIELD_MANAGER: &str = "cairn";
 /// What to do when another field manager owns a field Cairn sets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConflictPolicy {
-    /// Take the fields over: the spec in Git wins (the default).
-    #[default]
+    /// Take the fields over: the spec in Git wins.
     Force,
-    /// Report the conflict and change nothing.
+    /// Report the conflict and change nothing (the default).
+    #[default]
     Fail,
 }
 

@@ -81,6 +81,31 @@ pub struct KubeSettings {
     pub repo_url: Option<String>,
     /// The URL of Cairn's server inside the cluster, given as `CAIRN_SERVER`.
     pub server_url: Option<String>,
+    /// The namespaces Cairn may write to (`--namespaces`); empty: any but
+    /// the reserved ones.
+    pub namespaces: Vec<String>,
+    /// Namespaces never written to beside `kube-*`: the controller's own.
+    pub reserved: Vec<String>,
+}
+
+impl KubeSettings {
+    /// Why Cairn may not write to `namespace`, if it may not.
+    pub fn refuses(&self, namespace: &str) -> Option<String> {
+        if cairn_spec::is_reserved_namespace(namespace) {
+            Some(format!("namespace `{namespace}` is Kubernetes' own"))
+        } else if self.reserved.iter().any(|r| r == namespace) {
+            Some(format!(
+                "namespace `{namespace}` is the controller's own; workloads run elsewhere"
+            ))
+        } else if !self.namespaces.is_empty() && !self.namespaces.iter().any(|n| n == namespace) {
+            Some(format!(
+                "namespace `{namespace}` is not one the operator allows ({}); ask for it to be added to `--namespaces`",
+                self.namespaces.join(", ")
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for KubeSettings {
@@ -90,6 +115,8 @@ impl Default for KubeSettings {
             git_image: "alpine/git:2.47.2".into(),
             repo_url: None,
             server_url: None,
+            namespaces: Vec::new(),
+            reserved: Vec::new(),
         }
     }
 }
@@ -106,6 +133,9 @@ pub enum ObjectError {
     /// The spec refers to something that cannot be resolved.
     #[error("{0}")]
     Invalid(String),
+    /// The resource's namespace is not one Cairn may write to.
+    #[error("{0}")]
+    Namespace(String),
 }
 
 /// The launch plan of each application resource, or why it has none
@@ -364,6 +394,18 @@ pub fn objects_for(
         launches,
         settings,
     };
+    if matches!(
+        r.spec,
+        Spec::Project(_) | Spec::Job(_) | Spec::Model(_) | Spec::Application(_)
+    ) {
+        let namespace = match &r.spec {
+            Spec::Project(_) => r.key.name.to_string(),
+            _ => b.namespace(),
+        };
+        if let Some(why) = settings.refuses(&namespace) {
+            return Err(ObjectError::Namespace(why));
+        }
+    }
     match &r.spec {
         Spec::Project(p) => Ok(b.project(p)),
         Spec::Job(j) => b.job(j).map(|o| vec![o]),

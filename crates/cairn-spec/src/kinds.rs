@@ -175,6 +175,12 @@ impl JsonSchema for GpuSelection {
     }
 }
 
+/// Whether `namespace` is one of Kubernetes' own (`kube-system`,
+/// `kube-public`, `kube-node-lease`, any `kube-*`), which Cairn never writes to.
+pub fn is_reserved_namespace(namespace: &str) -> bool {
+    namespace.starts_with("kube-")
+}
+
 /// A Kubernetes node pool.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -21,6 +21,8 @@ fn settings() -> KubeSettings {
         git_image: "alpine/git:2.47.2".into(),
         repo_url: Some("https://git.example.com/ml/vision.git".into()),
         server_url: Some("http://cairn.cairn-system.svc:8080".into()),
+        namespaces: Vec::new(),
+        reserved: vec!["cairn-system".into()],
     }
 }
 
@@ -217,6 +219,82 @@ spec:
         errors.values().next(),
         Some(ObjectError::NoImage(_))
     ));
+}
+
+/// Namespaces outside the operator's allow-list, and the controller's own,
+/// get no objects: the resource says why.
+#[test]
+fn only_allowed_namespaces_are_written() {
+    let repo = TestRepo::new();
+    repo.write(
+        "specs/all.yaml",
+        "apiVersion: cairn/v1
+kind: Project
+metadata: {name: team-a}
+spec: {defaultPool: k8s}
+---
+apiVersion: cairn/v1
+kind: Project
+metadata: {name: team-b}
+spec: {defaultPool: k8s}
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata: {name: k8s}
+spec: {kubernetes: {}}
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata: {name: system}
+spec: {kubernetes: {namespace: cairn-system}}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: ok, project: team-a}
+spec: {command: [echo, hi], image: busybox}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: elsewhere, project: team-b}
+spec: {command: [echo, hi], image: busybox}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata: {name: sneaky, project: team-a}
+spec: {command: [echo, hi], image: busybox, pool: system}
+",
+    );
+    repo.commit("specs");
+    let state = load(&repo);
+    let allowed = KubeSettings {
+        namespaces: vec!["team-a".into()],
+        ..settings()
+    };
+    let (objects, errors) = objects::desired_objects(
+        &state,
+        COMMIT,
+        &launch::launches(&state, repo.path()),
+        &allowed,
+    );
+    let written: Vec<String> = objects.keys().map(|k| k.id()).collect();
+    assert_eq!(written, ["Project//team-a", "Job/team-a/ok"], "{errors:?}");
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|(k, e)| format!("{}: {e}", k.id()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Project//team-b: namespace `team-b` is not one the operator allows (team-a); ask for it to be added to `--namespaces`",
+            "Job/team-a/sneaky: namespace `cairn-system` is the controller's own; workloads run elsewhere",
+            "Job/team-b/elsewhere: namespace `team-b` is not one the operator allows (team-a); ask for it to be added to `--namespaces`",
+        ]
+    );
+    assert!(
+        errors
+            .values()
+            .all(|e| matches!(e, ObjectError::Namespace(_)))
+    );
 }
 
 /// The installation manifests parse as the objects they claim to be, and

@@ -21,9 +21,10 @@ pub enum RuntimeKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Conflicts {
     /// Take the fields over: Git wins.
-    #[default]
     Force,
-    /// Report the conflict and change nothing.
+    /// Report the conflict and change nothing (the default: Cairn takes
+    /// over no field another manager set unless told to).
+    #[default]
     Fail,
 }
 
@@ -38,7 +39,7 @@ pub struct KubeArgs {
     #[arg(long, env = "CAIRN_KUBE_CONTEXT")]
     pub kube_context: Option<String>,
     /// When another field manager owns fields Cairn sets.
-    #[arg(long, value_enum, default_value_t = Conflicts::Force)]
+    #[arg(long, value_enum, default_value_t = Conflicts::Fail)]
     pub conflicts: Conflicts,
     #[command(flatten)]
     pub objects: ObjectArgs,
@@ -59,6 +60,22 @@ pub struct ObjectArgs {
     /// Cairn's server as pods reach it (given to them as `CAIRN_SERVER`).
     #[arg(long, env = "CAIRN_SERVER_URL")]
     pub server_url: Option<String>,
+    /// The namespaces Cairn may create and write to (comma-separated;
+    /// default: any but `kube-*` and the controller's own).
+    #[arg(long, env = "CAIRN_KUBE_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+}
+
+/// The namespace the controller itself runs in, when it runs in a pod:
+/// `POD_NAMESPACE` (the downward API), else its service account's.
+fn own_namespace() -> Option<String> {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
 }
 
 impl ObjectArgs {
@@ -77,6 +94,13 @@ impl ObjectArgs {
             .clone()
             .or_else(|| followed.map(str::to_string));
         s.server_url = self.server_url.clone();
+        s.namespaces = self
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        s.reserved = own_namespace().into_iter().collect();
         s
     }
 }
@@ -113,5 +137,27 @@ impl KubeArgs {
                 .context("no kubeconfig or in-cluster configuration found")?,
         };
         kube::Client::try_from(config).context("creating the Kubernetes client")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kube: KubeArgs,
+    }
+
+    #[test]
+    fn conflicts_fail_and_namespaces_are_any_by_default() {
+        let cli = Cli::parse_from(["cairn"]);
+        assert_eq!(cli.kube.policy(), ConflictPolicy::Fail);
+        assert!(cli.kube.objects.settings(None).namespaces.is_empty());
+        let cli = Cli::parse_from(["cairn", "--conflicts", "force", "--namespaces", "a, b"]);
+        assert_eq!(cli.kube.policy(), ConflictPolicy::Force);
+        assert_eq!(cli.kube.objects.settings(None).namespaces, ["a", "b"]);
     }
 }

@@ -142,6 +142,9 @@ fn up_on_kubernetes_applies_serves_reports_reverts_drift_and_prunes_safely() {
                 "https://git.example.com/shop.git",
                 "--status-interval",
                 "200ms",
+                // Git wins over `kubectl edit` (the default reports instead).
+                "--conflicts",
+                "force",
             ],
             &[],
         )
