@@ -16,6 +16,11 @@ pub struct AuditEntry {
     pub action: String,
     /// Details.
     pub detail: String,
+    /// Who did it: the commit's author and committer for what Git asked,
+    /// the caller (`user:alice@example.com`, `token:tok_1a2b3c4d`) for what
+    /// the API was asked, `cairn` for the controller's own decisions.
+    #[serde(default)]
+    pub actor: String,
 }
 
 /// `GET /api/v1/audit`: newest first.

@@ -9,6 +9,7 @@
 //! (the Open Inference Protocol's snake_case, a GPU's `memory_total_bytes`).
 
 pub mod audit;
+pub mod auth;
 pub mod drift;
 pub mod error;
 pub mod gateway;

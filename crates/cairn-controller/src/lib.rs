@@ -57,6 +57,8 @@ pub struct Controller<R: Runtime> {
     latest: RwLock<Latest>,
     /// Serializes reconciliations.
     busy: tokio::sync::Mutex<()>,
+    /// Counts finished syncs, for those who follow what is applied.
+    synced: tokio::sync::watch::Sender<u64>,
 }
 
 /// The result of one reconciliation.
@@ -91,7 +93,14 @@ impl<R: Runtime> Controller<R> {
             settings,
             latest: RwLock::new(Latest::default()),
             busy: tokio::sync::Mutex::new(()),
+            synced: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes after every sync that applied something (the server re-reads
+    /// the projects' access rules then).
+    pub fn subscribe_synced(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.synced.subscribe()
     }
 
     /// The store.
@@ -218,10 +227,17 @@ impl<R: Runtime> Controller<R> {
         let observed = self.runtime.observe()?;
         let view = reconcilable_view(&desired, &observed);
         let plan = plan::plan(&view, &desired.guard, &observed);
+        let actor = match &origin {
+            cairn_source::Origin::Commit(c) => {
+                cairn_runtime::git_actor(&c.author, &c.email, &c.committer, &c.committer_email)
+            }
+            _ => "git:work tree".to_string(),
+        };
         let ctx = ApplyContext {
             commit: &commit,
             checkout: &checkout,
             state: &desired,
+            actor: &actor,
         };
         let mut failed = 0;
         let mut unchanged = Vec::new();
@@ -255,7 +271,8 @@ impl<R: Runtime> Controller<R> {
                             None,
                         )?;
                     }
-                    self.store.audit(Some(&commit), Some(key), "hold", reason)?;
+                    self.store
+                        .audit_as(&actor, Some(&commit), Some(key), "hold", reason)?;
                 }
                 Change::Create | Change::Update { .. } | Change::Delete => {
                     let verb = match action.change {
@@ -295,7 +312,8 @@ impl<R: Runtime> Controller<R> {
                                 }
                             }
                             tracing::info!("{verb} {key}: {note}");
-                            self.store.audit(Some(&commit), Some(key), verb, &note)?;
+                            self.store
+                                .audit_as(&actor, Some(&commit), Some(key), verb, &note)?;
                         }
                         Err(e) => {
                             failed += 1;
@@ -307,7 +325,8 @@ impl<R: Runtime> Controller<R> {
                                 Some(&commit),
                                 Some(&action.file),
                             )?;
-                            self.store.audit(
+                            self.store.audit_as(
+                                &actor,
                                 Some(&commit),
                                 Some(key),
                                 verb,
@@ -348,6 +367,7 @@ impl<R: Runtime> Controller<R> {
             latest.report = desired.report.clone();
             latest.resources = desired.resources.len();
         }
+        self.synced.send_modify(|n| *n += 1);
         let short = &commit[..commit.len().min(12)];
         if errors > 0 {
             tracing::warn!(

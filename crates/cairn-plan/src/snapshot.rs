@@ -28,6 +28,12 @@ pub struct CommitInfo {
     pub author: String,
     /// Author e-mail.
     pub email: String,
+    /// Committer name.
+    #[serde(default)]
+    pub committer: String,
+    /// Committer e-mail.
+    #[serde(default)]
+    pub committer_email: String,
     /// Commit time, RFC 3339.
     pub time: String,
     /// First line of the message.

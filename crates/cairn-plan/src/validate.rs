@@ -543,6 +543,24 @@ impl Context<'_> {
                 );
             }
             Spec::Project(p) => {
+                for (i, g) in p.access.iter().enumerate() {
+                    let blank = g.users.iter().chain(&g.groups).any(|n| n.trim().is_empty());
+                    if g.users.is_empty() && g.groups.is_empty() {
+                        err(
+                            "missing-field",
+                            &["spec", "access", &i.to_string()],
+                            format!("this `{}` grant names no one", g.role),
+                            "add `users` (e-mail addresses or subjects) or `groups`",
+                        );
+                    } else if blank {
+                        err(
+                            "invalid-value",
+                            &["spec", "access", &i.to_string()],
+                            "a user or group name is empty".into(),
+                            "remove the empty entry",
+                        );
+                    }
+                }
                 if cairn_spec::is_reserved_namespace(r.key.name.as_str()) {
                     err(
                         "invalid-value",

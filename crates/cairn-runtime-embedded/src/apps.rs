@@ -523,6 +523,8 @@ impl Apps {
             }
         }
         let _ = self.shared.store.remove_processes(&key, Some(index));
+        self.shared
+            .end_workload(&replica_owner(&key, index, replica.port));
         replica.finished.store(true, Ordering::Relaxed);
         replica.done.notify_waiters();
     }
@@ -549,6 +551,11 @@ impl Apps {
         env.extend(environment.iter().cloned());
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         env.extend(launch.env);
+        env.extend(self.shared.workload_token(
+            key,
+            &replica_owner(key, index, replica.port),
+            REPLICA_TOKEN_TTL,
+        ));
         env.push(("PORT".into(), replica.port.to_string()));
         env.push(("CAIRN_APP".into(), key.name.to_string()));
         env.push(("CAIRN_APP_PREFIX".into(), prefix.to_string()));
@@ -729,4 +736,13 @@ fn app_route(key: &ResourceKey) -> String {
         Some(p) => format!("/projects/{p}/apps/{}/", key.name),
         None => format!("/apps/{}/", key.name),
     }
+}
+
+/// The longest a replica's own token works (it is revoked when the replica
+/// stops; a replica restarted after that gets a new one).
+const REPLICA_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How a replica's token names its workload.
+fn replica_owner(key: &ResourceKey, index: i64, port: u16) -> String {
+    format!("replica {index} (port {port}) of {}", key.id())
 }

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// The longest a job run's own token works.
+const WORKLOAD_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// What is told of a job whose run succeeded.
 type OnSuccess = Box<dyn Fn(&ResourceKey) + Send + Sync>;
 
@@ -239,6 +242,7 @@ impl Jobs {
                         trigger: "schedule".into(),
                         params: None,
                         with_upstream: false,
+                        actor: cairn_store::SYSTEM_ACTOR.into(),
                     };
                     if let Err(e) = inner.trigger(request) {
                         tracing::warn!("{key}: scheduled run not started: {e}");
@@ -302,7 +306,8 @@ impl Jobs {
                 &Value::Object(params),
                 &log_dir,
             )?;
-            let _ = self.shared.store.audit(
+            let _ = self.shared.store.audit_as(
+                &request.actor,
                 Some(&commit),
                 Some(key),
                 "run",
@@ -588,6 +593,8 @@ impl Jobs {
         let (state, code, message) = result;
         self.state().cancels.remove(&run.id);
         let _ = self.shared.store.finish_run(run.id, state, code, &message);
+        self.shared
+            .end_workload(&format!("run #{} ({})", run.number, run.id));
         let phase = match state {
             RunState::Succeeded => Phase::Succeeded,
             RunState::Failed => Phase::Failed,
@@ -657,6 +664,15 @@ impl Jobs {
                 .as_ref()
                 .map_or(String::new(), |p| p.to_string()),
         ));
+        // Lives as long as the run, and no longer than its timeout.
+        let ttl = spec
+            .timeout
+            .map_or(WORKLOAD_TOKEN_TTL, |t| t.get() + Duration::from_secs(60))
+            .min(WORKLOAD_TOKEN_TTL);
+        env.extend(
+            self.shared
+                .workload_token(key, &format!("run #{} ({})", run.number, run.id), ttl),
+        );
         env.push(("CAIRN_RUN".into(), run.number.to_string()));
         env.push(("CAIRN_RUN_ID".into(), run.id.to_string()));
         env.push(("CAIRN_ATTEMPT".into(), attempt.to_string()));

@@ -214,6 +214,15 @@ impl EmbeddedRuntime {
         let _ = self.shared.server_url.set(url);
     }
 
+    /// Gives every job run and application replica started from now on a
+    /// token of its own as `CAIRN_TOKEN` (`editor` in its project, revoked
+    /// when it ends).
+    pub fn set_workload_tokens(&self, on: bool) {
+        self.shared
+            .workload_tokens
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// The stream of artifacts to promote through Git: a job produced a
     /// new artifact for a model whose `monitoring.drift.onDrift.promote` is
     /// set. Whoever takes it writes the pin (see
@@ -399,6 +408,7 @@ impl Runtime for EmbeddedRuntime {
             trigger: "sync".into(),
             params: None,
             with_upstream: false,
+            actor: ctx.actor.to_string(),
         };
         if let Err(e) = self.jobs.trigger(request) {
             tracing::warn!("could not start jobs for commit {}: {e}", ctx.commit);

@@ -167,6 +167,7 @@ impl Models {
                     trigger: "drift".into(),
                     params: Some(params),
                     with_upstream: true,
+                    actor: cairn_store::SYSTEM_ACTOR.into(),
                 });
                 let detail = match &started {
                     Ok(runs) => format!(

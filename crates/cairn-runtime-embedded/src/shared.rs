@@ -7,7 +7,9 @@ use cairn_spec::{Name, ResourceKey};
 use cairn_store::{Phase, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 use tokio::runtime::Handle;
 
 /// The handles every owner shares.
@@ -21,6 +23,11 @@ pub(crate) struct Shared {
     /// The last plugin failure of each resource that uses plugins (its own
     /// lock, the innermost: statuses are set with owners' state locked).
     plugin_problems: Mutex<HashMap<ResourceKey, String>>,
+    /// Whether workloads get a token of their own (authentication is on).
+    pub workload_tokens: AtomicBool,
+    /// The live workload tokens of each workload (a run, a replica), to
+    /// revoke when it ends.
+    tokens: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Shared {
@@ -32,6 +39,8 @@ impl Shared {
             handle,
             server_url: OnceLock::new(),
             plugin_problems: Mutex::new(HashMap::new()),
+            workload_tokens: AtomicBool::new(false),
+            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,6 +86,61 @@ impl Shared {
             .join(area)
             .join(key.project.as_ref().map_or("_", Name::as_str))
             .join(key.name.as_str())
+    }
+
+    /// `CAIRN_TOKEN` for the workload `owner` (`run:42`, a replica) of
+    /// `key`: a token of its own, with the `editor` role in its project only,
+    /// that stops working after `ttl` and is revoked when the workload ends
+    /// ([`Shared::end_workload`]). None when authentication is off or the
+    /// resource has no project.
+    pub fn workload_token(
+        &self,
+        key: &ResourceKey,
+        owner: &str,
+        ttl: Duration,
+    ) -> Option<(String, String)> {
+        if !self.workload_tokens.load(Ordering::Relaxed) {
+            return None;
+        }
+        let project = key.project.as_ref()?.to_string();
+        let new = cairn_store::tokens::NewToken {
+            name: format!("{owner} of {}", key.qualified_name()),
+            kind: cairn_store::tokens::TokenKind::Workload,
+            project: Some(project),
+            role: "editor".into(),
+            created_by: cairn_store::SYSTEM_ACTOR.into(),
+            expires_at: Some(chrono::Utc::now().timestamp() + ttl.as_secs() as i64),
+        };
+        match self.store.create_token(&new) {
+            Ok((secret, info)) => {
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(owner.to_string())
+                    .or_default()
+                    .push(info.id);
+                Some(("CAIRN_TOKEN".into(), secret))
+            }
+            Err(e) => {
+                tracing::warn!("{key}: no token for {owner}: {e}");
+                None
+            }
+        }
+    }
+
+    /// Revokes the tokens of the workload `owner`: it has ended.
+    pub fn end_workload(&self, owner: &str) {
+        let ids = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(owner)
+            .unwrap_or_default();
+        for id in ids {
+            if let Err(e) = self.store.revoke_token(&id) {
+                tracing::warn!("revoking {owner}'s token {id}: {e}");
+            }
+        }
     }
 
     /// `CAIRN_SERVER` for a workload's environment, when the URL is known.

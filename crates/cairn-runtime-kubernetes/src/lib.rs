@@ -571,6 +571,7 @@ impl Runtime for KubernetesRuntime {
                 trigger: "sync".into(),
                 params: None,
                 with_upstream: false,
+                actor: ctx.actor.to_string(),
             })
         {
             tracing::warn!("could not start jobs for commit {}: {e}", ctx.commit);

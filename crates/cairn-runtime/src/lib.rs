@@ -47,6 +47,20 @@ pub struct ApplyContext<'a> {
     pub checkout: &'a Path,
     /// The whole desired state (for projects, pools, upstream jobs).
     pub state: &'a DesiredState,
+    /// Who made the commit, for the audit log ([`git_actor`]).
+    pub actor: &'a str,
+}
+
+/// How the audit log names the people behind a commit: its author, and its
+/// committer when another.
+pub fn git_actor(author: &str, author_email: &str, committer: &str, committer_email: &str) -> String {
+    let author = format!("{author} <{author_email}>");
+    let committer = format!("{committer} <{committer_email}>");
+    if author == committer {
+        format!("git:{author}")
+    } else {
+        format!("git:{author}, committed by {committer}")
+    }
 }
 
 /// Where to read a log from.
@@ -179,6 +193,8 @@ pub struct RunRequest {
     /// Run every upstream job first (a pipeline run), or only those that
     /// have never succeeded.
     pub with_upstream: bool,
+    /// Who asked, for the audit log (`cairn` for the controller itself).
+    pub actor: String,
 }
 
 #[cfg(test)]

@@ -9,15 +9,16 @@
 
 use crate::contract::ToApi;
 use crate::hooks::{self, WebhookConfig};
-use crate::names::{NamePath, resolved, scoped_paths};
+use crate::names::{NamePath, resolved};
 use crate::proxy::{self, ProxyClient};
 use crate::runtime::AnyRuntime;
-use axum::Router;
+use crate::auth::layer::Resolve;
+use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
+use crate::auth::{Caller, Role};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
 use cairn_api::ErrorBody;
 use cairn_api::audit::AuditLog;
 use cairn_api::drift::DriftVerdict;
@@ -52,35 +53,91 @@ pub struct AppState {
     pub proxy: ProxyClient,
 }
 
-/// The router of `cairn up`.
-pub fn router(state: AppState) -> Router {
-    let per_resource: [(&str, &str, &str, MethodRouter<AppState>); 8] = [
-        ("/api/v1", "jobs", "/runs", get(job_runs).post(start_run)),
-        ("/api/v1", "jobs", "/runs/{number}", get(job_run)),
-        ("/api/v1", "jobs", "/runs/{number}/logs", get(run_logs)),
-        ("/api/v1", "models", "/rollback", post(rollback_model)),
-        ("/api/v1", "models", "/drift/evaluate", post(evaluate_drift)),
-        ("", "apps", "", any(app_proxy)),
-        ("", "apps", "/", any(app_proxy)),
-        ("", "apps", "/{*rest}", any(app_proxy)),
-    ];
-    per_resource
-        .into_iter()
-        .fold(Router::new(), |router, (prefix, kind, rest, handler)| {
-            let [bare, scoped] = scoped_paths(prefix, kind, rest);
-            router.route(&bare, handler.clone()).route(&scoped, handler)
-        })
-        .route("/healthz", get(healthz))
-        .route(
-            "/api/v1/openapi.json",
-            get(crate::openapi::openapi_json_route),
+/// The controller's routes, with what each needs of its caller.
+pub fn routes(state: AppState, listener: Listener) -> Table {
+    use Named::{App, Job, Model};
+    use Role::{Editor, Viewer};
+    let job = |rest| ("/api/v1", "jobs", rest);
+    let model = |rest| ("/api/v1", "models", rest);
+    let app = |rest| ("", "apps", rest);
+    Routes::new()
+        .scoped(Method::GET, job("/runs"), Rule::Project(Job, Viewer), job_runs)
+        .scoped(Method::POST, job("/runs"), Rule::Project(Job, Editor), start_run)
+        .scoped(Method::GET, job("/runs/{number}"), Rule::Project(Job, Viewer), job_run)
+        .scoped(
+            Method::GET,
+            job("/runs/{number}/logs"),
+            Rule::Project(Job, Viewer),
+            run_logs,
         )
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/sync", get(last_sync))
-        .route("/api/v1/runs", get(recent_runs))
-        .route("/api/v1/audit", get(audit))
-        .route("/hooks/git", post(git_hook))
-        .with_state(state)
+        .scoped(
+            Method::POST,
+            model("/rollback"),
+            Rule::Project(Model, Editor),
+            rollback_model,
+        )
+        .scoped(
+            Method::POST,
+            model("/drift/evaluate"),
+            Rule::Project(Model, Editor),
+            evaluate_drift,
+        )
+        .scoped_any(app(""), Rule::Project(App, Viewer), app_proxy)
+        .scoped_any(app("/"), Rule::Project(App, Viewer), app_proxy)
+        .scoped_any(app("/{*rest}"), Rule::Project(App, Viewer), app_proxy)
+        .route(Method::GET, "/healthz", Rule::Public, healthz)
+        .route(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Rule::Public,
+            crate::openapi::openapi_json_route,
+        )
+        .route(Method::GET, "/api/v1/status", Rule::Signed, status)
+        .route(Method::GET, "/api/v1/sync", Rule::Signed, last_sync)
+        .route(Method::GET, "/api/v1/runs", Rule::Signed, recent_runs)
+        .route(Method::GET, "/api/v1/audit", Rule::Signed, audit)
+        .route(Method::POST, "/hooks/git", Rule::Webhook, git_hook)
+        .finish(state, listener)
+}
+
+/// Finds the projects of the jobs, models and applications routes name.
+pub struct Resolver {
+    /// The controller (jobs, applications).
+    pub controller: Arc<Controller<AnyRuntime>>,
+}
+
+impl Resolve for Resolver {
+    fn project_of(&self, named: Named, wanted: &ScopedName) -> Lookup<String> {
+        let project = |k: &ResourceKey| k.project.as_ref().map(|p| p.to_string());
+        match named {
+            Named::Job => {
+                let jobs: Vec<ResourceKey> = match self.controller.store().applied() {
+                    Ok(applied) => applied
+                        .into_iter()
+                        .map(|a| a.key)
+                        .filter(|k| k.kind == Kind::Job)
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!("resolving a job's project: {e}");
+                        Vec::new()
+                    }
+                };
+                Lookup::among(wanted, jobs.iter().filter_map(|k| Some((k, project(k)?))))
+            }
+            Named::Model => {
+                let gateway = self.controller.runtime().gateway();
+                match gateway.lookup(wanted) {
+                    Lookup::Found(e) => project(&e.key).map_or(Lookup::NotFound, Lookup::Found),
+                    Lookup::Ambiguous(p) => Lookup::Ambiguous(p),
+                    Lookup::NotFound => Lookup::NotFound,
+                }
+            }
+            Named::App => {
+                let apps = self.controller.runtime().apps_named(&wanted.name);
+                Lookup::among(wanted, apps.iter().filter_map(|k| Some((k, project(k)?))))
+            }
+        }
+    }
 }
 
 /// `GET /healthz`: `ok` while the server answers.
@@ -111,12 +168,27 @@ fn find_model(
     ))]
 pub(crate) async fn evaluate_drift(
     State(s): State<AppState>,
+    caller: Caller,
     Path(path): Path<NamePath>,
 ) -> ApiResult<axum::Json<DriftVerdict>> {
     use cairn_runtime_embedded::DriftError;
     let endpoint = find_model(&s, &path.scoped())?;
     match s.controller.runtime().evaluate_drift(&endpoint.key).await {
-        Ok(verdict) => Ok(axum::Json(verdict.to_api())),
+        Ok(verdict) => {
+            let verdict = verdict.to_api();
+            let _ = s.controller.store().audit_as(
+                &caller.actor(),
+                None,
+                Some(&endpoint.key),
+                "drift-evaluate",
+                &match verdict.drifted {
+                    Some(true) => "drifted".to_string(),
+                    Some(false) => "no drift".to_string(),
+                    None => "not scored".to_string(),
+                },
+            );
+            Ok(axum::Json(verdict))
+        }
         Err(e @ DriftError::NoModel(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
         Err(e @ (DriftError::NotMonitored(_) | DriftError::Unsupported(_))) => {
             Err(ApiError(StatusCode::CONFLICT, e.to_string()))
@@ -195,8 +267,26 @@ pub(crate) fn status_of(
         (status = 200, description = "The status", body = Status),
         (status = 500, description = "The store failed", body = ErrorBody),
     ))]
-pub(crate) async fn status(State(s): State<AppState>) -> ApiResult<axum::Json<Status>> {
-    Ok(axum::Json(status_of(&s.controller)?))
+pub(crate) async fn status(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Status>> {
+    let mut status = status_of(&s.controller)?;
+    visible_resources(&mut status, &caller);
+    Ok(axum::Json(status))
+}
+
+/// Leaves in `status` the resources `caller` may see: those of its
+/// projects, and global ones (projects, pools, plugins) for everyone signed
+/// in.
+pub(crate) fn visible_resources(status: &mut Status, caller: &Caller) {
+    status.resources.retain(|r| {
+        let project = match r.kind {
+            cairn_api::status::Kind::Project => Some(r.name.as_str()),
+            _ => r.project.as_deref(),
+        };
+        project.is_none_or(|p| caller.sees(Some(p)))
+    });
 }
 
 /// The applied job a route names: its project from the route, else from
@@ -271,11 +361,19 @@ pub(crate) async fn job_runs(
     ))]
 pub(crate) async fn recent_runs(
     State(s): State<AppState>,
+    caller: Caller,
     Query(q): Query<LimitQuery>,
 ) -> ApiResult<axum::Json<RunList>> {
-    let runs = s.controller.store().recent_runs(q.limit.unwrap_or(50))?;
+    let runs: Vec<Run> = s
+        .controller
+        .store()
+        .recent_runs(q.limit.unwrap_or(50))?
+        .to_api();
     Ok(axum::Json(RunList {
-        runs: runs.to_api(),
+        runs: runs
+            .into_iter()
+            .filter(|r| caller.sees(r.project.as_deref()))
+            .collect(),
     }))
 }
 
@@ -288,11 +386,27 @@ pub(crate) async fn recent_runs(
     ))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
+    caller: Caller,
     Query(q): Query<LimitQuery>,
 ) -> ApiResult<axum::Json<AuditLog>> {
     let entries = s.controller.store().audit_log(q.limit.unwrap_or(100))?;
     Ok(axum::Json(AuditLog {
-        entries: entries.to_api(),
+        entries: entries
+            .iter()
+            .filter(|e| {
+                let key = e.resource.as_deref().and_then(ResourceKey::from_id);
+                let project = key.as_ref().map(|k| match (k.kind, &k.project) {
+                    (Kind::Project, _) => k.name.as_str(),
+                    (_, Some(p)) => p.as_str(),
+                    (_, None) => "",
+                });
+                match project {
+                    Some("") => true,
+                    p => caller.sees(p),
+                }
+            })
+            .map(ToApi::to_api)
+            .collect(),
     }))
 }
 
@@ -308,6 +422,7 @@ pub(crate) async fn audit(
     ))]
 pub(crate) async fn start_run(
     State(s): State<AppState>,
+    caller: Caller,
     Path(path): Path<NamePath>,
     Query(q): Query<ProjectQuery>,
     body: Bytes,
@@ -327,6 +442,7 @@ pub(crate) async fn start_run(
             trigger: "manual".into(),
             params: request.params,
             with_upstream: request.upstream.unwrap_or(true),
+            actor: caller.actor(),
         })
         .map_err(|e| ApiError(StatusCode::CONFLICT, e.to_string()))?;
     let pipeline: Vec<Run> = runs.to_api();
@@ -363,6 +479,7 @@ fn promotion(p: cairn_api::registry::Promotion) -> cairn_spec::Promotion {
     ))]
 pub(crate) async fn rollback_model(
     State(s): State<AppState>,
+    caller: Caller,
     Path(path): Path<NamePath>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, axum::Json<RollbackAnswer>)> {
@@ -406,7 +523,7 @@ pub(crate) async fn rollback_model(
         target.version,
         target.run_id.map_or("-".into(), |r| r.to_string()),
         &target.commit[..target.commit.len().min(12)],
-    );
+    ) + &format!("\n\nRequested-by: {}", caller.actor());
     let controller = s.controller.clone();
     let key = endpoint.key.clone();
     let sha = target.sha256.clone();
@@ -426,6 +543,13 @@ pub(crate) async fn rollback_model(
                 ) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, w.to_string()),
                 other => ApiError(StatusCode::CONFLICT, other.to_string()),
             })?;
+    let _ = s.controller.store().audit_as(
+        &caller.actor(),
+        Some(&pinned.commit),
+        Some(&endpoint.key),
+        "rollback",
+        &format!("to version {} by commit {}", target.version, &pinned.commit[..12]),
+    );
     if pinned.on_followed_branch {
         let _ = s
             .trigger

@@ -1,7 +1,7 @@
 //! The records of the store, the controller and the specs as the types of
 //! the HTTP contract ([`cairn_api`]).
 
-use cairn_api::{audit, drift, keys, registry, runs, status};
+use cairn_api::{audit, auth, drift, keys, registry, runs, status};
 
 /// A value as its contract type.
 pub trait ToApi {
@@ -182,6 +182,31 @@ impl ToApi for cairn_store::AuditEntry {
             resource: self.resource.clone(),
             action: self.action.clone(),
             detail: self.detail.clone(),
+            actor: self.actor.clone(),
+        }
+    }
+}
+
+impl ToApi for cairn_store::tokens::TokenInfo {
+    type Api = auth::TokenInfo;
+    fn to_api(&self) -> auth::TokenInfo {
+        use cairn_store::tokens::TokenKind;
+        auth::TokenInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: match self.kind {
+                TokenKind::Admin => auth::TokenKind::Admin,
+                TokenKind::Api => auth::TokenKind::Api,
+                TokenKind::Workload => auth::TokenKind::Workload,
+            },
+            project: self.project.clone(),
+            role: self.role.clone(),
+            prefix: self.prefix.clone(),
+            created_by: self.created_by.clone(),
+            created_at: self.created_at.clone(),
+            expires_at: self.expires_at.clone(),
+            revoked_at: self.revoked_at.clone(),
+            last_used_at: self.last_used_at.clone(),
         }
     }
 }

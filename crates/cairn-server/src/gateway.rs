@@ -13,13 +13,13 @@
 
 use crate::contract::ToApi;
 use crate::monitoring;
-use crate::names::{NamePath, resolved, scoped_paths};
-use axum::Router;
+use crate::names::{NamePath, resolved};
+use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
+use crate::auth::{Caller, Role};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
 use cairn_api::ErrorBody;
 use cairn_api::gateway::{PredictRequest, Prediction};
 use cairn_api::inference::InferenceRecord;
@@ -48,63 +48,90 @@ pub struct GatewayState {
     pub summaries: Arc<cairn_monitor::summary::Summaries>,
 }
 
-/// Routes `{prefix}/models/{name}{rest}` and
-/// `{prefix}/projects/{project}/models/{name}{rest}` to `handler`.
-fn per_model(
-    router: Router<GatewayState>,
-    prefix: &str,
-    rest: &str,
-    handler: MethodRouter<GatewayState>,
-) -> Router<GatewayState> {
-    let [bare, scoped] = scoped_paths(prefix, "models", rest);
-    router.route(&bare, handler.clone()).route(&scoped, handler)
-}
-
-/// The gateway's routes.
-pub fn routes(state: GatewayState) -> Router {
+/// The gateway's routes, with what each needs of its caller: predictions,
+/// feedback, business metrics and the Open Inference Protocol answer to
+/// the models' own access keys; the model API to roles in the model's
+/// project.
+pub fn routes(state: GatewayState, listener: Listener) -> Table {
+    use Named::Model;
+    use Role::{Editor, Viewer};
     // (The controller's per-model routes are in `crate::api`.)
-    let per_model_routes: [(&str, &str, MethodRouter<GatewayState>); 9] = [
-        ("", "/predict", post(predict)),
-        ("", "/metrics", post(monitoring::post_metrics)),
-        ("", "/feedback", post(monitoring::post_feedback)),
-        ("/api/v1", "/versions", get(versions)),
-        ("/api/v1", "/metrics", get(model_metrics)),
-        ("/api/v1", "/drift", get(monitoring::get_drift)),
-        (
-            "/api/v1",
-            "/metrics/aggregate",
-            get(monitoring::get_aggregate),
-        ),
-        ("/api/v1", "/keys", get(list_keys).post(create_key)),
-        ("/api/v1", "/keys/{id}", delete(revoke_key)),
-    ];
-    per_model_routes
-        .into_iter()
-        .fold(Router::new(), |router, (prefix, rest, handler)| {
-            per_model(router, prefix, rest, handler)
-        })
-        .route("/v2/health/live", get(server_live))
-        .route("/v2/health/ready", get(server_ready))
-        .route("/v2", get(server_metadata))
-        .route("/v2/models/{name}", get(model_metadata))
+    let bare = |rest| ("", "models", rest);
+    let api = |rest| ("/api/v1", "models", rest);
+    Routes::new()
+        .scoped(Method::POST, bare("/predict"), Rule::Gateway, predict)
+        .scoped(
+            Method::POST,
+            bare("/metrics"),
+            Rule::Gateway,
+            monitoring::post_metrics,
+        )
+        .scoped(
+            Method::POST,
+            bare("/feedback"),
+            Rule::Gateway,
+            monitoring::post_feedback,
+        )
+        .scoped(Method::GET, api("/versions"), Rule::Project(Model, Viewer), versions)
+        .scoped(
+            Method::GET,
+            api("/metrics"),
+            Rule::Project(Model, Viewer),
+            model_metrics,
+        )
+        .scoped(
+            Method::GET,
+            api("/drift"),
+            Rule::Project(Model, Viewer),
+            monitoring::get_drift,
+        )
+        .scoped(
+            Method::GET,
+            api("/metrics/aggregate"),
+            Rule::Project(Model, Viewer),
+            monitoring::get_aggregate,
+        )
+        .scoped(Method::GET, api("/keys"), Rule::Project(Model, Editor), list_keys)
+        .scoped(Method::POST, api("/keys"), Rule::Project(Model, Editor), create_key)
+        .scoped(
+            Method::DELETE,
+            api("/keys/{id}"),
+            Rule::Project(Model, Editor),
+            revoke_key,
+        )
+        .route(Method::GET, "/v2/health/live", Rule::Public, server_live)
+        .route(Method::GET, "/v2/health/ready", Rule::Public, server_ready)
+        .route(Method::GET, "/v2", Rule::Public, server_metadata)
+        .route(Method::GET, "/v2/models/{name}", Rule::Gateway, model_metadata)
         .route(
+            Method::GET,
             "/v2/models/{name}/versions/{version}",
-            get(model_metadata_version),
+            Rule::Gateway,
+            model_metadata_version,
         )
-        .route("/v2/models/{name}/ready", get(model_ready))
+        .route(Method::GET, "/v2/models/{name}/ready", Rule::Gateway, model_ready)
         .route(
+            Method::GET,
             "/v2/models/{name}/versions/{version}/ready",
-            get(model_ready_version),
+            Rule::Gateway,
+            model_ready_version,
         )
-        .route("/v2/models/{name}/infer", post(infer))
+        .route(Method::POST, "/v2/models/{name}/infer", Rule::Gateway, infer)
         .route(
+            Method::POST,
             "/v2/models/{name}/versions/{version}/infer",
-            post(infer_version),
+            Rule::Gateway,
+            infer_version,
         )
-        .route("/metrics", get(metrics))
-        .route("/api/v1/models", get(models))
-        .route("/api/v1/inferences/{uuid}", get(inference))
-        .with_state(state)
+        .route(Method::GET, "/metrics", Rule::Admin, metrics)
+        .route(Method::GET, "/api/v1/models", Rule::Signed, models)
+        .route(
+            Method::GET,
+            "/api/v1/inferences/{uuid}",
+            Rule::Found(Editor),
+            inference,
+        )
+        .finish(state, listener)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -566,9 +593,15 @@ fn openmetrics_to_text(text: &str) -> String {
 /// The models the gateway serves.
 #[utoipa::path(get, path = "/api/v1/models", tag = "models",
     responses((status = 200, description = "The served models", body = ModelList)))]
-pub(crate) async fn models(State(s): State<GatewayState>) -> axum::Json<ModelList> {
+pub(crate) async fn models(State(s): State<GatewayState>, caller: Caller) -> axum::Json<ModelList> {
     axum::Json(ModelList {
-        models: s.gateway.endpoints().iter().map(|e| e.to_api()).collect(),
+        models: s
+            .gateway
+            .endpoints()
+            .iter()
+            .filter(|e| caller.sees(e.key.project.as_ref().map(|p| p.as_str())))
+            .map(|e| e.to_api())
+            .collect(),
     })
 }
 
@@ -688,6 +721,7 @@ pub(crate) async fn model_metrics(
     ))]
 pub(crate) async fn create_key(
     State(s): State<GatewayState>,
+    caller: Caller,
     Path(path): Path<NamePath>,
 ) -> Response {
     let endpoint = match find(&s, &path.scoped()) {
@@ -695,7 +729,15 @@ pub(crate) async fn create_key(
         Err(r) => return r,
     };
     match s.gateway.keys.create(&endpoint.key) {
-        Ok((secret, info)) => (
+        Ok((secret, info)) => {
+            let _ = s.store.audit_as(
+                &caller.actor(),
+                None,
+                Some(&endpoint.key),
+                "key-create",
+                &format!("access key {}", info.id),
+            );
+            (
             StatusCode::CREATED,
             axum::Json(NewKey {
                 key: secret,
@@ -703,7 +745,8 @@ pub(crate) async fn create_key(
                 note: "the key is shown only once".into(),
             }),
         )
-            .into_response(),
+                .into_response()
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -756,6 +799,7 @@ pub(crate) struct KeyPath {
     ))]
 pub(crate) async fn revoke_key(
     State(s): State<GatewayState>,
+    caller: Caller,
     Path(path): Path<KeyPath>,
 ) -> Response {
     let wanted = ScopedName {
@@ -768,7 +812,16 @@ pub(crate) async fn revoke_key(
     };
     let id = path.id;
     match s.gateway.keys.revoke(&endpoint.key, &id) {
-        Ok(true) => axum::Json(RevokedKey { revoked: id }).into_response(),
+        Ok(true) => {
+            let _ = s.store.audit_as(
+                &caller.actor(),
+                None,
+                Some(&endpoint.key),
+                "key-revoke",
+                &format!("access key {id}"),
+            );
+            axum::Json(RevokedKey { revoked: id }).into_response()
+        }
         Ok(false) => error(
             StatusCode::NOT_FOUND,
             format!(
@@ -786,14 +839,35 @@ pub(crate) async fn revoke_key(
     responses(
         (status = 200, description = "The prediction", body = InferenceRecord),
         (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 401, description = "No valid token or session", body = ErrorBody),
+        (status = 403, description = "The caller is not an editor of the model's project (inputs and outputs are data)", body = ErrorBody),
         (status = 404, description = "No such inference", body = ErrorBody),
     ))]
-pub(crate) async fn inference(State(s): State<GatewayState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn inference(
+    State(s): State<GatewayState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
     let Ok(uuid) = uuid::Uuid::parse_str(&id) else {
         return error(StatusCode::BAD_REQUEST, format!("`{id}` is not a UUID"));
     };
     match s.gateway.events.get(uuid) {
-        Ok(Some(e)) => axum::Json(e.to_api()).into_response(),
+        Ok(Some(e)) => {
+            let record = e.to_api();
+            let allowed = match &record.project {
+                Some(p) => caller.can(p, Role::Editor),
+                None => caller.principal.is_admin(),
+            };
+            if !allowed {
+                return crate::auth::Denied::forbidden(
+                    &caller.principal,
+                    record.project.as_deref().unwrap_or("(none)"),
+                    Role::Editor,
+                )
+                .into_response();
+            }
+            axum::Json(record).into_response()
+        }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no inference {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

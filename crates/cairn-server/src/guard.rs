@@ -100,10 +100,13 @@ pub fn accepted_types(path: &str) -> Option<&'static [&'static str]> {
     const JSON: &[&str] = &["application/json"];
     const FEEDBACK: &[&str] = &["application/json", "text/csv", "application/x-ndjson"];
     const HOOKS: &[&str] = &["application/json", "application/x-www-form-urlencoded"];
+    const FORM: &[&str] = &["application/x-www-form-urlencoded"];
     if path.starts_with("/apps/") || is_scoped_app(path) {
         None
     } else if path == "/hooks/git" {
         Some(HOOKS)
+    } else if path == "/login" || path == "/logout" {
+        Some(FORM)
     } else if path.ends_with("/feedback") {
         Some(FEEDBACK)
     } else {

@@ -3,6 +3,8 @@
 //! describes the routes.
 
 pub mod api;
+pub mod app;
+pub mod auth;
 pub mod contract;
 pub mod dashboard;
 pub mod gateway;

@@ -482,6 +482,8 @@ fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
         id: commit.id().to_string(),
         author: author.name().unwrap_or("").to_string(),
         email: author.email().unwrap_or("").to_string(),
+        committer: commit.committer().name().unwrap_or("").to_string(),
+        committer_email: commit.committer().email().unwrap_or("").to_string(),
         time: when,
         summary: commit.summary().unwrap_or("").to_string(),
     }

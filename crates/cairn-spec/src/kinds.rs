@@ -38,6 +38,58 @@ pub struct ProjectSpec {
     /// Secrets given to every workload as environment variables.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<SecretRef>,
+    /// Who may do what in the project: roles granted to users and groups
+    /// of the identity provider (Cairn's operators are `admin` everywhere).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessGrant>,
+}
+
+/// A role granted in a project, weakest first: each includes the ones
+/// before it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectRole {
+    /// Reads status, runs, logs, models, metrics and the audit log.
+    Viewer,
+    /// Also starts runs, rolls models back, evaluates drift, manages model
+    /// access keys and reads inference inputs and outputs.
+    Editor,
+    /// Also manages the project's API tokens.
+    Owner,
+}
+
+impl ProjectRole {
+    /// The role's name, as written in specs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRole::Viewer => "viewer",
+            ProjectRole::Editor => "editor",
+            ProjectRole::Owner => "owner",
+        }
+    }
+}
+
+impl std::fmt::Display for ProjectRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role given to users and groups in a project.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AccessGrant {
+    /// The role.
+    pub role: ProjectRole,
+    /// Users, as the identity provider names them: the e-mail address or
+    /// the subject (`sub`) of their OpenID Connect identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Groups of the identity provider (its groups claim).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// The start of the names of the controller's variables that hold

@@ -17,6 +17,8 @@ pub use rusqlite::Error as SqlError;
 pub mod keys;
 mod migrations;
 pub mod monitoring;
+pub mod tokens;
+pub use tokens::random_hex;
 
 use cairn_spec::ResourceKey;
 use rusqlite::{OptionalExtension, params};
@@ -37,9 +39,15 @@ pub enum StoreError {
     /// Stored JSON could not be read.
     #[error("store: bad JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// No randomness could be read.
+    #[error("store: cannot read /dev/urandom: {0}")]
+    Random(std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// The actor of the controller's own decisions in the audit log.
+pub const SYSTEM_ACTOR: &str = "cairn";
 
 /// The current time, RFC 3339 with milliseconds, UTC.
 pub fn now() -> String {
@@ -271,6 +279,10 @@ pub struct AuditEntry {
     pub action: String,
     /// Details.
     pub detail: String,
+    /// Who did it: the commit's author and committer for what Git asked,
+    /// the caller for what the API was asked, `cairn` for the controller's
+    /// own decisions.
+    pub actor: String,
 }
 
 /// A finished reconciliation.
@@ -294,6 +306,7 @@ pub struct SyncRecord {
 /// The store.
 pub struct Store {
     conn: Mutex<Connection>,
+    tokens: tokens::TokenCache,
 }
 
 impl std::fmt::Debug for Store {
@@ -321,6 +334,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::migrations().to_latest(&mut conn)?;
         Ok(Store {
+            tokens: tokens::TokenCache::load(&conn)?,
             conn: Mutex::new(conn),
         })
     }
@@ -330,6 +344,7 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         migrations::migrations().to_latest(&mut conn)?;
         Ok(Store {
+            tokens: tokens::TokenCache::load(&conn)?,
             conn: Mutex::new(conn),
         })
     }
@@ -927,7 +942,7 @@ impl Store {
 
     // -------------------------------------------------------- audit, sync --
 
-    /// Appends to the audit log.
+    /// Appends to the audit log, as the controller ([`SYSTEM_ACTOR`]).
     pub fn audit(
         &self,
         commit: Option<&str>,
@@ -935,9 +950,29 @@ impl Store {
         action: &str,
         detail: &str,
     ) -> Result<()> {
+        self.audit_as(SYSTEM_ACTOR, commit, resource, action, detail)
+    }
+
+    /// Records an audit entry of `actor` (see [`AuditEntry::actor`]).
+    pub fn audit_as(
+        &self,
+        actor: &str,
+        commit: Option<&str>,
+        resource: Option<&ResourceKey>,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
         self.conn().execute(
-            "INSERT INTO audit (at, commit_id, resource, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now(), commit, resource.map(ResourceKey::id), action, detail],
+            "INSERT INTO audit (at, commit_id, resource, action, detail, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                now(),
+                commit,
+                resource.map(ResourceKey::id),
+                action,
+                detail,
+                actor
+            ],
         )?;
         Ok(())
     }
@@ -946,7 +981,8 @@ impl Store {
     pub fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT at, commit_id, resource, action, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            "SELECT at, commit_id, resource, action, detail, actor FROM audit
+             ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit], |r| {
             Ok(AuditEntry {
@@ -955,6 +991,7 @@ impl Store {
                 resource: r.get(2)?,
                 action: r.get(3)?,
                 detail: r.get(4)?,
+                actor: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -116,6 +116,23 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX rollout_steps_model ON rollout_steps (model, version);",
         ),
         M::up("ALTER TABLE model_versions ADD COLUMN spec_digest TEXT NOT NULL DEFAULT '';"),
+        M::up(
+            "ALTER TABLE audit ADD COLUMN actor TEXT NOT NULL DEFAULT 'cairn';
+        CREATE TABLE api_tokens (
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            project TEXT,
+            role TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            prefix TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            revoked_at TEXT,
+            last_used_at TEXT
+        );",
+        ),
     ])
 }
 

@@ -5,14 +5,17 @@ use super::{
     DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, scoped_href,
     shared_names, table,
 };
+use crate::auth::Caller;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_api::status::Kind;
 use cairn_spec::ResourceKey;
 
-pub(super) async fn list(State(state): State<DashboardState>) -> Response {
-    let status = match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state)) {
+pub(super) async fn list(State(state): State<DashboardState>, caller: Caller) -> Response {
+    let status = match tokio::task::block_in_place(|| {
+        crate::dashboard::overview::status(&state, &caller)
+    }) {
         Ok(s) => s,
         Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };

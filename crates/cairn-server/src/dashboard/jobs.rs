@@ -5,6 +5,7 @@ use super::{
     url_segment,
 };
 use crate::contract::ToApi;
+use crate::auth::Caller;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -40,10 +41,14 @@ fn run_duration(run: &Run) -> String {
     duration(started, &end).map_or_else(|| "—".into(), |d| escape(&d))
 }
 
-pub(super) async fn list(State(state): State<DashboardState>) -> Response {
+pub(super) async fn list(State(state): State<DashboardState>, caller: Caller) -> Response {
     let store = state.app.controller.store().clone();
     let runs: Vec<Run> = match tokio::task::block_in_place(|| store.recent_runs(100)) {
-        Ok(r) => r.to_api(),
+        Ok(r) => r
+            .to_api()
+            .into_iter()
+            .filter(|r: &Run| caller.sees(r.project.as_deref()))
+            .collect(),
         Err(e) => {
             return error_page(
                 Section::Jobs,
@@ -53,7 +58,7 @@ pub(super) async fn list(State(state): State<DashboardState>) -> Response {
         }
     };
     let jobs: Vec<ResourceStatus> =
-        match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state)) {
+        match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state, &caller)) {
             Ok(st) => st
                 .resources
                 .into_iter()

@@ -19,11 +19,11 @@ mod overview;
 
 use crate::api::AppState;
 use crate::gateway::GatewayState;
-use axum::Router;
+use crate::auth::Role;
+use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use std::fmt::Write;
 
 /// What the dashboard's handlers share.
@@ -35,18 +35,29 @@ pub struct DashboardState {
     pub gateway: GatewayState,
 }
 
-/// The dashboard's routes.
-pub fn routes(app: AppState, gateway: GatewayState) -> Router {
-    Router::new()
-        .route("/", get(overview::page))
-        .route("/jobs", get(jobs::list))
-        .route("/jobs/{name}/runs/{number}", get(jobs::run))
-        .route("/models", get(models::list))
-        .route("/models/{name}", get(models::detail))
-        .route("/projects/{project}/models/{name}", get(models::detail))
-        .route("/apps", get(apps::list))
-        .route("/assets/{file}", get(asset))
-        .with_state(DashboardState { app, gateway })
+/// The dashboard's routes, with what each needs of its caller (lists
+/// show what the caller may see).
+pub fn routes(app: AppState, gateway: GatewayState, listener: Listener) -> Table {
+    use Named::{Job, Model};
+    Routes::new()
+        .route(Method::GET, "/", Rule::Signed, overview::page)
+        .route(Method::GET, "/jobs", Rule::Signed, jobs::list)
+        .route(
+            Method::GET,
+            "/jobs/{name}/runs/{number}",
+            Rule::Project(Job, Role::Viewer),
+            jobs::run,
+        )
+        .route(Method::GET, "/models", Rule::Signed, models::list)
+        .scoped(
+            Method::GET,
+            ("", "models", ""),
+            Rule::Project(Model, Role::Viewer),
+            models::detail,
+        )
+        .route(Method::GET, "/apps", Rule::Signed, apps::list)
+        .route(Method::GET, "/assets/{file}", Rule::Public, asset)
+        .finish(DashboardState { app, gateway }, listener)
 }
 
 /// Bundled assets: name, content type, bytes.
@@ -109,7 +120,7 @@ async fn asset(Path(file): Path<String>) -> Response {
 // ------------------------------------------------------------ rendering --
 
 /// Escapes text for HTML content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::contract::ToApi;
 use crate::names::NamePath;
+use crate::auth::Caller;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,12 +32,13 @@ struct ModelRow {
 }
 
 /// Every model: declared (with its phase) and served (with its version).
-fn models(state: &DashboardState) -> Vec<ModelRow> {
+fn models(state: &DashboardState, caller: &Caller) -> Vec<ModelRow> {
     let mut out: Vec<ModelRow> = state
         .gateway
         .gateway
         .endpoints()
         .iter()
+        .filter(|e| caller.sees(e.key.project.as_ref().map(|p| p.as_str())))
         .map(|e| {
             let served = e.to_api();
             ModelRow {
@@ -48,7 +50,7 @@ fn models(state: &DashboardState) -> Vec<ModelRow> {
             }
         })
         .collect();
-    if let Ok(status) = crate::dashboard::overview::status(state) {
+    if let Ok(status) = crate::dashboard::overview::status(state, caller) {
         for r in status
             .resources
             .into_iter()
@@ -80,8 +82,8 @@ fn dash() -> String {
     "<span class=\"muted\">—</span>".into()
 }
 
-pub(super) async fn list(State(state): State<DashboardState>) -> Response {
-    let models = tokio::task::block_in_place(|| models(&state));
+pub(super) async fn list(State(state): State<DashboardState>, caller: Caller) -> Response {
+    let models = tokio::task::block_in_place(|| models(&state, &caller));
     let shared = shared_names(
         models
             .iter()

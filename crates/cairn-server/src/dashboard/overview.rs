@@ -4,14 +4,17 @@ use super::{
     DashboardState, Section, badge, commit, error_page, escape, layout, of_kind, scoped_href,
     shared_names, table, time,
 };
+use crate::auth::Caller;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cairn_api::status::{Kind, Origin, Phase, Severity, Status};
 
-/// What `/api/v1/status` reports.
-pub(super) fn status(state: &DashboardState) -> Result<Status, String> {
-    crate::api::status_of(&state.app.controller).map_err(|e| e.to_string())
+/// What `/api/v1/status` reports to `caller`.
+pub(super) fn status(state: &DashboardState, caller: &Caller) -> Result<Status, String> {
+    let mut status = crate::api::status_of(&state.app.controller).map_err(|e| e.to_string())?;
+    crate::api::visible_resources(&mut status, caller);
+    Ok(status)
 }
 
 /// Where a resource's page is, if it has one; `shared`: whether several
@@ -25,8 +28,8 @@ fn resource_link(kind: Kind, project: Option<&str>, name: &str, shared: bool) ->
     }
 }
 
-pub(super) async fn page(State(state): State<DashboardState>) -> Response {
-    let status = match tokio::task::block_in_place(|| status(&state)) {
+pub(super) async fn page(State(state): State<DashboardState>, caller: Caller) -> Response {
+    let status = match tokio::task::block_in_place(|| status(&state, &caller)) {
         Ok(s) => s,
         Err(e) => return error_page(Section::Overview, StatusCode::INTERNAL_SERVER_ERROR, &e),
     };

@@ -35,19 +35,45 @@ pub(super) struct Server {
     /// `cairn up` just before).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration, global = true)]
     wait: std::time::Duration,
+    /// An API token (default: `$CAIRN_TOKEN`, else the admin token of a
+    /// `cairn up` on this machine at `--server`).
+    #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
 }
 
 impl Server {
-    fn agent(&self) -> ureq::Agent {
+    /// The token to send: `--token`, or the local server's admin token.
+    fn token(&self) -> Option<String> {
+        self.token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| super::credentials::local_token(&self.server))
+    }
+
+    /// An agent that sends the token (unless a request carries its own
+    /// `Authorization`, as a prediction with a model's key does).
+    pub(super) fn agent(&self) -> ureq::Agent {
+        let bearer = self.token().map(|t| format!("Bearer {}", t.trim()));
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(None)
+            .middleware(
+                move |mut req: ureq::http::Request<ureq::SendBody>, next: ureq::middleware::MiddlewareNext| {
+                    if let Some(b) = &bearer
+                        && !req.headers().contains_key("authorization")
+                        && let Ok(v) = b.parse()
+                    {
+                        req.headers_mut().insert("authorization", v);
+                    }
+                    next.handle(req)
+                },
+            )
             .build()
             .into()
     }
 
     /// Waits until the server answers, up to `--wait`.
-    fn await_server(&self) {
+    pub(super) fn await_server(&self) {
         let deadline = std::time::Instant::now() + self.wait;
         while std::time::Instant::now() < deadline {
             if self.agent().get(&self.url("/healthz")).call().is_ok() {
@@ -57,11 +83,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.trim_end_matches('/'))
     }
 
-    fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
+    pub(super) fn unreachable(&self, e: ureq::Error) -> anyhow::Error {
         anyhow::anyhow!(
             "cannot reach cairn at {} ({e}); is `cairn up` running? (--server sets the URL)",
             self.server
@@ -69,7 +95,7 @@ impl Server {
     }
 
     /// GETs JSON; 4xx/5xx become errors with the server's message.
-    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(super) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.await_server();
         let mut response = self
             .agent()
@@ -79,7 +105,7 @@ impl Server {
         json_or_error(&mut response)
     }
 
-    fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+    pub(super) fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.await_server();
         let mut response = self
             .agent()
@@ -92,7 +118,7 @@ impl Server {
 
 /// The answer's body as `T`; 4xx/5xx become errors with the server's
 /// message.
-fn json_or_error<T: DeserializeOwned>(
+pub(super) fn json_or_error<T: DeserializeOwned>(
     response: &mut ureq::http::Response<ureq::Body>,
 ) -> Result<T> {
     let status = response.status();
@@ -105,6 +131,11 @@ fn json_or_error<T: DeserializeOwned>(
             Ok(e) => e.error,
             Err(_) => text.trim().to_string(),
         };
+        if status.as_u16() == 401 {
+            bail!(
+                "{message} (HTTP 401; give a token with --token or CAIRN_TOKEN: `cairn tokens create` makes one, and on the server's machine the operator's is found by itself)"
+            );
+        }
         bail!("{message} (HTTP {})", status.as_u16());
     }
     serde_json::from_str(&text).with_context(|| {
@@ -200,7 +231,7 @@ pub(super) fn status(args: StatusArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+pub(super) fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate().take(N - 1) {
@@ -694,7 +725,7 @@ pub(super) struct MetricsArgs {
 }
 
 /// Percent-encodes a query-string value (RFC 3986 unreserved kept).
-fn query_value(v: &str) -> String {
+pub(super) fn query_value(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {

@@ -1,10 +1,12 @@
 //! The `cairn` command line.
 
 mod client;
+mod credentials;
 mod kube;
 mod model_server;
 mod plan;
 mod plugin;
+mod tokens;
 mod up;
 mod validate;
 
@@ -59,6 +61,10 @@ enum Command {
     Predict(client::PredictArgs),
     /// Manage a model's access keys.
     Keys(client::KeysArgs),
+    /// Manage API tokens: who may call the server, as what.
+    Tokens(tokens::TokensArgs),
+    /// Show who the server takes you for, and your roles.
+    Whoami(tokens::WhoAmIArgs),
     /// The model registry: a model's versions, and rollbacks through Git.
     Models(client::ModelsArgs),
     /// Show a model's monitoring aggregates: requests, label coverage,
@@ -160,6 +166,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => client::logs(args),
         Command::Predict(args) => client::predict(args),
         Command::Keys(args) => client::keys(args),
+        Command::Tokens(args) => tokens::tokens(args),
+        Command::Whoami(args) => tokens::whoami(args),
         Command::Models(args) => client::models(args),
         Command::Metrics(args) => client::metrics(args),
         Command::ModelServer(args) => model_server::run(args),

@@ -8,7 +8,10 @@ use cairn_controller::{Controller, Settings, WatchOptions, spawn_watchers};
 use cairn_runtime_embedded::EmbeddedRuntime;
 use cairn_runtime_embedded::gpu::{GpuInventory, GpuSource};
 use cairn_runtime_kubernetes::KubernetesRuntime;
-use cairn_server::api::{AppState, router};
+use super::credentials;
+use cairn_server::api::AppState;
+use cairn_server::app::AuthSettings;
+use cairn_server::auth::layer::AuthMode;
 use cairn_server::gateway::GatewayState;
 use cairn_server::hooks::WebhookConfig;
 use cairn_server::proxy::ProxyClient;
@@ -17,6 +20,7 @@ use cairn_source::{Credentials, RepoLocation};
 use cairn_store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +55,21 @@ pub(super) struct Args {
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
+    /// Who may call the server: `tokens` (API tokens and dashboard
+    /// sessions; an admin token is made on first start) or `none` (anyone
+    /// who reaches the port is an operator: for throwaway local use only).
+    #[arg(long, value_enum, default_value_t = AuthArg::Tokens, env = "CAIRN_AUTH")]
+    auth: AuthArg,
+    /// The URL people reach the server at, when it is not the listening
+    /// address (behind a proxy or TLS): sign-in links, and `Secure` cookies
+    /// for `https://`.
+    #[arg(long, env = "CAIRN_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// A second address serving the gateway only (predictions, the Open
+    /// Inference Protocol, feedback, metrics by inference id, and
+    /// applications), to expose where the API should not be.
+    #[arg(long, env = "CAIRN_GATEWAY_LISTEN")]
+    gateway_listen: Option<SocketAddr>,
     /// Where state lives (default: `.cairn/` beside a local repository, or
     /// a per-repository directory under the user data directory).
     #[arg(long, env = "CAIRN_DATA_DIR")]
@@ -78,6 +97,15 @@ pub(super) struct Args {
     status_interval: Duration,
     #[command(flatten)]
     kube: KubeArgs,
+}
+
+/// Who may call the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum AuthArg {
+    /// API tokens and dashboard sessions.
+    Tokens,
+    /// Anyone is an operator.
+    None,
 }
 
 pub(super) fn run(args: Args) -> Result<ExitCode> {
@@ -158,6 +186,7 @@ async fn up(args: Args) -> Result<ExitCode> {
             }
             let embedded = EmbeddedRuntime::new(store.clone(), &data_dir, gpus)?;
             embedded.set_server_url(server_url(local));
+            embedded.set_workload_tokens(args.auth == AuthArg::Tokens);
             AnyRuntime::Embedded(embedded)
         }
         RuntimeKind::Kubernetes => {
@@ -297,22 +326,98 @@ async fn up(args: Args) -> Result<ExitCode> {
         hosts: cairn_server::guard::Hosts::for_listen(local, &args.allowed_hosts),
         origins: args.cors_origins.clone(),
     };
-    let mut app = router(app_state.clone())
-        .merge(cairn_server::gateway::routes(gateway_state.clone()))
-        .merge(cairn_server::dashboard::routes(app_state, gateway_state))
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::new(guard),
-            cairn_server::guard::layer,
-        ));
-    if let Some(cors) = cairn_server::guard::cors(&args.cors_origins) {
-        app = app.layer(cors);
+    let url = server_url(local);
+    let public_url = args.public_url.clone().unwrap_or_else(|| url.clone());
+    let mode = match args.auth {
+        AuthArg::Tokens => AuthMode::Required,
+        AuthArg::None => AuthMode::Off,
+    };
+    let server = cairn_server::app::build(
+        app_state,
+        gateway_state,
+        AuthSettings {
+            mode,
+            secure_cookies: public_url.starts_with("https://"),
+        },
+        guard,
+    );
+    // The access rules follow what is applied.
+    {
+        let auth = server.auth.clone();
+        let mut synced = controller.subscribe_synced();
+        tokio::spawn(async move {
+            while synced.changed().await.is_ok() {
+                let auth = auth.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = auth.refresh_access() {
+                        tracing::warn!("reading the projects' access rules: {e}");
+                    }
+                    if let Err(e) = auth.store.flush_token_use() {
+                        tracing::warn!("recording tokens' last use: {e}");
+                    }
+                })
+                .await;
+            }
+        });
     }
+    match args.auth {
+        AuthArg::None => tracing::warn!(
+            "authentication is off (--auth none): anyone who reaches {url} is an operator"
+        ),
+        AuthArg::Tokens => {
+            let (token, made) = tokio::task::block_in_place(|| {
+                credentials::admin_token(&store, &data_dir)
+            })?;
+            let file = data_dir.join(credentials::ADMIN_TOKEN_FILE);
+            match credentials::write_runtime_file(&url, &token, &data_dir) {
+                Ok(path) => tracing::debug!("runtime file {}", path.display()),
+                Err(e) => tracing::warn!("the local command line will not find the admin token: {e:#}"),
+            }
+            if made && std::io::stderr().is_terminal() {
+                // Once, to a person: as Jupyter does.
+                eprintln!(
+                    "\n    Sign in to the dashboard with this link (the token is also in {}):\n\n        {public_url}/login?token={token}\n",
+                    file.display()
+                );
+            } else {
+                tracing::info!(
+                    "sign in at {public_url}/login with the admin token in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+    let gateway_server = match args.gateway_listen {
+        None => None,
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (--gateway-listen)"))?;
+            tracing::info!("gateway only on http://{}", listener.local_addr()?);
+            let router = server.gateway.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+            }))
+        }
+    };
     axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        server
+            .full
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    if let Some(g) = gateway_server {
+        g.abort();
+    }
+    credentials::remove_runtime_file(&url);
+    let _ = store.flush_token_use();
     tracing::info!(
         "shutting down{}",
         if args.detach {

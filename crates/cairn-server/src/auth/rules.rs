@@ -1,0 +1,257 @@
+//! The route table: what every (route, verb) needs, declared where the
+//! route is registered. [`Routes`] registers a handler only together with
+//! its [`Rule`], so no route exists without one; the table it builds is
+//! what [`super::layer`] enforces and what the tests walk.
+
+use super::Role;
+use crate::names::scoped_paths;
+use axum::Router;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, any, on};
+use std::collections::HashMap;
+
+/// The kinds of resource a route can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Named {
+    /// `jobs/{name}`.
+    Job,
+    /// `models/{name}`.
+    Model,
+    /// `apps/{name}`.
+    App,
+}
+
+/// What a route needs of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// Anyone: health, the OpenAPI document, sign-in, static assets.
+    Public,
+    /// The gateway: a model's own access keys, when its spec requires one
+    /// (predictions, feedback and metrics by inference id).
+    Gateway,
+    /// A push webhook, verified by its shared secret.
+    Webhook,
+    /// Any authenticated caller; the answer holds only what it may see.
+    Signed,
+    /// An operator.
+    Admin,
+    /// At least this role in the project of the named resource (from the
+    /// route's `{project}`, `?project=`, or the one project using the name).
+    Project(Named, Role),
+    /// At least this role in the project of what the handler finds (an
+    /// inference by id, a token): authenticated here, judged there.
+    Found(Role),
+}
+
+/// The verbs a rule covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Every method (an application behind the proxy).
+    Any,
+    /// One method.
+    Only(Method),
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteRule {
+    /// The route, as registered (`/api/v1/jobs/{name}/runs`).
+    pub path: String,
+    /// Its verb.
+    pub verb: Verb,
+    /// What it needs.
+    pub rule: Rule,
+}
+
+/// Routes and their rules, built together.
+pub struct Routes<S> {
+    rows: Vec<(RouteRule, MethodRouter<S>)>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Routes { rows: Vec::new() }
+    }
+}
+
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Every route.
+    Full,
+    /// What the public may reach (`--gateway-listen`): predictions, the
+    /// Open Inference Protocol, feedback and metrics by inference id,
+    /// applications, health, and signing in to applications.
+    Gateway,
+}
+
+impl Listener {
+    /// Whether this listener serves `row`.
+    pub fn serves(self, row: &RouteRule) -> bool {
+        match self {
+            Listener::Full => true,
+            Listener::Gateway => {
+                matches!(row.rule, Rule::Gateway)
+                    || matches!(row.rule, Rule::Project(Named::App, _))
+                    || matches!(
+                        row.path.as_str(),
+                        "/healthz" | "/v2" | "/v2/health/live" | "/v2/health/ready" | "/login"
+                    )
+                    || row.path.starts_with("/assets/")
+            }
+        }
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    /// No routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `method path` → `handler`, needing `rule`.
+    pub fn route<H, T>(mut self, method: Method, path: &str, rule: Rule, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+        self.rows.push((
+            RouteRule {
+                path: path.to_string(),
+                verb: Verb::Only(method),
+                rule,
+            },
+            on(filter, handler),
+        ));
+        self
+    }
+
+    /// Every method of `path` → `handler`, needing `rule`.
+    pub fn any<H, T>(mut self, path: &str, rule: Rule, handler: H) -> Self
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
+        self.rows.push((
+            RouteRule {
+                path: path.to_string(),
+                verb: Verb::Any,
+                rule,
+            },
+            any(handler),
+        ));
+        self
+    }
+
+    /// `method {prefix}/{kind}/{name}{rest}` and its form in a project,
+    /// `{prefix}/projects/{project}/{kind}/{name}{rest}`.
+    pub fn scoped<H, T>(
+        self,
+        method: Method,
+        (prefix, kind, rest): (&str, &str, &str),
+        rule: Rule,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, S> + Clone,
+        T: 'static,
+    {
+        let [bare, scoped] = scoped_paths(prefix, kind, rest);
+        self.route(method.clone(), &bare, rule, handler.clone())
+            .route(method, &scoped, rule, handler)
+    }
+
+    /// Like [`Routes::scoped`] for every method.
+    pub fn scoped_any<H, T>(
+        self,
+        (prefix, kind, rest): (&str, &str, &str),
+        rule: Rule,
+        handler: H,
+    ) -> Self
+    where
+        H: Handler<T, S> + Clone,
+        T: 'static,
+    {
+        let [bare, scoped] = scoped_paths(prefix, kind, rest);
+        self.any(&bare, rule, handler.clone())
+            .any(&scoped, rule, handler)
+    }
+
+    /// The rules so far.
+    pub fn rules(&self) -> Vec<RouteRule> {
+        self.rows.iter().map(|(r, _)| r.clone()).collect()
+    }
+
+    /// The routes `listener` serves, given their state, and their rules.
+    pub fn finish(self, state: S, listener: Listener) -> Table {
+        let mut router = Router::new();
+        let mut rules = Vec::new();
+        for (rule, handler) in self.rows {
+            if listener.serves(&rule) {
+                router = router.route(&rule.path, handler);
+                rules.push(rule);
+            }
+        }
+        Table {
+            router: router.with_state(state),
+            rules,
+        }
+    }
+}
+
+/// A router and the rules of its routes.
+pub struct Table {
+    /// The routes.
+    pub router: Router,
+    /// Their rules.
+    pub rules: Vec<RouteRule>,
+}
+
+impl Table {
+    /// Both tables' routes together.
+    pub fn merge(mut self, other: Table) -> Table {
+        self.router = self.router.merge(other.router);
+        self.rules.extend(other.rules);
+        self
+    }
+}
+
+/// The rules, looked up by the route a request matched.
+#[derive(Clone, Debug, Default)]
+pub struct RuleIndex {
+    exact: HashMap<(String, Method), Rule>,
+    any: HashMap<String, Rule>,
+}
+
+impl RuleIndex {
+    /// An index of `rules`.
+    pub fn new(rules: &[RouteRule]) -> RuleIndex {
+        let mut index = RuleIndex::default();
+        for r in rules {
+            match &r.verb {
+                Verb::Any => {
+                    index.any.insert(r.path.clone(), r.rule);
+                }
+                Verb::Only(m) => {
+                    index.exact.insert((r.path.clone(), m.clone()), r.rule);
+                }
+            }
+        }
+        index
+    }
+
+    /// The rule of `method` on the matched route `path` (`HEAD` is `GET`'s).
+    pub fn rule(&self, path: &str, method: &Method) -> Option<Rule> {
+        let method = if *method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.exact
+            .get(&(path.to_string(), method.clone()))
+            .or_else(|| self.any.get(path))
+            .copied()
+    }
+}
