@@ -15,6 +15,7 @@ pub type SqlResult<T> = rusqlite::Result<T>;
 /// An error of the database.
 pub use rusqlite::Error as SqlError;
 pub mod keys;
+pub mod kube_objects;
 mod migrations;
 pub mod monitoring;
 

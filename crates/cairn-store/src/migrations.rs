@@ -116,6 +116,21 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX rollout_steps_model ON rollout_steps (model, version);",
         ),
         M::up("ALTER TABLE model_versions ADD COLUMN spec_digest TEXT NOT NULL DEFAULT '';"),
+        // The Kubernetes objects Cairn applied, by UID: only these are pruned.
+        M::up(
+            "CREATE TABLE kube_objects (
+            resource TEXT NOT NULL,
+            api_version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (api_version, kind, namespace, name)
+        );
+        CREATE INDEX kube_objects_resource ON kube_objects (resource);
+        CREATE INDEX kube_objects_uid ON kube_objects (uid);",
+        ),
     ])
 }
 
