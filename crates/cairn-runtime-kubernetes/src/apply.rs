@@ -6,21 +6,29 @@
 //! against the resource and nothing is overwritten. With
 //! [`ConflictPolicy::Force`] Git wins and Cairn takes the fields over.
 //!
-//! Pruning deletes only objects that carry Cairn's labels, and only in two
-//! cases: the objects of a resource that the planner deletes (it holds back
-//! deletions of specs whose files failed to load), and — after a sync of a
-//! repository that loaded cleanly — labelled objects whose spec is gone
-//! ([`orphans`]). Namespaces are never deleted.
+//! Every object applied is recorded in the store by its UID
+//! ([`cairn_store::kube_objects`]). Pruning deletes only recorded objects,
+//! with their UID as a delete precondition, and only in two cases: the
+//! objects of a resource that the planner deletes (it holds back deletions
+//! of specs whose files failed to load) or no longer needs, and — after a
+//! sync of a repository that loaded cleanly — recorded objects whose spec
+//! is gone. An object that carries Cairn's labels but that Cairn never
+//! applied (its UID is not recorded) is left alone, logged and audited
+//! (`prune-skipped`), once per object and process. Namespaces are never
+//! deleted.
 
 use crate::objects::{
     ANNOTATION_SKIPPED, KubeObject, LABEL_KIND, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PROJECT,
     ObjectKind, kind_from_label, selector_string,
 };
 use cairn_spec::ResourceKey;
+use cairn_store::Store;
+use cairn_store::kube_objects::KubeObjectRecord;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::DynamicObject;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// The field manager of every apply.
@@ -65,6 +73,14 @@ pub enum ApplyError {
         /// What went wrong.
         message: String,
     },
+    /// The store could not record (or forget) an object's UID.
+    #[error("{object}: recording its UID failed: {message}")]
+    Record {
+        /// The object.
+        object: String,
+        /// The store's error.
+        message: String,
+    },
 }
 
 impl ApplyError {
@@ -102,18 +118,11 @@ pub struct LiveObject {
 impl LiveObject {
     /// `Kind namespace/name`.
     pub fn describe(&self) -> String {
-        match &self.object.metadata.namespace {
-            Some(ns) => format!(
-                "{} {ns}/{}",
-                self.kind.as_str(),
-                self.object.metadata.name.as_deref().unwrap_or_default()
-            ),
-            None => format!(
-                "{} {}",
-                self.kind.as_str(),
-                self.object.metadata.name.as_deref().unwrap_or_default()
-            ),
-        }
+        describe(
+            self.kind,
+            self.object.metadata.namespace.as_deref(),
+            self.object.metadata.name.as_deref().unwrap_or_default(),
+        )
     }
 
     /// The resource whose labels it carries, if it carries Cairn's.
@@ -124,7 +133,12 @@ impl LiveObject {
 
 /// The resource a labelled object belongs to.
 pub fn owner_of(object: &DynamicObject) -> Option<ResourceKey> {
-    let labels = object.metadata.labels.as_ref()?;
+    owner_in(&object.metadata)
+}
+
+/// The resource whose labels an object's metadata carries.
+fn owner_in(meta: &ObjectMeta) -> Option<ResourceKey> {
+    let labels = meta.labels.as_ref()?;
     if labels.get(LABEL_MANAGED_BY).map(String::as_str) != Some("cairn") {
         return None;
     }
@@ -160,23 +174,74 @@ pub fn orphans<'a>(
 /// Where an object lives: kind, namespace, name.
 pub type Place = (ObjectKind, Option<String>, String);
 
-/// Applies and prunes objects through one API client. Clones share the
-/// record of what they applied.
+/// What became of a recorded object Cairn set out to delete.
+enum Removal {
+    /// Deleted now.
+    Deleted,
+    /// Already gone.
+    Gone,
+    /// Its name now belongs to another object (the UID precondition
+    /// failed): the API server's message.
+    Replaced(String),
+}
+
+/// Applies and prunes objects through one API client, recording the UID
+/// of every object applied in the store. Clones share what they applied.
 #[derive(Clone)]
 pub struct Applier {
     client: Client,
     policy: ConflictPolicy,
+    store: Arc<Store>,
+    /// The namespaces listed and watched (the operator's allow-list);
+    /// empty: every namespace.
+    namespaces: Arc<[String]>,
     /// The `resourceVersion` each object had after Cairn last applied it.
     applied: Arc<Mutex<HashMap<Place, String>>>,
+    /// The UIDs of objects already reported as not Cairn's.
+    reported: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Applier {
-    /// An applier using `client`.
-    pub fn new(client: Client, policy: ConflictPolicy) -> Self {
+    /// An applier using `client`, recording applied objects in `store`.
+    pub fn new(client: Client, policy: ConflictPolicy, store: Arc<Store>) -> Self {
         Applier {
             client,
             policy,
+            store,
+            namespaces: Arc::new([]),
             applied: Arc::default(),
+            reported: Arc::default(),
+        }
+    }
+
+    /// Lists, watches and prunes only in `namespaces` (the operator's
+    /// allow-list, so that Roles in those namespaces suffice); empty: in
+    /// every namespace.
+    #[must_use]
+    pub fn within(mut self, namespaces: &[String]) -> Self {
+        self.namespaces = namespaces.into();
+        self
+    }
+
+    /// The namespaces listed and watched; empty: every namespace.
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
+    /// The namespaces to list a kind in: each allowed one, or all at once.
+    fn scopes(&self, kind: ObjectKind) -> Vec<Option<&str>> {
+        if kind.namespaced() && !self.namespaces.is_empty() {
+            self.namespaces.iter().map(|n| Some(n.as_str())).collect()
+        } else {
+            vec![None]
+        }
+    }
+
+    /// Whether Cairn may delete in a namespace (none: cluster scoped).
+    fn may_write(&self, namespace: Option<&str>) -> bool {
+        match namespace {
+            Some(ns) => self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns),
+            None => true,
         }
     }
 
@@ -211,16 +276,94 @@ impl Applier {
         }
     }
 
-    /// Server-side applies one object; returns the object as stored.
+    /// Server-side applies one object and records its UID; returns the
+    /// object as stored.
     pub async fn apply(&self, object: &KubeObject) -> Result<DynamicObject, ApplyError> {
         let api = self.api(object.kind(), object.namespace());
-        api.patch(
-            object.name(),
-            &self.params(),
-            &Patch::Apply(object.to_value()),
-        )
-        .await
-        .map_err(|e| ApplyError::from_kube(object.describe(), e))
+        let stored = api
+            .patch(
+                object.name(),
+                &self.params(),
+                &Patch::Apply(object.to_value()),
+            )
+            .await
+            .map_err(|e| ApplyError::from_kube(object.describe(), e))?;
+        self.record(object, &stored)?;
+        Ok(stored)
+    }
+
+    /// Records the UID the API server gave an applied object.
+    fn record(&self, object: &KubeObject, stored: &DynamicObject) -> Result<(), ApplyError> {
+        let (Some(resource), Some(uid)) = (owner_in(object.meta()), stored.metadata.uid.clone())
+        else {
+            return Ok(());
+        };
+        let ar = object.kind().api_resource();
+        self.store
+            .record_kube_object(&KubeObjectRecord {
+                resource,
+                api_version: ar.api_version,
+                kind: ar.kind,
+                namespace: object.namespace().map(str::to_string),
+                name: object.name().to_string(),
+                uid,
+            })
+            .map_err(|e| ApplyError::Record {
+                object: object.describe(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Whether Cairn applied this live object (its UID is recorded).
+    fn recorded(&self, object: &LiveObject) -> Result<bool, ApplyError> {
+        let Some(uid) = object.object.metadata.uid.as_deref() else {
+            return Ok(false);
+        };
+        self.store
+            .kube_object_by_uid(uid)
+            .map(|r| r.is_some())
+            .map_err(|e| ApplyError::Record {
+                object: object.describe(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The objects Cairn recorded for one resource, or for every resource.
+    fn records(&self, resource: Option<&ResourceKey>) -> Result<Vec<KubeObjectRecord>, ApplyError> {
+        self.store
+            .kube_objects(resource)
+            .map_err(|e| ApplyError::Record {
+                object: resource.map_or("every resource".into(), ToString::to_string),
+                message: e.to_string(),
+            })
+    }
+
+    /// Applies again those of `key`'s objects whose UIDs are not recorded
+    /// (objects applied before UIDs were recorded, or by a controller that
+    /// lost its store), so that they can be pruned later: an unchanged
+    /// object is a no-op for the API server, which answers its UID.
+    /// Returns what was adopted.
+    pub async fn adopt(
+        &self,
+        key: &ResourceKey,
+        objects: &[KubeObject],
+    ) -> Result<Vec<String>, ApplyError> {
+        let records = self.records(Some(key))?;
+        let mut adopted = Vec::new();
+        for o in objects {
+            let ar = o.kind().api_resource();
+            let known = records.iter().any(|r| {
+                r.api_version == ar.api_version
+                    && r.kind == ar.kind
+                    && r.namespace.as_deref() == o.namespace()
+                    && r.name == o.name()
+            });
+            if !known {
+                self.apply(o).await?;
+                adopted.push(o.describe());
+            }
+        }
+        Ok(adopted)
     }
 
     /// Applies objects in order, stopping at the first refusal.
@@ -274,28 +417,34 @@ impl Applier {
             .map_err(|e| ApplyError::from_kube(format!("Job {namespace}/{name}"), e))
     }
 
-    /// Objects of one kind in every namespace matching a label selector.
+    /// Objects of one kind matching a label selector, in every namespace
+    /// listed (see [`Applier::within`]).
     pub async fn list(
         &self,
         kind: ObjectKind,
         selector: &str,
     ) -> Result<Vec<LiveObject>, ApplyError> {
-        let list = self
-            .api(kind, None)
-            .list(&ListParams::default().labels(selector))
-            .await
-            .map_err(|e| ApplyError::from_kube(format!("listing {}s", kind.as_str()), e))?;
-        Ok(list
-            .items
-            .into_iter()
-            .map(|object| LiveObject { kind, object })
-            .collect())
+        let mut out = Vec::new();
+        for namespace in self.scopes(kind) {
+            let list = self
+                .api(kind, namespace)
+                .list(&ListParams::default().labels(selector))
+                .await
+                .map_err(|e| ApplyError::from_kube(format!("listing {}s", kind.as_str()), e))?;
+            out.extend(
+                list.items
+                    .into_iter()
+                    .map(|object| LiveObject { kind, object }),
+            );
+        }
+        Ok(out)
     }
 
-    /// Every object Cairn labelled, of every managed kind.
+    /// Every object Cairn labelled, of every kind it prunes (namespaces,
+    /// never pruned, are not listed).
     pub async fn list_managed(&self) -> Result<Vec<LiveObject>, ApplyError> {
         let mut all = Vec::new();
-        for kind in ObjectKind::ALL {
+        for kind in ObjectKind::ALL.into_iter().filter(|k| k.namespaced()) {
             all.extend(
                 self.list(kind, &format!("{LABEL_MANAGED_BY}=cairn"))
                     .await?,
@@ -304,51 +453,152 @@ impl Applier {
         Ok(all)
     }
 
-    /// Deletes one live object (in the background for its dependents); an
-    /// object already gone is fine.
-    pub async fn delete(&self, object: &LiveObject) -> Result<(), ApplyError> {
-        let name = object.object.metadata.name.clone().unwrap_or_default();
-        let api = self.api(object.kind, object.object.metadata.namespace.as_deref());
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(ApplyError::from_kube(object.describe(), e)),
+    /// Deletes a recorded object (in the background for its dependents)
+    /// if it is still the object Cairn applied: the recorded UID is a
+    /// precondition of the delete. The record is forgotten in every case
+    /// but an error.
+    async fn delete_recorded(
+        &self,
+        kind: ObjectKind,
+        record: &KubeObjectRecord,
+    ) -> Result<Removal, ApplyError> {
+        let what = describe(kind, record.namespace.as_deref(), &record.name);
+        let api = self.api(kind, record.namespace.as_deref());
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(record.uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        let removal = match api.delete(&record.name, &params).await {
+            Ok(_) => Removal::Deleted,
+            Err(kube::Error::Api(s)) if s.code == 404 => Removal::Gone,
+            Err(kube::Error::Api(s)) if s.code == 409 => Removal::Replaced(s.message),
+            Err(e) => return Err(ApplyError::from_kube(what, e)),
+        };
+        self.store
+            .forget_kube_object(&record.uid)
+            .map_err(|e| ApplyError::Record {
+                object: what,
+                message: e.to_string(),
+            })?;
+        Ok(removal)
+    }
+
+    /// Deletes the recorded objects that `pick` selects — never a
+    /// namespace, never outside the allowed namespaces; returns what was
+    /// deleted and the UIDs of the records handled.
+    async fn prune_records(
+        &self,
+        records: Vec<KubeObjectRecord>,
+        pick: impl Fn(ObjectKind, &KubeObjectRecord) -> bool,
+    ) -> Result<(Vec<String>, HashSet<String>), ApplyError> {
+        let mut deleted = Vec::new();
+        let mut handled = HashSet::new();
+        for record in records {
+            let Some(kind) = ObjectKind::from_kind(&record.api_version, &record.kind) else {
+                continue;
+            };
+            if kind == ObjectKind::Namespace
+                || !self.may_write(record.namespace.as_deref())
+                || !pick(kind, &record)
+            {
+                continue;
+            }
+            let what = describe(kind, record.namespace.as_deref(), &record.name);
+            match self.delete_recorded(kind, &record).await? {
+                Removal::Deleted => deleted.push(what),
+                Removal::Gone => {}
+                // The object found under that name is judged by its own
+                // UID with the other live objects.
+                Removal::Replaced(message) => {
+                    tracing::info!("{what} is no longer the object Cairn applied: {message}");
+                }
+            }
+            handled.insert(record.uid);
+        }
+        Ok((deleted, handled))
+    }
+
+    /// Reports an object that carries Cairn's labels but that Cairn did not
+    /// apply, once per object: a warning and an audit entry.
+    fn leave_alone(&self, owner: Option<&ResourceKey>, uid: &str, what: &str) {
+        if !self
+            .reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.to_string())
+        {
+            return;
+        }
+        let detail = format!(
+            "{what} not pruned: it carries Cairn's labels but Cairn did not create it (UID {uid} not recorded); left alone"
+        );
+        tracing::warn!("{detail}");
+        if let Err(e) = self.store.audit(None, owner, "prune-skipped", &detail) {
+            tracing::warn!("could not audit {what}: {e}");
         }
     }
 
-    /// Deletes the objects labelled with `key` that are not in `keep`;
-    /// with `runs`, also its `Job`s (runs, kept as history otherwise).
-    /// Returns what was deleted.
+    /// Reports the labelled live objects Cairn never applied, except those
+    /// just handled.
+    fn report_unrecorded<'a>(
+        &self,
+        live: impl IntoIterator<Item = &'a LiveObject>,
+        handled: &HashSet<String>,
+    ) -> Result<(), ApplyError> {
+        for o in live {
+            let uid = o.object.metadata.uid.as_deref().unwrap_or_default();
+            if handled.contains(uid) || self.recorded(o)? {
+                continue;
+            }
+            self.leave_alone(o.owner().as_ref(), uid, &o.describe());
+        }
+        Ok(())
+    }
+
+    /// Deletes the recorded objects of `key` that are not in `keep`; with
+    /// `runs`, also its `Job`s (runs, kept as history otherwise). Objects
+    /// labelled as `key`'s that Cairn never applied are reported and left
+    /// alone. Returns what was deleted.
     pub async fn prune_resource(
         &self,
         key: &ResourceKey,
         keep: &[KubeObject],
         runs: bool,
     ) -> Result<Vec<String>, ApplyError> {
+        let kept = |kind: ObjectKind, namespace: Option<&str>, name: Option<&str>| {
+            keep.iter()
+                .any(|k| k.kind() == kind && Some(k.name()) == name && k.namespace() == namespace)
+        };
+        let (deleted, handled) = self
+            .prune_records(self.records(Some(key))?, |kind, r| {
+                (runs || kind != ObjectKind::Job)
+                    && !kept(kind, r.namespace.as_deref(), Some(&r.name))
+            })
+            .await?;
         let selector = selector_string(key);
-        let mut deleted = Vec::new();
+        let mut live = Vec::new();
         for kind in ObjectKind::ALL {
-            if kind == ObjectKind::Namespace {
+            if kind == ObjectKind::Namespace || (kind == ObjectKind::Job && !runs) {
                 continue;
             }
-            for live in self.list(kind, &selector).await? {
-                let wanted = keep.iter().any(|k| {
-                    k.kind() == kind
-                        && Some(k.name()) == live.object.metadata.name.as_deref()
-                        && k.namespace() == live.object.metadata.namespace.as_deref()
-                });
-                if wanted || (live.kind == ObjectKind::Job && !runs) {
-                    continue;
-                }
-                self.delete(&live).await?;
-                deleted.push(live.describe());
-            }
+            live.extend(self.list(kind, &selector).await?.into_iter().filter(|o| {
+                !kept(
+                    kind,
+                    o.object.metadata.namespace.as_deref(),
+                    o.object.metadata.name.as_deref(),
+                )
+            }));
         }
+        self.report_unrecorded(&live, &handled)?;
         Ok(deleted)
     }
 
-    /// Deletes labelled objects whose spec is gone, if the repository
-    /// loaded cleanly. Returns what was deleted.
+    /// Deletes the recorded objects whose spec is gone, if the repository
+    /// loaded cleanly; labelled objects of removed specs that Cairn never
+    /// applied are reported and left alone. Returns what was deleted.
     pub async fn prune_orphans(
         &self,
         desired: &BTreeSet<ResourceKey>,
@@ -357,13 +607,20 @@ impl Applier {
         if !clean {
             return Ok(Vec::new());
         }
+        let (deleted, handled) = self
+            .prune_records(self.records(None)?, |_, r| !desired.contains(&r.resource))
+            .await?;
         let live = self.list_managed().await?;
-        let mut deleted = Vec::new();
-        for o in orphans(&live, desired, clean) {
-            self.delete(o).await?;
-            deleted.push(o.describe());
-        }
+        self.report_unrecorded(orphans(&live, desired, clean), &handled)?;
         Ok(deleted)
+    }
+}
+
+/// `Kind namespace/name`, or `Kind name` when cluster scoped.
+fn describe(kind: ObjectKind, namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{} {ns}/{name}", kind.as_str()),
+        None => format!("{} {name}", kind.as_str()),
     }
 }
 

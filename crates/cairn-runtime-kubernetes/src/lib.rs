@@ -85,9 +85,10 @@ impl KubernetesRuntime {
             .map_err(|e| RuntimeError::Start(format!("inference event log: {e}")))?;
         let keys = KeyStore::open(&data_dir.join("keys.db"))
             .map_err(|e| RuntimeError::Start(format!("access keys: {e}")))?;
+        let applier = Applier::new(client, policy, store.clone()).within(&settings.namespaces);
         Ok(KubernetesRuntime {
             inner: Arc::new(Inner {
-                applier: Applier::new(client, policy),
+                applier,
                 settings,
                 store,
                 gateway: Arc::new(Gateway::new(events, keys)),
@@ -231,14 +232,26 @@ impl Inner {
         }
         let deployments = self.applier.list(ObjectKind::Deployment, &managed).await?;
         let jobs = self.applier.list(ObjectKind::Job, &managed).await?;
-        let pods: Vec<Pod> = Api::<Pod>::all(self.applier.client().clone())
-            .list(&ListParams::default().labels(objects::LABEL_NAME))
-            .await
-            .map_err(|e| ApplyError::Api {
-                object: "listing pods".into(),
-                message: e.to_string(),
-            })?
-            .items;
+        let mut pods: Vec<Pod> = Vec::new();
+        let client = self.applier.client().clone();
+        let apis: Vec<Api<Pod>> = match self.applier.namespaces() {
+            [] => vec![Api::all(client)],
+            namespaces => namespaces
+                .iter()
+                .map(|ns| Api::namespaced(client.clone(), ns))
+                .collect(),
+        };
+        for api in apis {
+            pods.extend(
+                api.list(&ListParams::default().labels(objects::LABEL_NAME))
+                    .await
+                    .map_err(|e| ApplyError::Api {
+                        object: "listing pods".into(),
+                        message: e.to_string(),
+                    })?
+                    .items,
+            );
+        }
         let pods_of = |key: &ResourceKey| -> Vec<Pod> {
             let sel = objects::selector(key);
             pods.iter()
@@ -543,6 +556,15 @@ impl Runtime for KubernetesRuntime {
                     objects::objects_for(r, ctx.state, commit, &launches, &inner.settings)
                     && !objects.is_empty()
                 {
+                    // Objects applied before their UIDs were recorded are
+                    // adopted once, after a start, so that they can be pruned.
+                    match self.block_on(inner.applier.adopt(&key, &objects)) {
+                        Ok(adopted) if !adopted.is_empty() => {
+                            tracing::info!("recorded the UIDs of {}", adopted.join(", "));
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("could not adopt the objects of {key}: {e}"),
+                    }
                     inner.lock().desired.insert(key, objects);
                 }
             }

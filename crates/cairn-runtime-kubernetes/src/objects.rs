@@ -215,6 +215,14 @@ impl ObjectKind {
             ObjectKind::Service => "Service",
         }
     }
+
+    /// The managed kind with this `apiVersion` and `kind`, if any.
+    pub fn from_kind(api_version: &str, kind: &str) -> Option<ObjectKind> {
+        ObjectKind::ALL.into_iter().find(|k| {
+            let ar = k.api_resource();
+            ar.api_version == api_version && ar.kind == kind
+        })
+    }
 }
 
 impl KubeObject {

@@ -27,23 +27,42 @@ pub const WATCHED: [ObjectKind; 4] = [
     ObjectKind::ResourceQuota,
 ];
 
-/// Watches every kind in [`WATCHED`] until the task is dropped.
+/// Watches every kind in [`WATCHED`] until the task is dropped: in each
+/// namespace the applier lists, or in all at once.
 pub async fn revert_drift(applier: Applier, desired: DesiredLookup, store: Arc<Store>) {
-    let tasks = WATCHED.map(|kind| {
-        tokio::spawn(watch_kind(
-            applier.clone(),
-            kind,
-            desired.clone(),
-            store.clone(),
-        ))
-    });
+    let namespaces: Vec<Option<String>> = match applier.namespaces() {
+        [] => vec![None],
+        list => list.iter().cloned().map(Some).collect(),
+    };
+    let mut tasks = Vec::new();
+    for kind in WATCHED {
+        for namespace in &namespaces {
+            tasks.push(tokio::spawn(watch_kind(
+                applier.clone(),
+                kind,
+                namespace.clone(),
+                desired.clone(),
+                store.clone(),
+            )));
+        }
+    }
     for t in tasks {
         let _ = t.await;
     }
 }
 
-async fn watch_kind(applier: Applier, kind: ObjectKind, desired: DesiredLookup, store: Arc<Store>) {
-    let api: Api<DynamicObject> = Api::all_with(applier.client().clone(), &kind.api_resource());
+async fn watch_kind(
+    applier: Applier,
+    kind: ObjectKind,
+    namespace: Option<String>,
+    desired: DesiredLookup,
+    store: Arc<Store>,
+) {
+    let (client, ar) = (applier.client().clone(), kind.api_resource());
+    let api: Api<DynamicObject> = match namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(client, ns, &ar),
+        None => Api::all_with(client, &ar),
+    };
     let config = watcher::Config::default().labels(&format!("{LABEL_MANAGED_BY}=cairn"));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     // The generation each object was last checked at: a change of status

@@ -2,7 +2,8 @@
 //! The embedded store: one SQLite file in WAL mode holding what the
 //! controller has applied, per-resource status, job runs and their
 //! artifacts, supervised processes (for adoption after a restart), sync
-//! records and the audit log. Schema changes are migrations.
+//! records, the audit log and the UIDs of the Kubernetes objects applied
+//! ([`kube_objects`]). Schema changes are migrations.
 
 pub mod drift;
 pub mod events;
@@ -15,6 +16,7 @@ pub type SqlResult<T> = rusqlite::Result<T>;
 /// An error of the database.
 pub use rusqlite::Error as SqlError;
 pub mod keys;
+pub mod kube_objects;
 mod migrations;
 pub mod monitoring;
 pub mod tokens;

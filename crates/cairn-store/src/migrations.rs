@@ -133,6 +133,21 @@ pub fn migrations() -> Migrations<'static> {
             last_used_at TEXT
         );",
         ),
+        // The Kubernetes objects Cairn applied, by UID: only these are pruned.
+        M::up(
+            "CREATE TABLE kube_objects (
+            resource TEXT NOT NULL,
+            api_version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (api_version, kind, namespace, name)
+        );
+        CREATE INDEX kube_objects_resource ON kube_objects (resource);
+        CREATE INDEX kube_objects_uid ON kube_objects (uid);",
+        ),
     ])
 }
 

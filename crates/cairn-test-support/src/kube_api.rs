@@ -1,9 +1,11 @@
 //! An in-process Kubernetes API server for tests: an axum server on
 //! 127.0.0.1 that stores objects in memory and answers server-side apply
 //! (with field-ownership conflicts), get, list with label selectors,
-//! watch (chunked JSON events), and delete the way the real API server
-//! does, including its `Status` errors (404, 409, 422). Every request is
-//! recorded; failures can be injected per object name.
+//! watch (chunked JSON events), and delete (with UID and resourceVersion
+//! preconditions) the way the real API server does, including its
+//! `Status` errors (404, 409, 422). Every object gets a UID when it is
+//! created and keeps it until it is deleted. Every request is recorded;
+//! failures can be injected per object name.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -42,6 +44,16 @@ struct Inner {
     failures: BTreeMap<(String, String), (u16, String, String)>,
     rv: u64,
     next_ip: u32,
+    /// Objects created so far, for their UIDs.
+    created: u64,
+}
+
+impl Inner {
+    /// A fresh UID, unique for the life of the server (as the API server's are).
+    fn uid(&mut self) -> String {
+        self.created += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.created)
+    }
 }
 
 #[derive(Clone)]
@@ -259,14 +271,20 @@ users:
             .insert(pod.to_string(), text.to_string());
     }
 
-    /// Stores an object directly (pods, objects made by others).
-    pub fn put(&self, collection: &str, namespace: Option<&str>, object: Value) {
+    /// Stores an object directly (pods, objects made by others), giving it
+    /// a UID if it has none; returns the UID.
+    pub fn put(&self, collection: &str, namespace: Option<&str>, mut object: Value) -> String {
         let name = object["metadata"]["name"].as_str().unwrap().to_string();
         let mut inner = self.shared.inner.lock().unwrap();
+        if object["metadata"]["uid"].as_str().is_none() {
+            object["metadata"]["uid"] = json!(inner.uid());
+        }
+        let uid = object["metadata"]["uid"].as_str().unwrap().to_string();
         inner.objects.insert(
             (collection.to_string(), namespace.map(str::to_string), name),
             (object, "other".into()),
         );
+        uid
     }
 
     /// Waits until `f` holds, or panics after `timeout` with `what`.
@@ -608,7 +626,14 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
                         + 1;
                     object["metadata"]["resourceVersion"] = json!(rv.to_string());
                     object["metadata"]["generation"] = json!(generation);
-                    object["metadata"]["uid"] = json!(format!("uid-{name}"));
+                    let uid = match existing
+                        .as_ref()
+                        .and_then(|(o, _)| o["metadata"]["uid"].as_str().map(str::to_string))
+                    {
+                        Some(uid) => uid,
+                        None => inner.uid(),
+                    };
+                    object["metadata"]["uid"] = json!(uid);
                     object["metadata"]["managedFields"] = json!([{
                         "manager": manager, "operation": "Apply",
                         "apiVersion": object["apiVersion"].clone(), "fieldsType": "FieldsV1", "fieldsV1": {}
@@ -647,10 +672,15 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
         (Method::DELETE, Some(name)) => {
             let removed = {
                 let mut inner = s.inner.lock().unwrap();
+                let key = (collection.clone(), namespace, name.clone());
+                if let Some((object, _)) = inner.objects.get(&key)
+                    && let Some(message) =
+                        failed_precondition(&collection, &name, object, body.as_ref())
+                {
+                    return status(409, "Conflict", &message);
+                }
                 inner.rv += 1;
-                inner
-                    .objects
-                    .remove(&(collection.clone(), namespace, name.clone()))
+                inner.objects.remove(&key)
             };
             match removed {
                 Some((object, _)) => {
@@ -669,6 +699,41 @@ async fn handle(State(s): State<Shared>, req: Request) -> Response {
             "not supported by the fake API server",
         ),
     }
+}
+
+/// Why a delete's preconditions (`DeleteOptions.preconditions`: `uid`,
+/// `resourceVersion`) do not hold for `object`, in the API server's words.
+fn failed_precondition(
+    collection: &str,
+    name: &str,
+    object: &Value,
+    options: Option<&Value>,
+) -> Option<String> {
+    let preconditions = options?.get("preconditions")?;
+    // `deployments.apps`, or `services` for the core group.
+    let mut segments = collection.trim_start_matches('/').split('/');
+    let resource = match (segments.next(), segments.next(), segments.nth(1)) {
+        (Some("apis"), Some(group), Some(plural)) => format!("{plural}.{group}"),
+        _ => collection
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    for (field, what) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+        let (Some(want), Some(have)) = (
+            preconditions.get(field).and_then(Value::as_str),
+            object["metadata"][field].as_str(),
+        ) else {
+            continue;
+        };
+        if want != have {
+            return Some(format!(
+                "Operation cannot be fulfilled on {resource} \"{name}\": Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            ));
+        }
+    }
+    None
 }
 
 /// A JSON merge patch (RFC 7386).
