@@ -12,6 +12,7 @@ pub mod guard;
 pub mod hooks;
 pub mod monitoring;
 pub mod names;
+pub mod oidc;
 pub mod openapi;
 pub mod proxy;
 pub mod runtime;

@@ -4,11 +4,14 @@
 //! talked to over HTTP ([`up::Up`]); the quickstart's files and the
 //! fixtures under `fixtures/<case>/`, by absolute path; golden files; and,
 //! with the `kube-api` feature, an in-process fake Kubernetes API server
-//! ([`kube_api::FakeApi`]).
+//! ([`kube_api::FakeApi`]); with the `oidc-provider` feature, a small
+//! OpenID provider ([`oidc_provider::OidcProvider`]).
 
 mod golden;
 #[cfg(feature = "kube-api")]
 pub mod kube_api;
+#[cfg(feature = "oidc-provider")]
+pub mod oidc_provider;
 mod paths;
 pub mod up;
 
