@@ -73,11 +73,15 @@ def _uuid(value):
 
 class Client:
     """A connection to ``cairn up`` (its URL) with an optional access key
-    and an optional project for models named without one."""
+    (a model's, for predictions, metrics and feedback), an optional API
+    token (for the ``/api/v1`` routes; ``$CAIRN_TOKEN``, which Cairn sets
+    for the jobs and applications it runs) and an optional project for
+    models named without one."""
 
-    def __init__(self, url=None, key=None, timeout=30.0, project=None):
+    def __init__(self, url=None, key=None, timeout=30.0, project=None, token=None):
         self.url = (url or os.environ.get("CAIRN_SERVER") or DEFAULT_SERVER).rstrip("/")
         self.key = key if key is not None else os.environ.get("CAIRN_KEY") or None
+        self.token = token if token is not None else os.environ.get("CAIRN_TOKEN") or None
         self.timeout = timeout
         self.project = project
 
@@ -92,8 +96,9 @@ class Client:
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode("utf-8")
             headers["Content-Type"] = content_type
-        if self.key:
-            headers["Authorization"] = "Bearer " + self.key
+        secret = self.token if path.startswith("/api/") else self.key
+        if secret:
+            headers["Authorization"] = "Bearer " + secret
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as response:

@@ -669,10 +669,11 @@ impl Jobs {
             .timeout
             .map_or(WORKLOAD_TOKEN_TTL, |t| t.get() + Duration::from_secs(60))
             .min(WORKLOAD_TOKEN_TTL);
-        env.extend(
-            self.shared
-                .workload_token(key, &format!("run #{} ({})", run.number, run.id), ttl),
-        );
+        env.extend(self.shared.workload_token(
+            key,
+            &format!("run #{} ({})", run.number, run.id),
+            ttl,
+        ));
         env.push(("CAIRN_RUN".into(), run.number.to_string()));
         env.push(("CAIRN_RUN_ID".into(), run.id.to_string()));
         env.push(("CAIRN_ATTEMPT".into(), attempt.to_string()));

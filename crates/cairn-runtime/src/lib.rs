@@ -53,7 +53,12 @@ pub struct ApplyContext<'a> {
 
 /// How the audit log names the people behind a commit: its author, and its
 /// committer when another.
-pub fn git_actor(author: &str, author_email: &str, committer: &str, committer_email: &str) -> String {
+pub fn git_actor(
+    author: &str,
+    author_email: &str,
+    committer: &str,
+    committer_email: &str,
+) -> String {
     let author = format!("{author} <{author_email}>");
     let committer = format!("{committer} <{committer_email}>");
     if author == committer {

@@ -7,14 +7,14 @@
 //! `/projects/PROJECT/apps/NAME/`), and the bare form answers 409 when
 //! several projects use the name.
 
+use crate::auth::layer::Resolve;
+use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
+use crate::auth::{Caller, Role};
 use crate::contract::ToApi;
 use crate::hooks::{self, WebhookConfig};
 use crate::names::{NamePath, resolved};
 use crate::proxy::{self, ProxyClient};
 use crate::runtime::AnyRuntime;
-use crate::auth::layer::Resolve;
-use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
-use crate::auth::{Caller, Role};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -61,9 +61,24 @@ pub fn routes(state: AppState, listener: Listener) -> Table {
     let model = |rest| ("/api/v1", "models", rest);
     let app = |rest| ("", "apps", rest);
     Routes::new()
-        .scoped(Method::GET, job("/runs"), Rule::Project(Job, Viewer), job_runs)
-        .scoped(Method::POST, job("/runs"), Rule::Project(Job, Editor), start_run)
-        .scoped(Method::GET, job("/runs/{number}"), Rule::Project(Job, Viewer), job_run)
+        .scoped(
+            Method::GET,
+            job("/runs"),
+            Rule::Project(Job, Viewer),
+            job_runs,
+        )
+        .scoped(
+            Method::POST,
+            job("/runs"),
+            Rule::Project(Job, Editor),
+            start_run,
+        )
+        .scoped(
+            Method::GET,
+            job("/runs/{number}"),
+            Rule::Project(Job, Viewer),
+            job_run,
+        )
         .scoped(
             Method::GET,
             job("/runs/{number}/logs"),
@@ -548,7 +563,11 @@ pub(crate) async fn rollback_model(
         Some(&pinned.commit),
         Some(&endpoint.key),
         "rollback",
-        &format!("to version {} by commit {}", target.version, &pinned.commit[..12]),
+        &format!(
+            "to version {} by commit {}",
+            target.version,
+            &pinned.commit[..12]
+        ),
     );
     if pinned.on_followed_branch {
         let _ = s

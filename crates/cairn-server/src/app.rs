@@ -6,7 +6,7 @@ use crate::api::AppState;
 use crate::auth::layer::{Auth, AuthMode, authenticate};
 use crate::auth::rules::{Listener, Named, RouteRule, Routes, Rule, RuleIndex, Table, Verb};
 use crate::auth::session::Sessions;
-use crate::auth::{login, tokens};
+use crate::auth::{login, oidc_login, tokens};
 use crate::gateway::GatewayState;
 use crate::guard::Guard;
 use axum::Router;
@@ -16,12 +16,13 @@ use cairn_api::auth::{RouteAccess, RouteTable};
 use std::sync::{Arc, RwLock};
 
 /// How callers are authenticated.
-#[derive(Clone, Debug)]
 pub struct AuthSettings {
     /// Whether they must be.
     pub mode: AuthMode,
     /// Whether session cookies are marked `Secure` (served over HTTPS).
     pub secure_cookies: bool,
+    /// Sign-in through an identity provider, when configured.
+    pub oidc: Option<crate::auth::oidc_login::OidcLogin>,
 }
 
 /// The routers of `cairn up`.
@@ -36,7 +37,7 @@ pub struct Server {
 
 /// The routes of signing in, tokens and the route table.
 fn auth_routes() -> Routes<Arc<Auth>> {
-    tokens::routes(login::routes(Routes::new())).route(
+    tokens::routes(oidc_login::routes(login::routes(Routes::new()))).route(
         Method::GET,
         "/api/v1/routes",
         Rule::Signed,
@@ -70,6 +71,7 @@ pub fn build(app: AppState, gateway: GatewayState, settings: AuthSettings, guard
             controller: app.controller.clone(),
         }),
         secure_cookies: settings.secure_cookies,
+        oidc: settings.oidc,
     });
     if let Err(e) = auth.refresh_access() {
         tracing::warn!("reading the projects' access rules: {e}");

@@ -11,11 +11,11 @@
 // Handlers return ready-made error responses by value, as axum does.
 #![allow(clippy::result_large_err)]
 
+use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
+use crate::auth::{Caller, Role};
 use crate::contract::ToApi;
 use crate::monitoring;
 use crate::names::{NamePath, resolved};
-use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
-use crate::auth::{Caller, Role};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -72,7 +72,12 @@ pub fn routes(state: GatewayState, listener: Listener) -> Table {
             Rule::Gateway,
             monitoring::post_feedback,
         )
-        .scoped(Method::GET, api("/versions"), Rule::Project(Model, Viewer), versions)
+        .scoped(
+            Method::GET,
+            api("/versions"),
+            Rule::Project(Model, Viewer),
+            versions,
+        )
         .scoped(
             Method::GET,
             api("/metrics"),
@@ -91,8 +96,18 @@ pub fn routes(state: GatewayState, listener: Listener) -> Table {
             Rule::Project(Model, Viewer),
             monitoring::get_aggregate,
         )
-        .scoped(Method::GET, api("/keys"), Rule::Project(Model, Editor), list_keys)
-        .scoped(Method::POST, api("/keys"), Rule::Project(Model, Editor), create_key)
+        .scoped(
+            Method::GET,
+            api("/keys"),
+            Rule::Project(Model, Editor),
+            list_keys,
+        )
+        .scoped(
+            Method::POST,
+            api("/keys"),
+            Rule::Project(Model, Editor),
+            create_key,
+        )
         .scoped(
             Method::DELETE,
             api("/keys/{id}"),
@@ -102,21 +117,36 @@ pub fn routes(state: GatewayState, listener: Listener) -> Table {
         .route(Method::GET, "/v2/health/live", Rule::Public, server_live)
         .route(Method::GET, "/v2/health/ready", Rule::Public, server_ready)
         .route(Method::GET, "/v2", Rule::Public, server_metadata)
-        .route(Method::GET, "/v2/models/{name}", Rule::Gateway, model_metadata)
+        .route(
+            Method::GET,
+            "/v2/models/{name}",
+            Rule::Gateway,
+            model_metadata,
+        )
         .route(
             Method::GET,
             "/v2/models/{name}/versions/{version}",
             Rule::Gateway,
             model_metadata_version,
         )
-        .route(Method::GET, "/v2/models/{name}/ready", Rule::Gateway, model_ready)
+        .route(
+            Method::GET,
+            "/v2/models/{name}/ready",
+            Rule::Gateway,
+            model_ready,
+        )
         .route(
             Method::GET,
             "/v2/models/{name}/versions/{version}/ready",
             Rule::Gateway,
             model_ready_version,
         )
-        .route(Method::POST, "/v2/models/{name}/infer", Rule::Gateway, infer)
+        .route(
+            Method::POST,
+            "/v2/models/{name}/infer",
+            Rule::Gateway,
+            infer,
+        )
         .route(
             Method::POST,
             "/v2/models/{name}/versions/{version}/infer",
@@ -738,13 +768,13 @@ pub(crate) async fn create_key(
                 &format!("access key {}", info.id),
             );
             (
-            StatusCode::CREATED,
-            axum::Json(NewKey {
-                key: secret,
-                info: info.to_api(),
-                note: "the key is shown only once".into(),
-            }),
-        )
+                StatusCode::CREATED,
+                axum::Json(NewKey {
+                    key: secret,
+                    info: info.to_api(),
+                    note: "the key is shown only once".into(),
+                }),
+            )
                 .into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

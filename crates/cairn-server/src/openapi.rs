@@ -5,6 +5,8 @@
 use crate::{api, gateway, monitoring};
 use utoipa::OpenApi;
 use utoipa::openapi::path::{ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 /// The OpenAPI document.
@@ -50,6 +52,11 @@ use utoipa::openapi::{ObjectBuilder, Required, Type};
         api::healthz,
         gateway::metrics,
         openapi_json_route,
+        crate::auth::tokens::whoami,
+        crate::auth::tokens::list_tokens,
+        crate::auth::tokens::create_token,
+        crate::auth::tokens::revoke_token,
+        crate::app::route_table,
     ),
     tags(
         (name = "controller", description = "The repository, syncs, resources, job runs and the audit log."),
@@ -58,6 +65,7 @@ use utoipa::openapi::{ObjectBuilder, Required, Type};
         (name = "oip", description = "The Open Inference Protocol v2, for KServe, Triton and MLServer clients."),
         (name = "hooks", description = "Git push webhooks."),
         (name = "operations", description = "Health and Prometheus metrics."),
+        (name = "access", description = "Who the caller is, API tokens, and what each route needs."),
     ),
 )]
 pub struct ApiDoc;
@@ -73,7 +81,83 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .filter_map(|(path, item)| Some((in_project(path)?, project_item(item))))
         .collect();
     doc.paths.paths.extend(scoped);
+    secure(&mut doc);
     doc
+}
+
+/// Routes anyone may call; those tagged `gateway` and `oip` answer to the
+/// models' own access keys, and `hooks` to its shared secret.
+const OPEN: &[&str] = &[
+    "/healthz",
+    "/api/v1/openapi.json",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+
+/// Declares how each operation is authenticated: an API token
+/// (`Authorization: Bearer cairn_tok_…`, or a dashboard session) for the
+/// API, with its 401 and 403 answers; a model's access key for the
+/// gateway; nothing for health, the document and webhooks.
+fn secure(doc: &mut utoipa::openapi::OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "token",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    components.add_security_scheme(
+        "modelKey",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tags = op.tags.clone().unwrap_or_default();
+            let keyed = tags.iter().any(|t| t == "gateway" || t == "oip");
+            if OPEN.contains(&path.as_str()) || tags.iter().any(|t| t == "hooks") {
+                op.security = Some(vec![SecurityRequirement::default()]);
+            } else if keyed {
+                // Open unless the model's spec requires a key.
+                op.security = Some(vec![
+                    SecurityRequirement::default(),
+                    SecurityRequirement::new("modelKey", Vec::<String>::new()),
+                ]);
+            } else {
+                op.security = Some(vec![SecurityRequirement::new(
+                    "token",
+                    Vec::<String>::new(),
+                )]);
+                let responses = &mut op.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| {
+                    RefOr::T(error("No valid token or session (see `cairn tokens`)"))
+                });
+                responses.entry("403".into()).or_insert_with(|| {
+                    RefOr::T(error(
+                        "The caller lacks the role this route needs in the resource's project",
+                    ))
+                });
+            }
+        }
+    }
 }
 
 /// The form in a project of a per-model or per-job route

@@ -389,7 +389,10 @@ impl Store {
     /// One token's info.
     pub fn token(&self, id: &str) -> Result<Option<TokenInfo>> {
         Ok(self
-            .list_tokens(None, &[TokenKind::Admin, TokenKind::Api, TokenKind::Workload])?
+            .list_tokens(
+                None,
+                &[TokenKind::Admin, TokenKind::Api, TokenKind::Workload],
+            )?
             .into_iter()
             .find(|t| t.id == id))
     }
@@ -493,19 +496,36 @@ mod tests {
         let mut forged = secret.clone();
         let last = forged.pop().unwrap();
         forged.push(if last == '0' { '1' } else { '0' });
-        assert_eq!(store.check_token(&forged, now_ms()), Err(TokenRefusal::Unknown));
-        assert_eq!(store.check_token("Bearer x", now_ms()), Err(TokenRefusal::Malformed));
         assert_eq!(
-            store.check_token(&format!("{TOKEN_PREFIX}0000000g_{}", "0".repeat(64)), now_ms()),
+            store.check_token(&forged, now_ms()),
+            Err(TokenRefusal::Unknown)
+        );
+        assert_eq!(
+            store.check_token("Bearer x", now_ms()),
+            Err(TokenRefusal::Malformed)
+        );
+        assert_eq!(
+            store.check_token(
+                &format!("{TOKEN_PREFIX}0000000g_{}", "0".repeat(64)),
+                now_ms()
+            ),
             Err(TokenRefusal::Malformed)
         );
         assert!(store.revoke_token(&info.id).unwrap());
         assert!(!store.revoke_token("tok_00000000").unwrap());
-        assert_eq!(store.check_token(&secret, now_ms()), Err(TokenRefusal::Revoked));
+        assert_eq!(
+            store.check_token(&secret, now_ms()),
+            Err(TokenRefusal::Revoked)
+        );
 
         let soon = chrono::Utc::now().timestamp() + 60;
         let (secret, _) = store
-            .create_token(&token(TokenKind::Workload, Some("lab"), "editor", Some(soon)))
+            .create_token(&token(
+                TokenKind::Workload,
+                Some("lab"),
+                "editor",
+                Some(soon),
+            ))
             .unwrap();
         assert!(store.check_token(&secret, now_ms()).is_ok());
         assert_eq!(
@@ -529,11 +549,17 @@ mod tests {
         store.check_token(&secret, 1_800_000_000_000).unwrap();
         let lab = store.list_tokens(Some("lab"), &[TokenKind::Api]).unwrap();
         assert_eq!(lab.len(), 1);
-        assert_eq!(lab[0].last_used_at.as_deref(), Some("2027-01-15T08:00:00.000Z"));
+        assert_eq!(
+            lab[0].last_used_at.as_deref(),
+            Some("2027-01-15T08:00:00.000Z")
+        );
         let all = store
             .list_tokens(None, &[TokenKind::Api, TokenKind::Admin])
             .unwrap();
         assert_eq!(all.len(), 3);
-        assert_eq!(store.list_tokens(None, &[TokenKind::Workload]).unwrap(), vec![]);
+        assert_eq!(
+            store.list_tokens(None, &[TokenKind::Workload]).unwrap(),
+            vec![]
+        );
     }
 }

@@ -19,6 +19,9 @@ pub struct Up {
     pub data_dir: PathBuf,
     /// Its standard output and error: the data directory with `.log`.
     pub log: PathBuf,
+    /// The admin token it made (none with `--auth none`), sent with every
+    /// request of [`Up`]'s own methods.
+    pub token: Option<String>,
 }
 
 /// Why `cairn up` did not come up.
@@ -132,10 +135,14 @@ impl Up {
             port,
             data_dir: data_dir.to_path_buf(),
             log,
+            token: None,
         };
         let start = Instant::now();
         loop {
             if up.get_text("/healthz").is_ok_and(|t| t == "ok") {
+                up.token = std::fs::read_to_string(data_dir.join("admin-token"))
+                    .ok()
+                    .map(|t| t.trim().to_string());
                 return Ok(up);
             }
             if let Some(status) = up.exited() {
@@ -169,17 +176,37 @@ impl Up {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn agent() -> ureq::Agent {
+    /// An agent sending `token` (unless a request carries its own
+    /// `Authorization`).
+    pub fn agent_with(token: Option<&str>, timeout: Duration) -> ureq::Agent {
+        let bearer = token.map(|t| format!("Bearer {t}"));
         ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(timeout))
+            .middleware(
+                move |mut req: ureq::http::Request<ureq::SendBody>,
+                      next: ureq::middleware::MiddlewareNext| {
+                    if let Some(b) = &bearer
+                        && !req.headers().contains_key("authorization")
+                        && let Ok(v) = b.parse()
+                    {
+                        req.headers_mut().insert("authorization", v);
+                    }
+                    next.handle(req)
+                },
+            )
             .build()
             .into()
     }
 
+    /// An agent sending the admin token.
+    pub fn agent(&self) -> ureq::Agent {
+        Self::agent_with(self.token.as_deref(), Duration::from_secs(30))
+    }
+
     /// GET → (status, body text).
     pub fn get_raw(&self, path: &str) -> Result<(u16, String), ureq::Error> {
-        let mut r = Self::agent().get(&self.url(path)).call()?;
+        let mut r = self.agent().get(&self.url(path)).call()?;
         let status = r.status().as_u16();
         Ok((status, r.body_mut().read_to_string()?))
     }
@@ -203,7 +230,7 @@ impl Up {
 
     /// POST JSON → (status, JSON).
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let mut r = Self::agent().post(&self.url(path)).send_json(body).unwrap();
+        let mut r = self.agent().post(&self.url(path)).send_json(body).unwrap();
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().unwrap();
         (
@@ -214,7 +241,7 @@ impl Up {
 
     /// POST raw bytes with headers → status.
     pub fn post_bytes(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-        let mut req = Self::agent().post(&self.url(path));
+        let mut req = self.agent().post(&self.url(path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -149,7 +149,10 @@ mod tests {
             a.role_of(&user("bob@example.com", &[]), "lab"),
             Some(Role::Owner)
         );
-        assert_eq!(a.role_of(&user("alice@example.com", &["ml"]), "other"), None);
+        assert_eq!(
+            a.role_of(&user("alice@example.com", &["ml"]), "other"),
+            None
+        );
         assert_eq!(a.role_of(&user("dave@example.com", &["ml2"]), "lab"), None);
         assert_eq!(a.role_of(&user("alice@example.com", &[]), "nowhere"), None);
     }
@@ -195,6 +198,9 @@ mod tests {
             Access::from_applied([(&key, &good)]).role_of(&viewer, "lab"),
             Some(Role::Viewer)
         );
-        assert_eq!(Access::from_applied([(&key, &bad)]).role_of(&viewer, "lab"), None);
+        assert_eq!(
+            Access::from_applied([(&key, &bad)]).role_of(&viewer, "lab"),
+            None
+        );
     }
 }

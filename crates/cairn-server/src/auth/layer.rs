@@ -54,12 +54,14 @@ pub struct Auth {
     pub resolver: Arc<dyn Resolve>,
     /// Whether cookies are marked `Secure` (the server is reached over HTTPS).
     pub secure_cookies: bool,
+    /// Sign-in through an identity provider, when configured.
+    pub oidc: Option<super::oidc_login::OidcLogin>,
 }
 
 impl Auth {
     /// Whether people may sign in through an OpenID Connect provider.
     pub fn oidc_enabled(&self) -> bool {
-        false
+        self.oidc.is_some()
     }
 
     /// The access rules now.
@@ -177,7 +179,10 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let path = matched.as_ref().map(MatchedPath::as_str).unwrap_or_default();
+    let path = matched
+        .as_ref()
+        .map(MatchedPath::as_str)
+        .unwrap_or_default();
     let method = req.method().clone();
     let Some(rule) = auth.rules.rule(path, &method) else {
         tracing::error!("no access rule for {method} {path}: refused");
@@ -215,7 +220,10 @@ pub async fn authenticate(
         Rule::Admin if !caller.principal.is_admin() => {
             return Denied {
                 status: StatusCode::FORBIDDEN,
-                message: format!("{} may not do this: it needs an operator", caller.actor()),
+                message: format!(
+                    "{} may not do this: it needs the `admin` role (an operator)",
+                    caller.actor()
+                ),
             }
             .into_response();
         }
@@ -266,7 +274,10 @@ mod tests {
 
     #[test]
     fn reads_the_project_of_a_query() {
-        assert_eq!(query_project(Some("a=1&project=lab")).as_deref(), Some("lab"));
+        assert_eq!(
+            query_project(Some("a=1&project=lab")).as_deref(),
+            Some("lab")
+        );
         assert_eq!(query_project(Some("projects=lab")), None);
         assert_eq!(query_project(Some("project=a%20b")).as_deref(), Some("a b"));
         assert_eq!(query_project(None), None);

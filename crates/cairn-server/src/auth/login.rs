@@ -1,7 +1,7 @@
 //! Signing in to the dashboard: `/login` takes an API token (from its form,
 //! or from the link `cairn up` prints, `/login?token=…`, as Jupyter does)
 //! and opens a session; `/logout` ends it. Signing in through the identity
-//! provider is in [`super::oidc_routes`].
+//! provider is in [`super::oidc_login`].
 
 use super::layer::{Auth, AuthMode};
 use super::rules::{Routes, Rule};
@@ -42,7 +42,7 @@ pub struct LogoutForm {
 }
 
 /// A path of this server to go to, never another site's URL.
-fn local_path(next: Option<&str>) -> String {
+pub(crate) fn local_path(next: Option<&str>) -> String {
     match next {
         Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_string(),
         _ => "/".to_string(),
@@ -113,7 +113,12 @@ fn sign_in(auth: &Auth, token: &str, next: &str) -> Response {
             Redirect::to(next),
         )
             .into_response(),
-        Err(e) => page(StatusCode::INTERNAL_SERVER_ERROR, next, Some(&e.to_string()), false),
+        Err(e) => page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            next,
+            Some(&e.to_string()),
+            false,
+        ),
     }
 }
 
@@ -175,7 +180,10 @@ pub(crate) async fn logout(
         auth.sessions.close(&id);
     }
     (
-        [(header::SET_COOKIE, session::set_cookie("", auth.secure_cookies))],
+        [(
+            header::SET_COOKIE,
+            session::set_cookie("", auth.secure_cookies),
+        )],
         Redirect::to("/login"),
     )
         .into_response()

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod layer;
 pub mod login;
+pub mod oidc_login;
 pub mod rules;
 pub mod session;
 pub mod tokens;

@@ -96,7 +96,13 @@ impl Listener {
                     || matches!(row.rule, Rule::Project(Named::App, _))
                     || matches!(
                         row.path.as_str(),
-                        "/healthz" | "/v2" | "/v2/health/live" | "/v2/health/ready" | "/login"
+                        "/healthz"
+                            | "/v2"
+                            | "/v2/health/live"
+                            | "/v2/health/ready"
+                            | "/login"
+                            | "/auth/oidc/login"
+                            | "/auth/oidc/callback"
                     )
                     || row.path.starts_with("/assets/")
             }

@@ -131,7 +131,13 @@ mod tests {
     #[test]
     fn the_cookie_is_http_only_and_same_site() {
         let c = set_cookie("abc", true);
-        for part in ["cairn_session=abc", "HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        for part in [
+            "cairn_session=abc",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+        ] {
             assert!(c.contains(part), "{c}");
         }
         assert!(!set_cookie("abc", false).contains("Secure"));

@@ -122,10 +122,7 @@ pub(crate) async fn create_token(
         );
     };
     if request.name.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "name the token (what it is for)",
-        );
+        return error(StatusCode::BAD_REQUEST, "name the token (what it is for)");
     }
     let project = match (role, &request.project) {
         (Role::Admin, Some(_)) => {
@@ -152,7 +149,10 @@ pub(crate) async fn create_token(
         }
         (_, Some(p)) => {
             if !caller.access.projects().any(|known| known == p) {
-                return error(StatusCode::NOT_FOUND, format!("no project `{p}` is applied"));
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no project `{p}` is applied"),
+                );
             }
             if let Err(denied) = caller.require(p, Role::Owner) {
                 return denied.into_response();
@@ -237,7 +237,9 @@ pub(crate) async fn revoke_token(
             message: format!(
                 "{} may not revoke {id}: it needs the `owner` role in {}",
                 caller.actor(),
-                info.project.as_deref().unwrap_or("every project (an operator)")
+                info.project
+                    .as_deref()
+                    .unwrap_or("every project (an operator)")
             ),
         }
         .into_response();

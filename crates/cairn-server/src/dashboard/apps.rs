@@ -13,12 +13,11 @@ use cairn_api::status::Kind;
 use cairn_spec::ResourceKey;
 
 pub(super) async fn list(State(state): State<DashboardState>, caller: Caller) -> Response {
-    let status = match tokio::task::block_in_place(|| {
-        crate::dashboard::overview::status(&state, &caller)
-    }) {
-        Ok(s) => s,
-        Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
-    };
+    let status =
+        match tokio::task::block_in_place(|| crate::dashboard::overview::status(&state, &caller)) {
+            Ok(s) => s,
+            Err(e) => return error_page(Section::Apps, StatusCode::INTERNAL_SERVER_ERROR, &e),
+        };
     let runtime = state.app.controller.runtime();
     let shared = shared_names(of_kind(&status.resources, Kind::Application));
     let rows: Vec<String> = status

@@ -4,8 +4,8 @@ use super::{
     DashboardState, Section, badge, commit, duration, error_page, escape, layout, table, time,
     url_segment,
 };
-use crate::contract::ToApi;
 use crate::auth::Caller;
+use crate::contract::ToApi;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

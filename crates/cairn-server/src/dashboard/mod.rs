@@ -18,9 +18,9 @@ mod models;
 mod overview;
 
 use crate::api::AppState;
-use crate::gateway::GatewayState;
 use crate::auth::Role;
 use crate::auth::rules::{Listener, Named, Routes, Rule, Table};
+use crate::gateway::GatewayState;
 use axum::extract::Path;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};

@@ -6,9 +6,9 @@ use super::{
     DashboardState, Section, badge, commit, error_page, escape, layout, number, scoped_href,
     shared_names, table, time,
 };
+use crate::auth::Caller;
 use crate::contract::ToApi;
 use crate::names::NamePath;
-use crate::auth::Caller;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -58,7 +58,8 @@ impl Server {
             .http_status_as_error(false)
             .timeout_global(None)
             .middleware(
-                move |mut req: ureq::http::Request<ureq::SendBody>, next: ureq::middleware::MiddlewareNext| {
+                move |mut req: ureq::http::Request<ureq::SendBody>,
+                      next: ureq::middleware::MiddlewareNext| {
                     if let Some(b) = &bearer
                         && !req.headers().contains_key("authorization")
                         && let Ok(v) = b.parse()

@@ -172,8 +172,14 @@ mod tests {
         ] {
             assert_eq!(canonical_url(url), "http://127.0.0.1:8080", "{url}");
         }
-        assert_eq!(canonical_url("https://cairn.example.com"), "https://cairn.example.com:443");
-        assert_ne!(runtime_file("http://127.0.0.1:8080"), runtime_file("http://127.0.0.1:8081"));
+        assert_eq!(
+            canonical_url("https://cairn.example.com"),
+            "https://cairn.example.com:443"
+        );
+        assert_ne!(
+            runtime_file("http://127.0.0.1:8080"),
+            runtime_file("http://127.0.0.1:8081")
+        );
     }
 
     #[test]

@@ -98,7 +98,15 @@ pub(super) fn tokens(args: TokensArgs) -> Result<ExitCode> {
                 })
                 .collect();
             print_table(
-                &["ID", "PROJECT", "ROLE", "NAME", "EXPIRES", "LAST USED", "STATE"],
+                &[
+                    "ID",
+                    "PROJECT",
+                    "ROLE",
+                    "NAME",
+                    "EXPIRES",
+                    "LAST USED",
+                    "STATE",
+                ],
                 &rows,
             );
         }
@@ -107,7 +115,11 @@ pub(super) fn tokens(args: TokensArgs) -> Result<ExitCode> {
             let mut response = args
                 .server
                 .agent()
-                .delete(&args.server.url(&format!("/api/v1/tokens/{}", query_value(&id))))
+                .delete(
+                    &args
+                        .server
+                        .url(&format!("/api/v1/tokens/{}", query_value(&id))),
+                )
                 .call()
                 .map_err(|e| args.server.unreachable(e))?;
             let v: RevokedToken = json_or_error(&mut response)?;

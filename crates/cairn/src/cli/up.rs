@@ -2,13 +2,13 @@
 //! one process.
 
 use super::RepoArgs;
+use super::credentials;
 use crate::cli::kube::{KubeArgs, RuntimeKind};
 use anyhow::{Context, Result, bail};
 use cairn_controller::{Controller, Settings, WatchOptions, spawn_watchers};
 use cairn_runtime_embedded::EmbeddedRuntime;
 use cairn_runtime_embedded::gpu::{GpuInventory, GpuSource};
 use cairn_runtime_kubernetes::KubernetesRuntime;
-use super::credentials;
 use cairn_server::api::AppState;
 use cairn_server::app::AuthSettings;
 use cairn_server::auth::layer::AuthMode;
@@ -18,9 +18,9 @@ use cairn_server::proxy::ProxyClient;
 use cairn_server::runtime::AnyRuntime;
 use cairn_source::{Credentials, RepoLocation};
 use cairn_store::Store;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +60,26 @@ pub(super) struct Args {
     /// who reaches the port is an operator: for throwaway local use only).
     #[arg(long, value_enum, default_value_t = AuthArg::Tokens, env = "CAIRN_AUTH")]
     auth: AuthArg,
+    /// The issuer of an OpenID Connect provider people sign in to the
+    /// dashboard with (`https://login.example.com/realms/ml`).
+    #[arg(long, env = "CAIRN_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+    /// This server's client id at the provider.
+    #[arg(long, env = "CAIRN_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// The client's secret (none for a public client).
+    #[arg(long, env = "CAIRN_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// The ID token claim listing a user's groups.
+    #[arg(long, default_value = cairn_server::oidc::DEFAULT_GROUPS_CLAIM, env = "CAIRN_OIDC_GROUPS_CLAIM")]
+    oidc_groups_claim: String,
+    /// A group of the provider whose members are operators (repeatable).
+    #[arg(
+        long = "oidc-admin-group",
+        env = "CAIRN_OIDC_ADMIN_GROUPS",
+        value_delimiter = ','
+    )]
+    oidc_admin_groups: Vec<String>,
     /// The URL people reach the server at, when it is not the listening
     /// address (behind a proxy or TLS): sign-in links, and `Secure` cookies
     /// for `https://`.
@@ -332,12 +352,34 @@ async fn up(args: Args) -> Result<ExitCode> {
         AuthArg::Tokens => AuthMode::Required,
         AuthArg::None => AuthMode::Off,
     };
+    let oidc = match (&args.oidc_issuer, &args.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => {
+            let mut config = cairn_server::oidc::OidcConfig::new(
+                issuer.clone(),
+                client_id.clone(),
+                args.oidc_client_secret.clone(),
+                format!("{}/auth/oidc/callback", public_url.trim_end_matches('/')),
+            );
+            config.groups_claim = args.oidc_groups_claim.clone();
+            let client = cairn_server::oidc::Oidc::discover(config)
+                .await
+                .with_context(|| format!("the identity provider {issuer}"))?;
+            tracing::info!("sign-in through {issuer}");
+            Some(cairn_server::auth::oidc_login::OidcLogin::new(
+                client,
+                args.oidc_admin_groups.clone(),
+            ))
+        }
+        (Some(_), None) => bail!("--oidc-issuer needs --oidc-client-id"),
+        _ => None,
+    };
     let server = cairn_server::app::build(
         app_state,
         gateway_state,
         AuthSettings {
             mode,
             secure_cookies: public_url.starts_with("https://"),
+            oidc,
         },
         guard,
     );
@@ -365,13 +407,14 @@ async fn up(args: Args) -> Result<ExitCode> {
             "authentication is off (--auth none): anyone who reaches {url} is an operator"
         ),
         AuthArg::Tokens => {
-            let (token, made) = tokio::task::block_in_place(|| {
-                credentials::admin_token(&store, &data_dir)
-            })?;
+            let (token, made) =
+                tokio::task::block_in_place(|| credentials::admin_token(&store, &data_dir))?;
             let file = data_dir.join(credentials::ADMIN_TOKEN_FILE);
             match credentials::write_runtime_file(&url, &token, &data_dir) {
                 Ok(path) => tracing::debug!("runtime file {}", path.display()),
-                Err(e) => tracing::warn!("the local command line will not find the admin token: {e:#}"),
+                Err(e) => {
+                    tracing::warn!("the local command line will not find the admin token: {e:#}")
+                }
             }
             if made && std::io::stderr().is_terminal() {
                 // Once, to a person: as Jupyter does.

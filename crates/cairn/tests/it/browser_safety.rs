@@ -25,6 +25,11 @@ fn send(up: &Up, method: &str, path: &str, headers: &[(&str, &str)], body: &str)
     for (k, v) in headers {
         request.push_str(&format!("{k}: {v}\r\n"));
     }
+    // Signed in as the operator: what is refused here is refused for what
+    // the request looks like, not for who sent it.
+    if let Some(token) = &up.token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     stream.write_all(request.as_bytes()).unwrap();
     let mut answer = String::new();

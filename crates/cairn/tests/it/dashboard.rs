@@ -194,6 +194,17 @@ fn dashboard_pages() {
         profile: profile.path().to_path_buf(),
     };
 
+    // Signed out, a page sends the browser to sign in; the link `cairn up`
+    // prints signs it in (a session cookie, kept in the profile).
+    let dom = browser.dump_dom(&up.url("/models"));
+    assert!(
+        dom.contains("<h1>Sign in</h1>") && dom.contains("name=\"next\" value=\"/models\""),
+        "{dom}"
+    );
+    let token = up.token.clone().expect("an admin token");
+    let dom = browser.dump_dom(&up.url(&format!("/login?token={token}&next=/jobs")));
+    assert!(dom.contains("hello"), "not signed in: {dom}");
+
     let dom = browser.dump_dom(&up.url("/"));
     assert_no_errors(&dom);
     assert!(

@@ -21,6 +21,7 @@ mod plugins_apps;
 mod plugins_cli;
 mod plugins_up;
 mod python_client;
+mod up_access;
 mod up_apps;
 mod up_envs;
 mod up_identity;

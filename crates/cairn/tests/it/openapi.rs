@@ -181,11 +181,7 @@ impl Api {
         body: Option<(&str, &[u8])>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = self.up.agent();
         let url = self.up.url(path);
         let mut response = match (method, body) {
             ("GET", None) => headers
@@ -605,6 +601,56 @@ fn the_servers_answers_fit_the_document() {
     };
     assert_eq!(hook("refs/heads/elsewhere").status, 200);
     assert_eq!(hook("refs/heads/main").status, 202);
+
+    // Identity and access.
+    let who = api.get("/api/v1/whoami", "/api/v1/whoami");
+    assert_eq!(who.body["admin"], true, "{}", who.body);
+    let table = api.get("/api/v1/routes", "/api/v1/routes");
+    assert!(table.body["routes"].as_array().unwrap().len() > 50);
+    let made = api.post(
+        "/api/v1/tokens",
+        "/api/v1/tokens",
+        &json!({"name": "ci", "project": "lab", "role": "viewer", "expiresIn": "90d"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(
+        api.post(
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            &json!({"name": "x", "role": "root"})
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        api.post(
+            "/api/v1/tokens",
+            "/api/v1/tokens",
+            &json!({"name": "x", "project": "nowhere", "role": "viewer"})
+        )
+        .status,
+        404
+    );
+    api.get("/api/v1/tokens", "/api/v1/tokens");
+    let id = made.body["info"]["id"].as_str().unwrap();
+    api.call(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        &format!("/api/v1/tokens/{id}"),
+        None,
+        &[],
+    );
+    assert_eq!(
+        api.call(
+            "DELETE",
+            "/api/v1/tokens/{id}",
+            "/api/v1/tokens/tok_00000000",
+            None,
+            &[]
+        )
+        .status,
+        404
+    );
 
     // The document itself.
     let served = api.up.get_text("/api/v1/openapi.json").unwrap();

@@ -176,6 +176,7 @@ fn python_client_end_to_end() {
         .arg(SAMPLE_BATCH)
         .env("PYTHONPATH", &client_dir)
         .env("CAIRN_SERVER", &server)
+        .env("CAIRN_TOKEN", up.token.as_deref().unwrap_or_default())
         .env_remove("CAIRN_KEY")
         .output()
         .expect("python3");

@@ -175,13 +175,10 @@ spec:
   format: csv
 ";
 
-/// An HTTP client that reports every status as a response.
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .into()
+/// An HTTP client that reports every status as a response and sends the
+/// server's admin token (applications answer signed-in callers).
+fn agent(up: &Up, timeout: Duration) -> ureq::Agent {
+    Up::agent_with(up.token.as_deref(), timeout)
 }
 
 /// GET `http://127.0.0.1:PORT/PATH` → (status, body).
@@ -203,7 +200,7 @@ fn field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
 
 /// Waits until `/apps/NAME/` answers 200 with `version=VERSION`; returns the body.
 fn wait_app(up: &Up, name: &str, version: &str) -> String {
-    let agent = agent(Duration::from_secs(10));
+    let agent = agent(&up, Duration::from_secs(10));
     up.wait_for(
         Duration::from_secs(30),
         &format!("{name} serving {version}"),
@@ -324,7 +321,7 @@ fn an_application_is_served_under_its_prefix_with_websockets() {
     );
 
     // The prefix is stripped; the query string goes along.
-    let agent = agent(Duration::from_secs(10));
+    let agent = agent(&up, Duration::from_secs(10));
     let (code, body) = get(&agent, up.port, "/apps/web/echo/a/b?x=1&y=2").unwrap();
     assert_eq!(code, 200);
     assert_eq!(body.trim(), "path=/echo/a/b?x=1&y=2");
@@ -338,10 +335,21 @@ fn an_application_is_served_under_its_prefix_with_websockets() {
 
     // A WebSocket echo through the proxy.
     let url = format!("ws://127.0.0.1:{}/apps/web/ws", up.port);
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", up.token.as_deref().unwrap_or_default())
+            .parse()
+            .unwrap(),
+    );
     tokio_runtime().block_on(async {
         let limit = Duration::from_secs(10);
         let (mut socket, response) =
-            tokio::time::timeout(limit, tokio_tungstenite::connect_async(&url))
+            tokio::time::timeout(limit, tokio_tungstenite::connect_async(request))
                 .await
                 .expect("websocket handshake in time")
                 .expect("websocket handshake");
@@ -404,7 +412,7 @@ fn a_changed_application_rolls_out_without_failed_requests() {
     wait_phase(&up, "Application", "web", "Ready");
 
     // The v1 replicas, by pid.
-    let agent = agent(Duration::from_secs(10));
+    let agent = agent(&up, Duration::from_secs(10));
     let mut old_pids = std::collections::BTreeSet::new();
     up.wait_for(
         Duration::from_secs(10),
@@ -421,8 +429,8 @@ fn a_changed_application_rolls_out_without_failed_requests() {
     let poller = {
         let stop = stop.clone();
         let port = up.port;
+        let agent = self::agent(&up, Duration::from_secs(10));
         std::thread::spawn(move || {
-            let agent = self::agent(Duration::from_secs(10));
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 seen.push(get(&agent, port, "/apps/web/"));
@@ -529,7 +537,7 @@ fn broken_specs_leave_running_applications_alone() {
     );
 
     // Both keep serving their old version, from the same processes.
-    let agent = agent(Duration::from_secs(10));
+    let agent = agent(&up, Duration::from_secs(10));
     for (name, before) in [("web", &web_before), ("api", &api_before)] {
         let (code, body) = get(&agent, up.port, &format!("/apps/{name}/")).unwrap();
         assert_eq!(code, 200, "{body}");
@@ -574,7 +582,7 @@ fn removing_a_spec_stops_its_workload() {
     let removed = repo.commit("remove the application");
     up.wait_synced(&removed);
 
-    let agent = agent(Duration::from_secs(5));
+    let agent = agent(&up, Duration::from_secs(5));
     up.wait_for(Duration::from_secs(20), "/apps/web/ to answer 503", || {
         matches!(get(&agent, up.port, "/apps/web/"), Ok((503, _))).then_some(())
     });
@@ -768,7 +776,7 @@ fn watch_worktree_applies_uncommitted_edits() {
         up.wait_for(Duration::from_secs(10), "the dataset", || {
             up.resource("Dataset", "events")
         });
-        let agent = agent(Duration::from_secs(10));
+        let agent = agent(&up, Duration::from_secs(10));
         let (code, body) = get(&agent, up.port, "/apps/web/").unwrap();
         assert_eq!(code, 200);
         assert_eq!(field(&body, "version"), Some("v1"), "{body}");
@@ -861,7 +869,7 @@ fn a_restarted_controller_adopts_running_applications() {
     let poller = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let agent = agent(Duration::from_secs(5));
+            let agent = Up::agent_with(None, Duration::from_secs(5));
             let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 seen.push(get(&agent, port, "/"));

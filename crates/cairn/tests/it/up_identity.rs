@@ -207,7 +207,8 @@ fn call(up: &Up, method: &str, path: &str, key: Option<&str>, body: Option<&Valu
         .build()
         .into();
     let url = up.url(path);
-    let auth = key.map(|k| format!("Bearer {k}"));
+    // A model's key when given, else the admin token.
+    let auth = key.or(up.token.as_deref()).map(|k| format!("Bearer {k}"));
     let response = match method {
         "GET" => {
             let mut req = agent.get(&url);

@@ -205,6 +205,19 @@ fn try_call(
     body: Option<&[u8]>,
 ) -> Result<Answer, ureq::Error> {
     let url = up.url(path);
+    // The admin token on the API, unless the test sends its own
+    // `Authorization` (predictions answer to the models' own keys).
+    let bearer = up.token.as_ref().map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(b) = &bearer
+        && (path.starts_with("/api/") || path == "/metrics")
+        && !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    {
+        headers.push(("authorization", b));
+    }
+    let headers = headers.as_slice();
     let mut response = match (method, body) {
         ("GET", None) => {
             let mut req = agent.get(&url);

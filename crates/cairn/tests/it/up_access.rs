@@ -1,0 +1,616 @@
+//! Who may do what, over HTTP on the real server: every route of the
+//! server's own route table (`GET /api/v1/routes`) refuses an anonymous
+//! caller (401), refuses a caller without the role (403) and accepts the
+//! right one; the table covers every operation of the OpenAPI document.
+//! Also: key minting needs `editor`, an inference's inputs are hidden from
+//! a `viewer`, tokens expire and are revoked, the audit log names the
+//! actor, a workload's own token works in its project only and dies with
+//! it, and the local command line finds the admin token by itself.
+
+use cairn_test_support::up::Up;
+use cairn_test_support::{CLASSIFIER, SAMPLE_REQUEST, TestRepo};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The job `train`: tries its own token on its project and on another,
+/// and leaves it in `$TOKEN_FILE` for the test.
+const PROBE_PY: &str = r#"import os, urllib.request, urllib.error
+t = os.environ.get("CAIRN_TOKEN", "")
+print("token=" + ("set" if t else "unset"))
+def get(path):
+    req = urllib.request.Request(os.environ["CAIRN_SERVER"] + path, headers={"Authorization": "Bearer " + t})
+    try:
+        return urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+print("own=%d" % get("/api/v1/projects/lab/jobs/train/runs"))
+print("other=%d" % get("/api/v1/projects/other/jobs/probe/runs"))
+with open(os.environ["TOKEN_FILE"], "w") as f:
+    f.write(t)
+"#;
+
+const SPECS: &str = "apiVersion: cairn/v1
+kind: Project
+metadata:
+  name: lab
+spec:
+  defaultPool: local
+---
+apiVersion: cairn/v1
+kind: Project
+metadata:
+  name: other
+spec:
+  defaultPool: local
+---
+apiVersion: cairn/v1
+kind: ComputePool
+metadata:
+  name: local
+spec:
+  local: {}
+---
+apiVersion: cairn/v1
+kind: Model
+metadata:
+  name: clf
+  project: lab
+spec:
+  runtime: onnx
+  artifact: models/classifier.onnx
+  task: classification
+  signature:
+    inputs:
+      - {name: mean_radius, type: float}
+      - {name: mean_texture, type: float}
+      - {name: mean_smoothness, type: float}
+      - {name: worst_concavity, type: float}
+    outputs:
+      - {name: label, type: int}
+      - {name: probabilities, type: float, shape: [2]}
+---
+apiVersion: cairn/v1
+kind: Job
+metadata:
+  name: train
+  project: lab
+spec:
+  command: [python3, jobs/probe.py]
+  trigger: {manual: true}
+  env:
+    TOKEN_FILE: TOKEN_FILE_PATH
+---
+apiVersion: cairn/v1
+kind: Job
+metadata:
+  name: probe
+  project: other
+spec:
+  command: [sh, -c, 'echo probe']
+  trigger: {manual: true}
+---
+apiVersion: cairn/v1
+kind: Application
+metadata:
+  name: web
+  project: lab
+spec:
+  framework: command
+  command: [python3, -m, http.server, \"$(PORT)\", --bind, 127.0.0.1]
+  path: app
+";
+
+/// The quickstart's sample request.
+fn sample() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(SAMPLE_REQUEST).unwrap()).unwrap()
+}
+
+/// An answer: status and body.
+struct Answer {
+    status: u16,
+    text: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): HTTP {} {}", self.status, self.text))
+    }
+}
+
+/// `method path` with `token` (none: anonymous) and a JSON `body`.
+fn call(up: &Up, token: Option<&str>, method: &str, path: &str, body: Option<&Value>) -> Answer {
+    let agent = Up::agent_with(token, Duration::from_secs(30));
+    let url = up.url(path);
+    let result = match (method, body) {
+        ("GET", _) => agent.get(&url).call(),
+        ("DELETE", _) => agent.delete(&url).call(),
+        ("POST", Some(b)) => agent.post(&url).send_json(b),
+        ("POST", None) => agent.post(&url).send_empty(),
+        (m, _) => panic!("no test call for {m}"),
+    };
+    let mut r = result.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    Answer {
+        status: r.status().as_u16(),
+        text: r.body_mut().read_to_string().unwrap_or_default(),
+    }
+}
+
+/// A token made by the admin: `role` in `project` (none: admin).
+fn token(up: &Up, project: Option<&str>, role: &str, expires: Option<&str>) -> (String, String) {
+    let mut body = json!({"name": format!("{role} test"), "role": role});
+    if let Some(p) = project {
+        body["project"] = json!(p);
+    }
+    if let Some(e) = expires {
+        body["expiresIn"] = json!(e);
+    }
+    let a = call(
+        up,
+        up.token.as_deref(),
+        "POST",
+        "/api/v1/tokens",
+        Some(&body),
+    );
+    assert_eq!(a.status, 201, "{}", a.text);
+    let v = a.json();
+    (
+        v["token"].as_str().unwrap().to_string(),
+        v["info"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+struct Env {
+    up: Up,
+    data: tempfile::TempDir,
+    _repo: TestRepo,
+}
+
+impl Env {
+    /// Where the job left its token.
+    fn token_file(&self) -> std::path::PathBuf {
+        self.data.path().join("workload-token")
+    }
+}
+
+fn start() -> Env {
+    let repo = TestRepo::new();
+    let data = tempfile::tempdir().unwrap();
+    let token_file = data.path().join("workload-token");
+    repo.write(
+        "specs/all.yaml",
+        SPECS.replace("TOKEN_FILE_PATH", &token_file.to_string_lossy()),
+    )
+    .write("jobs/probe.py", PROBE_PY)
+    .write(
+        "models/classifier.onnx",
+        std::fs::read(CLASSIFIER).expect("the quickstart model"),
+    )
+    .write("app/index.html", "hello from web\n");
+    let commit = repo.commit("specs");
+    let up = Up::start(repo.path(), &data.path().join("state"), &[], &[]);
+    up.wait_synced(&commit);
+    up.wait_for(Duration::from_secs(60), "the application", || {
+        let (s, _) = up.get_raw("/apps/web/").ok()?;
+        (s == 200).then_some(())
+    });
+    Env {
+        up,
+        data,
+        _repo: repo,
+    }
+}
+
+/// The path of a route with its parameters filled in.
+fn fill(path: &str, ids: &Ids) -> String {
+    path.replace("{project}", "lab")
+        .replace(
+            "{name}",
+            if path.contains("/jobs/") {
+                "train"
+            } else if path.contains("/apps/") {
+                "web"
+            } else {
+                "clf"
+            },
+        )
+        .replace("{number}", "1")
+        .replace("{version}", "1")
+        .replace("{uuid}", &ids.inference)
+        .replace("{file}", "dashboard.css")
+        .replace("{*rest}", "index.html")
+        .replace(
+            "{id}",
+            if path.contains("/keys/") {
+                &ids.key
+            } else {
+                &ids.token
+            },
+        )
+}
+
+struct Ids {
+    inference: String,
+    key: String,
+    token: String,
+}
+
+/// The body a state-changing route gets in this test.
+fn body(method: &str, path: &str) -> Option<Value> {
+    (method == "POST").then(|| {
+        if path.ends_with("/rollback") {
+            json!({"version": 999})
+        } else if path == "/api/v1/tokens" {
+            json!({"name": "t", "project": "lab", "role": "viewer"})
+        } else {
+            json!({})
+        }
+    })
+}
+
+#[test]
+fn every_route_answers_only_the_roles_its_rule_names() {
+    let env = start();
+    let up = &env.up;
+    let admin = up.token.clone().expect("an admin token");
+    // Something for every route to name.
+    let prediction = call(up, None, "POST", "/models/clf/predict", Some(&sample()));
+    assert_eq!(prediction.status, 200, "{}", prediction.text);
+    let started = call(
+        up,
+        Some(&admin),
+        "POST",
+        "/api/v1/jobs/train/runs",
+        Some(&json!({})),
+    );
+    assert_eq!(started.status, 202, "{}", started.text);
+    let run = up.wait_run("train", 1);
+    assert_eq!(run["state"], "succeeded", "{run}");
+
+    let (viewer, _) = token(up, Some("lab"), "viewer", None);
+    let (editor, _) = token(up, Some("lab"), "editor", None);
+    let (owner, _) = token(up, Some("lab"), "owner", None);
+    let (outsider, _) = token(up, Some("other"), "owner", None);
+    let table = call(up, Some(&viewer), "GET", "/api/v1/routes", None).json();
+    let routes = table["routes"].as_array().unwrap().clone();
+    assert!(routes.len() > 60, "{}", routes.len());
+
+    // Every operation of the OpenAPI document has a rule.
+    let doc = call(up, None, "GET", "/api/v1/openapi.json", None).json();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            assert!(
+                routes
+                    .iter()
+                    .any(|r| r["path"] == *path && r["method"] == method),
+                "{method} {path} is in the OpenAPI document but has no rule"
+            );
+        }
+    }
+
+    let below = |role: &str| match role {
+        "viewer" => outsider.clone(),
+        "editor" => viewer.clone(),
+        "owner" => editor.clone(),
+        _ => owner.clone(),
+    };
+    let holder = |role: &str| match role {
+        "viewer" => viewer.clone(),
+        "editor" => editor.clone(),
+        "owner" => owner.clone(),
+        _ => admin.clone(),
+    };
+    let mut checked = 0;
+    for r in &routes {
+        let (path, rule) = (r["path"].as_str().unwrap(), r["rule"].as_str().unwrap());
+        let method = match r["method"].as_str().unwrap() {
+            "*" => "GET",
+            m => m,
+        };
+        if matches!(rule, "public" | "gateway" | "webhook") {
+            continue;
+        }
+        // Fresh things to revoke on each pass.
+        let key = call(
+            up,
+            Some(&admin),
+            "POST",
+            "/api/v1/models/clf/keys",
+            Some(&json!({})),
+        )
+        .json();
+        let (_, revocable) = token(up, Some("lab"), "viewer", None);
+        let ids = Ids {
+            inference: prediction.json()["uuid"].as_str().unwrap().to_string(),
+            key: key["info"]["id"].as_str().unwrap().to_string(),
+            token: revocable,
+        };
+        let url = fill(path, &ids);
+        let body = body(method, path);
+        let anonymous = call(up, None, method, &url, body.as_ref());
+        assert_eq!(
+            anonymous.status, 401,
+            "anonymous {method} {url}: {}",
+            anonymous.text
+        );
+        let role = r["role"]
+            .as_str()
+            .unwrap_or(if rule == "admin" { "admin" } else { "" });
+        if !role.is_empty() {
+            let denied = call(up, Some(&below(role)), method, &url, body.as_ref());
+            assert_eq!(
+                denied.status, 403,
+                "below {role}: {method} {url}: {}",
+                denied.text
+            );
+            assert!(
+                denied.json()["error"].as_str().unwrap().contains(role),
+                "{}",
+                denied.text
+            );
+        }
+        let allowed = call(
+            up,
+            Some(&holder(if role.is_empty() { "viewer" } else { role })),
+            method,
+            &url,
+            body.as_ref(),
+        );
+        assert!(
+            ![401, 403].contains(&allowed.status) && allowed.status < 500,
+            "{role}: {method} {url}: HTTP {} {}",
+            allowed.status,
+            allowed.text
+        );
+        checked += 1;
+    }
+    assert!(checked > 40, "{checked}");
+}
+
+#[test]
+fn tokens_roles_actors_and_workloads() {
+    let env = start();
+    let up = &env.up;
+    let admin = up.token.clone().unwrap();
+    let prediction = call(up, None, "POST", "/models/clf/predict", Some(&sample()));
+    let id = prediction.json()["uuid"].as_str().unwrap().to_string();
+
+    // Key minting needs editor; inference inputs are hidden from viewers.
+    let (viewer, _) = token(up, Some("lab"), "viewer", None);
+    let (editor, editor_id) = token(up, Some("lab"), "editor", Some("1h"));
+    let minted = call(
+        up,
+        Some(&viewer),
+        "POST",
+        "/api/v1/models/clf/keys",
+        Some(&json!({})),
+    );
+    assert_eq!(minted.status, 403, "{}", minted.text);
+    let minted = call(
+        up,
+        Some(&editor),
+        "POST",
+        "/api/v1/models/clf/keys",
+        Some(&json!({})),
+    );
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let hidden = call(
+        up,
+        Some(&viewer),
+        "GET",
+        &format!("/api/v1/inferences/{id}"),
+        None,
+    );
+    assert_eq!(hidden.status, 403, "{}", hidden.text);
+    assert!(!hidden.text.contains("mean_radius"), "{}", hidden.text);
+    let shown = call(
+        up,
+        Some(&editor),
+        "GET",
+        &format!("/api/v1/inferences/{id}"),
+        None,
+    );
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert!(shown.text.contains("mean_radius"), "{}", shown.text);
+
+    // A viewer of lab sees lab's resources only.
+    let (outsider, _) = token(up, Some("other"), "viewer", None);
+    let status = call(up, Some(&outsider), "GET", "/api/v1/status", None).json();
+    let projects: Vec<&str> = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["project"].as_str())
+        .collect();
+    assert!(
+        projects.iter().all(|p| *p == "other") && !projects.is_empty(),
+        "{projects:?}"
+    );
+    let whoami = call(up, Some(&outsider), "GET", "/api/v1/whoami", None).json();
+    assert_eq!(
+        whoami["projects"],
+        json!([{"project": "other", "role": "viewer"}])
+    );
+
+    // Bad tokens: 401 with a reason, never the secret.
+    for (bad, reason) in [
+        ("nonsense".to_string(), "malformed"),
+        (
+            format!("cairn_tok_00000000_{}", "0".repeat(64)),
+            "not valid",
+        ),
+    ] {
+        let a = call(up, Some(&bad), "GET", "/api/v1/status", None);
+        assert_eq!(a.status, 401, "{}", a.text);
+        assert!(
+            a.text.contains(reason) && !a.text.contains(&bad),
+            "{}",
+            a.text
+        );
+    }
+    // Revoked at once; listed with its last use.
+    let listed = call(up, Some(&admin), "GET", "/api/v1/tokens", None).json();
+    let row = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == editor_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(row["role"], "editor");
+    assert!(row["expiresAt"].is_string(), "{row}");
+    assert!(!listed.to_string().contains(&editor), "a secret was listed");
+    let revoked = call(
+        up,
+        Some(&admin),
+        "DELETE",
+        &format!("/api/v1/tokens/{editor_id}"),
+        None,
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let a = call(up, Some(&editor), "GET", "/api/v1/status", None);
+    assert_eq!(
+        (a.status, a.text.contains("revoked")),
+        (401, true),
+        "{}",
+        a.text
+    );
+    // An owner of lab cannot make tokens for other, nor admin tokens.
+    let (owner, _) = token(up, Some("lab"), "owner", None);
+    for body in [
+        json!({"name": "x", "project": "other", "role": "viewer"}),
+        json!({"name": "x", "role": "admin"}),
+    ] {
+        let a = call(up, Some(&owner), "POST", "/api/v1/tokens", Some(&body));
+        assert_eq!(a.status, 403, "{body}: {}", a.text);
+    }
+
+    // A run started with a token: the audit log names it; the workload's
+    // own token works in its project only, and dies with the run.
+    let (starter, starter_id) = token(up, Some("lab"), "editor", None);
+    let started = call(
+        up,
+        Some(&starter),
+        "POST",
+        "/api/v1/projects/lab/jobs/train/runs",
+        Some(&json!({})),
+    );
+    assert_eq!(started.status, 202, "{}", started.text);
+    let run = up.wait_run("train", 1);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let log = call(
+        up,
+        Some(&admin),
+        "GET",
+        "/api/v1/projects/lab/jobs/train/runs/1/logs",
+        None,
+    )
+    .text;
+    assert!(log.contains("token=set"), "{log}");
+    assert!(log.contains("own=200"), "{log}");
+    assert!(log.contains("other=403"), "{log}");
+    let workload_token = std::fs::read_to_string(env.token_file()).expect("the run left its token");
+    assert!(workload_token.starts_with("cairn_tok_"), "{workload_token}");
+    let after = call(
+        up,
+        Some(workload_token.trim()),
+        "GET",
+        "/api/v1/status",
+        None,
+    );
+    assert_eq!(
+        after.status, 401,
+        "a workload's token outlived it: {}",
+        after.text
+    );
+    let audit = call(up, Some(&admin), "GET", "/api/v1/audit", None).json();
+    let entries = audit["entries"].as_array().unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "run" && e["actor"] == format!("token:{starter_id}")),
+        "{audit}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "create" && e["actor"].as_str().unwrap().starts_with("git:")),
+        "{audit}"
+    );
+    // The workload's token never appears in the log of the run or the server.
+    assert!(!log.contains(workload_token.trim()));
+    assert!(!up.logs().contains(workload_token.trim()));
+    assert!(
+        !up.logs().contains(&admin),
+        "the admin token is in the server's log"
+    );
+}
+
+#[test]
+fn the_local_command_line_finds_the_admin_token() {
+    let env = start();
+    let up = &env.up;
+    let out = std::process::Command::new(cairn_test_support::cairn_binary())
+        .args([
+            "whoami",
+            "--server",
+            &up.url("").replace("127.0.0.1", "localhost"),
+        ])
+        .env_remove("CAIRN_TOKEN")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("token:tok_") && stdout.contains("(operator)"),
+        "{stdout}"
+    );
+    // A wrong token is refused, with the hint.
+    let out = std::process::Command::new(cairn_test_support::cairn_binary())
+        .args([
+            "status",
+            "--server",
+            &up.url(""),
+            "--token",
+            "cairn_tok_00000000_x",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("HTTP 401"),
+        "{stderr}"
+    );
+    // Tokens from the command line.
+    let out = std::process::Command::new(cairn_test_support::cairn_binary())
+        .args([
+            "tokens",
+            "create",
+            "--project",
+            "lab",
+            "--role",
+            "viewer",
+            "--expires",
+            "90d",
+            "--server",
+            &up.url(""),
+        ])
+        .output()
+        .unwrap();
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        secret.starts_with("cairn_tok_"),
+        "{secret} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let who = call(up, Some(&secret), "GET", "/api/v1/whoami", None).json();
+    assert_eq!(
+        who["projects"],
+        json!([{"project": "lab", "role": "viewer"}])
+    );
+}
