@@ -42,6 +42,13 @@ pub enum Which {
         #[arg(long)]
         no_mlserver: bool,
     },
+    /// What the authentication layer adds to a request, on the predict
+    /// path and on the API, beside the same routes without it.
+    Auth {
+        /// Requests timed per row.
+        #[arg(long, default_value_t = 200_000)]
+        requests: usize,
+    },
     /// What a canary's traffic split adds to a prediction.
     Rollout {
         /// Seconds per `wrk` round.
@@ -114,6 +121,7 @@ pub enum Which {
 
 pub fn run(which: Which) -> Result<()> {
     match which {
+        Which::Auth { requests } => crate::auth::run(requests),
         Which::Rollout {
             seconds,
             rounds,

@@ -18,6 +18,7 @@
 //! - `tidy`: the house rules the compiler does not check (crate layers,
 //!   pure crates, SQL in the store only, typed responses, long files).
 
+mod auth;
 mod bench;
 mod bench_plugins;
 mod build_time;

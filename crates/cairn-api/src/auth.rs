@@ -86,6 +86,7 @@ pub struct RevokedToken {
 
 /// `GET /api/v1/whoami`: the caller as the server sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct WhoAmI {
     /// Who: `admin`, `token:tok_1a2b3c4d`, `user:alice@example.com`,
     /// `workload:…`, or `anonymous` when authentication is off.
@@ -96,6 +97,10 @@ pub struct WhoAmI {
     pub projects: Vec<ProjectAccess>,
     /// Groups of the identity provider, for people signed in with it.
     pub groups: Vec<String>,
+    /// For a caller signed in by a session cookie: the token its
+    /// state-changing requests repeat in `X-CSRF-Token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
 }
 
 /// A caller's role in a project.

@@ -98,11 +98,15 @@ impl Auth {
         })
     }
 
-    /// Who `headers` speak for, if anyone; a session must show its CSRF
-    /// token on a state-changing `method`.
-    pub fn identify(&self, method: &Method, headers: &HeaderMap) -> Result<Principal, Denied> {
+    /// Who `headers` speak for, if anyone (and a session's CSRF token); a
+    /// session must show its CSRF token on a state-changing `method`.
+    pub fn identify(
+        &self,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<(Principal, Option<String>), Denied> {
         if self.mode == AuthMode::Off {
-            return Ok(Principal::Anonymous);
+            return Ok((Principal::Anonymous, None));
         }
         if let Some(value) = headers.get(header::AUTHORIZATION) {
             let value = value.to_str().unwrap_or_default();
@@ -114,7 +118,7 @@ impl Auth {
                     "send the token as `Authorization: Bearer TOKEN`",
                 ));
             };
-            return self.principal_of_token(secret.trim());
+            return Ok((self.principal_of_token(secret.trim())?, None));
         }
         let Some(id) = session::cookie(headers, session::COOKIE) else {
             return Err(Denied::unauthenticated(
@@ -148,7 +152,7 @@ impl Auth {
                 });
             }
         }
-        Ok(s.principal)
+        Ok((s.principal, Some(s.csrf)))
     }
 }
 
@@ -195,7 +199,7 @@ pub async fn authenticate(
     if matches!(rule, Rule::Public | Rule::Gateway | Rule::Webhook) {
         return next.run(req).await;
     }
-    let principal = match auth.identify(&method, req.headers()) {
+    let (principal, csrf) = match auth.identify(&method, req.headers()) {
         Ok(p) => p,
         Err(denied) => {
             if denied.status == StatusCode::UNAUTHORIZED
@@ -215,6 +219,7 @@ pub async fn authenticate(
     let caller = Caller {
         principal,
         access: auth.access(),
+        csrf,
     };
     match rule {
         Rule::Admin if !caller.principal.is_admin() => {

@@ -142,6 +142,8 @@ pub struct Caller {
     pub principal: Principal,
     /// The access rules of the projects, as applied.
     pub access: Arc<access::Access>,
+    /// The session's CSRF token, when the caller came with a session cookie.
+    pub csrf: Option<String>,
 }
 
 impl Caller {

@@ -63,6 +63,7 @@ pub(crate) async fn whoami(caller: Caller) -> Json<WhoAmI> {
             })
             .collect(),
         groups,
+        csrf_token: caller.csrf.clone(),
     })
 }
 

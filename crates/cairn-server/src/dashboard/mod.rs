@@ -228,6 +228,7 @@ fn layout(section: Section, title: &str, body: &str) -> Html<String> {
 <a class="brand" href="/"><span class="logo">▲</span> Cairn</a>
 <nav>{nav}</nav>
 <span class="live" id="live" title="The page refreshes every 5 seconds">live</span>
+<span class="who" id="who"></span>
 </header>
 <div id="errors" class="errors"></div>
 <main>

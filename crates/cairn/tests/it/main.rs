@@ -28,5 +28,6 @@ mod up_identity;
 mod up_jobs;
 mod up_models;
 mod up_monitoring;
+mod up_oidc;
 mod up_rollouts;
 mod up_smoke;

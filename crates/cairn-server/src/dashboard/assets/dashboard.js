@@ -322,8 +322,41 @@
     drawCharts();
   }
 
+  // ------------------------------------------------------------ who --
+
+  // Who is signed in, and a sign-out button (its POST repeats the
+  // session's CSRF token, as every state-changing request must).
+  function showWho() {
+    var who = document.getElementById("who");
+    if (!who) return;
+    fetch("/api/v1/whoami", { cache: "no-store" }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (me) {
+      if (!me) return;
+      var name = document.createElement("span");
+      name.textContent = me.subject.replace(/^(user|token):/, "");
+      who.appendChild(name);
+      if (!me.csrfToken) return;
+      var out = document.createElement("button");
+      out.type = "button";
+      out.textContent = "Sign out";
+      out.addEventListener("click", function () {
+        fetch("/logout", {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-CSRF-Token": me.csrfToken
+          },
+          body: "csrf=" + encodeURIComponent(me.csrfToken)
+        }).then(function () { location.href = "/login"; });
+      });
+      who.appendChild(out);
+    }).catch(function () {});
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     pendingErrors.splice(0).forEach(reportError);
+    showWho();
     rememberSources();
     localizeTimes(document);
     drawCharts();
