@@ -88,6 +88,12 @@ pub fn run(requests: usize) -> Result<()> {
         }],
         ..ProjectSpec::default()
     };
+    let check = {
+        let now = chrono::Utc::now().timestamp_millis();
+        crate::rollout::per_call(requests, || {
+            std::hint::black_box(store.check_token(std::hint::black_box(&token), now)).ok();
+        })
+    };
     let table = routes().rules();
     let auth = Arc::new(Auth {
         mode: AuthMode::Required,
@@ -159,5 +165,10 @@ pub fn run(requests: usize) -> Result<()> {
             if added < 2000.0 { "✓" } else { "✗" }
         );
     }
+    println!(
+        "\nOf which the token check alone (SHA-256 of the secret, a lookup in memory, a constant-time comparison): p50 {:.2} µs · p99 {:.2} µs.",
+        check.0 / 1000.0,
+        check.1 / 1000.0
+    );
     Ok(())
 }

@@ -36,7 +36,7 @@ fn version(number: i64) -> Version {
 
 /// Per-call nanoseconds of `f`: (median, p99) over `n` timed calls, less
 /// the cost of reading the clock twice.
-fn per_call(n: usize, mut f: impl FnMut()) -> (f64, f64) {
+pub(crate) fn per_call(n: usize, mut f: impl FnMut()) -> (f64, f64) {
     let clock = {
         let mut v: Vec<u64> = (0..n)
             .map(|_| {

@@ -141,7 +141,8 @@ struct Held {
     used: AtomicI64,
 }
 
-/// The tokens in memory, by id.
+/// The tokens in memory, by the hex digits of their id (`tok_` left out,
+/// so that a presented secret is looked up without allocating).
 #[derive(Debug, Default)]
 pub(crate) struct TokenCache(RwLock<HashMap<String, Held>>);
 
@@ -186,7 +187,7 @@ impl TokenCache {
                 revoked,
                 used: AtomicI64::new(0),
             };
-            map.insert(id, held);
+            map.insert(cache_key(&id).to_string(), held);
         }
         Ok(TokenCache(RwLock::new(map)))
     }
@@ -198,6 +199,11 @@ impl TokenCache {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Held>> {
         self.0.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The cache's key of the token `id`.
+fn cache_key(id: &str) -> &str {
+    id.strip_prefix("tok_").unwrap_or(id)
 }
 
 fn unix_seconds(rfc3339: &str) -> Option<i64> {
@@ -288,7 +294,7 @@ impl Store {
             role: new.role.clone(),
         };
         self.tokens.write().insert(
-            id.clone(),
+            cache_key(&id).to_string(),
             Held {
                 hash: digest,
                 grant,
@@ -322,9 +328,7 @@ impl Store {
     ) -> std::result::Result<TokenGrant, TokenRefusal> {
         let id = id_of(secret).ok_or(TokenRefusal::Malformed)?;
         let tokens = self.tokens.read();
-        let held = tokens
-            .get(&format!("tok_{id}"))
-            .ok_or(TokenRefusal::Unknown)?;
+        let held = tokens.get(id).ok_or(TokenRefusal::Unknown)?;
         if !bool::from(held.hash.ct_eq(&hash(secret))) {
             return Err(TokenRefusal::Unknown);
         }
@@ -343,7 +347,7 @@ impl Store {
         let now = chrono::Utc::now().timestamp();
         self.tokens
             .read()
-            .get(id)
+            .get(cache_key(id))
             .is_some_and(|h| !h.revoked && h.expires_at.is_none_or(|e| e > now))
     }
 
@@ -412,7 +416,7 @@ impl Store {
             "UPDATE api_tokens SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
             params![crate::now(), id],
         )?;
-        if let Some(held) = self.tokens.write().get_mut(id) {
+        if let Some(held) = self.tokens.write().get_mut(cache_key(id)) {
             held.revoked = true;
         }
         Ok(true)
@@ -423,10 +427,10 @@ impl Store {
         let used: Vec<(String, i64)> = self
             .tokens
             .read()
-            .iter()
-            .filter_map(|(id, h)| {
+            .values()
+            .filter_map(|h| {
                 let t = h.used.swap(0, Ordering::Relaxed);
-                (t > 0).then(|| (id.clone(), t))
+                (t > 0).then(|| (h.grant.id.clone(), t))
             })
             .collect();
         if used.is_empty() {

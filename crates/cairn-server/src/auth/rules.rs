@@ -227,8 +227,8 @@ impl Table {
 /// The rules, looked up by the route a request matched.
 #[derive(Clone, Debug, Default)]
 pub struct RuleIndex {
-    exact: HashMap<(String, Method), Rule>,
-    any: HashMap<String, Rule>,
+    /// By route: each verb's rule (`None`: every method).
+    routes: HashMap<String, Vec<(Option<Method>, Rule)>>,
 }
 
 impl RuleIndex {
@@ -236,14 +236,15 @@ impl RuleIndex {
     pub fn new(rules: &[RouteRule]) -> RuleIndex {
         let mut index = RuleIndex::default();
         for r in rules {
-            match &r.verb {
-                Verb::Any => {
-                    index.any.insert(r.path.clone(), r.rule);
-                }
-                Verb::Only(m) => {
-                    index.exact.insert((r.path.clone(), m.clone()), r.rule);
-                }
-            }
+            let verb = match &r.verb {
+                Verb::Any => None,
+                Verb::Only(m) => Some(m.clone()),
+            };
+            index
+                .routes
+                .entry(r.path.clone())
+                .or_default()
+                .push((verb, r.rule));
         }
         index
     }
@@ -255,9 +256,53 @@ impl RuleIndex {
         } else {
             method
         };
-        self.exact
-            .get(&(path.to_string(), method.clone()))
-            .or_else(|| self.any.get(path))
-            .copied()
+        let verbs = self.routes.get(path)?;
+        verbs
+            .iter()
+            .find(|(m, _)| m.as_ref() == Some(method))
+            .or_else(|| verbs.iter().find(|(m, _)| m.is_none()))
+            .map(|(_, rule)| *rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_found_by_route_and_verb() {
+        let rows = Routes::<()>::new()
+            .route(Method::GET, "/a", Rule::Signed, || async { "" })
+            .route(Method::POST, "/a", Rule::Admin, || async { "" })
+            .any("/b", Rule::Public, || async { "" })
+            .rules();
+        let index = RuleIndex::new(&rows);
+        assert_eq!(index.rule("/a", &Method::GET), Some(Rule::Signed));
+        assert_eq!(index.rule("/a", &Method::HEAD), Some(Rule::Signed));
+        assert_eq!(index.rule("/a", &Method::POST), Some(Rule::Admin));
+        assert_eq!(index.rule("/a", &Method::DELETE), None);
+        assert_eq!(index.rule("/b", &Method::PATCH), Some(Rule::Public));
+        assert_eq!(index.rule("/c", &Method::GET), None);
+    }
+
+    #[test]
+    fn the_gateway_listener_serves_the_gateway_only() {
+        let row = |path: &str, rule| RouteRule {
+            path: path.into(),
+            verb: Verb::Only(Method::GET),
+            rule,
+        };
+        let gateway = Listener::Gateway;
+        assert!(gateway.serves(&row("/models/{name}/predict", Rule::Gateway)));
+        assert!(gateway.serves(&row(
+            "/apps/{name}/",
+            Rule::Project(Named::App, Role::Viewer)
+        )));
+        assert!(gateway.serves(&row("/healthz", Rule::Public)));
+        assert!(!gateway.serves(&row("/api/v1/status", Rule::Signed)));
+        assert!(!gateway.serves(&row("/api/v1/openapi.json", Rule::Public)));
+        assert!(!gateway.serves(&row("/hooks/git", Rule::Webhook)));
+        assert!(!gateway.serves(&row("/metrics", Rule::Admin)));
+        assert!(Listener::Full.serves(&row("/metrics", Rule::Admin)));
     }
 }

@@ -48,7 +48,7 @@ enum Command {
     /// Show what a change will do: the actions between two revisions.
     Plan(plan::Args),
     /// Run the controller, the embedded runtime and the HTTP server.
-    Up(up::Args),
+    Up(Box<up::Args>),
     /// Show the sync status of every resource.
     Status(client::StatusArgs),
     /// Start a job now (its upstream jobs first).
@@ -159,7 +159,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args, cli.color),
         Command::Plan(args) => plan::run(args, cli.color),
-        Command::Up(args) => up::run(args),
+        Command::Up(args) => up::run(*args),
         Command::Status(args) => client::status(args),
         Command::Run(args) => client::run(args),
         Command::Runs(args) => client::runs(args),

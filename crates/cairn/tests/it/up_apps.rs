@@ -200,7 +200,7 @@ fn field<'a>(body: &'a str, key: &str) -> Option<&'a str> {
 
 /// Waits until `/apps/NAME/` answers 200 with `version=VERSION`; returns the body.
 fn wait_app(up: &Up, name: &str, version: &str) -> String {
-    let agent = agent(&up, Duration::from_secs(10));
+    let agent = agent(up, Duration::from_secs(10));
     up.wait_for(
         Duration::from_secs(30),
         &format!("{name} serving {version}"),
