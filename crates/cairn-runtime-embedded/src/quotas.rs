@@ -111,11 +111,11 @@ impl Quotas {
                     cairn_spec::SECRET_ENV_PREFIX
                 ));
             }
-            match std::env::var(&s.from_env) {
-                Ok(v) => env.push((s.name.clone(), v)),
-                Err(_) => {
+            match secret_value(&s.from_env) {
+                Some(v) => env.push((s.name.clone(), v)),
+                None => {
                     return Err(format!(
-                        "secret `{}` needs the variable `{}`, which is not set where `cairn up` runs",
+                        "secret `{}` needs the variable `{}`, which is not set where `cairn up` runs (nor is a file of that name in `${SECRETS_DIR_VAR}`)",
                         s.name, s.from_env
                     ));
                 }
@@ -363,4 +363,25 @@ mod tests {
             "pool `gpu` is not declared"
         );
     }
+}
+
+/// The operator's directory of secrets: a file per secret, named like the
+/// variable (`CAIRN_SECRET_WAREHOUSE`), holding its value (a final newline
+/// is dropped). Mounted Kubernetes Secrets and Docker secrets look so.
+pub const SECRETS_DIR_VAR: &str = "CAIRN_SECRETS_DIR";
+
+/// The value of the operator's secret `name`: its variable, else its file
+/// in [`SECRETS_DIR_VAR`].
+fn secret_value(name: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(name) {
+        return Some(v);
+    }
+    let dir = std::env::var_os(SECRETS_DIR_VAR)?;
+    let text = std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()?;
+    Some(
+        text.strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text)
+            .to_string(),
+    )
 }

@@ -511,3 +511,60 @@ fn a_change_of_code_is_a_change_of_the_workloads_that_run_it() {
     // The model runs no code of the repository: unchanged.
     assert_eq!(v["summary"]["update"], 2);
 }
+
+#[test]
+fn a_change_of_access_shows_in_the_plan() {
+    let repo = TestRepo::new();
+    write_valid(&repo);
+    repo.commit("v1");
+    repo.write(
+        "specs/project.yaml",
+        cairn_test_support::PROJECT.replace(
+            "  defaultPool: local\n",
+            "  defaultPool: local\n  access:\n    - {role: editor, groups: [ml]}\n",
+        ),
+    );
+    repo.commit("ml may edit churn");
+    let out = cairn()
+        .args([
+            "plan",
+            &repo.arg(),
+            "--from",
+            "HEAD~1",
+            "--format",
+            "markdown",
+        ])
+        .output()
+        .unwrap();
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{md}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(md.contains("@@ Project churn @@"), "{md}");
+    assert!(md.contains("spec.access"), "{md}");
+    assert!(md.contains("editor") && md.contains("ml"), "{md}");
+
+    // A grant that names no one, or a role that does not exist, is an error
+    // at its line.
+    repo.write(
+        "specs/project.yaml",
+        cairn_test_support::PROJECT.replace(
+            "  defaultPool: local\n",
+            "  defaultPool: local\n  access:\n    - {role: editor}\n    - {role: superuser, users: [a@example.com]}\n",
+        ),
+    );
+    let out = cairn()
+        .args(["validate", &repo.arg(), "--worktree"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("specs/project.yaml:"), "{text}");
+    assert!(text.contains("superuser"), "{text}");
+}

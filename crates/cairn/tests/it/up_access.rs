@@ -614,3 +614,64 @@ fn the_local_command_line_finds_the_admin_token() {
         json!([{"project": "lab", "role": "viewer"}])
     );
 }
+
+#[test]
+fn the_gateway_listener_serves_predictions_and_applications_only() {
+    let repo = TestRepo::new();
+    let data = tempfile::tempdir().unwrap();
+    repo.write(
+        "specs/all.yaml",
+        SPECS.replace("TOKEN_FILE_PATH", "/dev/null"),
+    )
+    .write("jobs/probe.py", PROBE_PY)
+    .write(
+        "models/classifier.onnx",
+        std::fs::read(CLASSIFIER).expect("the quickstart model"),
+    )
+    .write("app/index.html", "hello from web\n");
+    let commit = repo.commit("specs");
+    let gateway_port = cairn_test_support::up::free_port();
+    let listen = format!("127.0.0.1:{gateway_port}");
+    let up = Up::start(
+        repo.path(),
+        &data.path().join("state"),
+        &["--gateway-listen", &listen],
+        &[],
+    );
+    up.wait_synced(&commit);
+    let admin = up.token.clone().unwrap();
+    let gateway = |path: &str| format!("http://{listen}{path}");
+    let agent = Up::agent_with(Some(&admin), Duration::from_secs(30));
+    let status = |url: String| {
+        agent
+            .get(&url)
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    // Predictions answer there, with their inference id.
+    let mut r = agent
+        .post(&gateway("/models/clf/predict"))
+        .send_json(sample())
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(v["uuid"].is_string(), "{v}");
+    assert_eq!(status(gateway("/v2/health/ready")), 200);
+    assert_eq!(status(gateway("/healthz")), 200);
+    up.wait_for(Duration::from_secs(60), "the application", || {
+        (status(gateway("/apps/web/")) == 200).then_some(())
+    });
+    // The API, even with the operator's token, is not there.
+    for path in [
+        "/api/v1/status",
+        "/api/v1/tokens",
+        "/api/v1/models/clf/keys",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/",
+    ] {
+        assert_eq!(status(gateway(path)), 404, "{path}");
+        assert_eq!(status(up.url(path)), 200, "{path} on the main listener");
+    }
+}

@@ -556,32 +556,43 @@ fn a_job_gets_none_of_the_controllers_credentials() {
 #[test]
 fn a_project_secret_reaches_its_job_and_nothing_else() {
     const VALUE: &str = "s3cr3t-warehouse-password";
+    const FROM_FILE: &str = "t0ken-from-a-mounted-file";
     let project = PROJECT.replace(
         "  defaultPool: local\n",
-        "  defaultPool: local\n  secrets:\n    - {name: WAREHOUSE_PASSWORD, fromEnv: CAIRN_SECRET_WAREHOUSE}\n",
+        "  defaultPool: local\n  secrets:\n    - {name: WAREHOUSE_PASSWORD, fromEnv: CAIRN_SECRET_WAREHOUSE}\n    - {name: API_TOKEN, fromEnv: CAIRN_SECRET_API}\n",
     );
     let repo = TestRepo::new();
     repo.write("specs/project.yaml", &project).write(
         "specs/load.yaml",
         job(
             "load",
-            "printf '%s' \"$WAREHOUSE_PASSWORD\" > \"$CAIRN_OUTPUT_DIR/seen.txt\"\necho loaded",
+            "printf '%s %s' \"$WAREHOUSE_PASSWORD\" \"$API_TOKEN\" > \"$CAIRN_OUTPUT_DIR/seen.txt\"\necho loaded",
             "outputs:\n  - {name: seen, path: seen.txt}",
         ),
     );
     let commit = repo.commit("a job with a secret");
     let data = tempfile::tempdir().unwrap();
+    // One secret from a variable, one from the operator's directory.
+    let secrets = data.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("CAIRN_SECRET_API"), format!("{FROM_FILE}\n")).unwrap();
     let up = Up::start(
         repo.path(),
         &data.path().join("state"),
         &[],
-        &[("CAIRN_SECRET_WAREHOUSE", VALUE)],
+        &[
+            ("CAIRN_SECRET_WAREHOUSE", VALUE),
+            ("CAIRN_SECRETS_DIR", secrets.to_str().unwrap()),
+        ],
     );
     up.wait_synced(&commit);
     let done = up.wait_run("load", 1);
     assert_eq!(done["state"], "succeeded", "{done}\n{}", up.logs());
     let seen = done["artifacts"][0]["path"].as_str().unwrap();
-    assert_eq!(std::fs::read_to_string(seen).unwrap(), VALUE);
+    assert_eq!(
+        std::fs::read_to_string(seen).unwrap(),
+        format!("{VALUE} {FROM_FILE}")
+    );
     for (what, text) in [
         ("the server's log", up.logs()),
         ("the job's log", log(&up, "load", 1)),
@@ -589,7 +600,10 @@ fn a_project_secret_reaches_its_job_and_nothing_else() {
         ("the audit log", up.get("/api/v1/audit").to_string()),
         ("the run", done.to_string()),
     ] {
-        assert!(!text.contains(VALUE), "the secret is in {what}:\n{text}");
+        assert!(
+            !text.contains(VALUE) && !text.contains(FROM_FILE),
+            "a secret is in {what}:\n{text}"
+        );
     }
 }
 
