@@ -675,3 +675,32 @@ fn the_gateway_listener_serves_predictions_and_applications_only() {
         assert_eq!(status(up.url(path)), 200, "{path} on the main listener");
     }
 }
+
+#[test]
+fn auth_none_is_for_throwaway_use_and_says_so() {
+    let repo = TestRepo::new();
+    repo.write("specs/project.yaml", cairn_test_support::PROJECT);
+    let commit = repo.commit("a project");
+    let data = tempfile::tempdir().unwrap();
+    let up = Up::start(
+        repo.path(),
+        &data.path().join("state"),
+        &["--auth", "none"],
+        &[],
+    );
+    up.wait_synced(&commit);
+    assert!(
+        up.token.is_none(),
+        "an admin token was made with --auth none"
+    );
+    let who = call(&up, None, "GET", "/api/v1/whoami", None);
+    assert_eq!(who.status, 200, "{}", who.text);
+    assert_eq!(
+        (
+            who.json()["subject"].as_str(),
+            who.json()["admin"].as_bool()
+        ),
+        (Some("anonymous"), Some(true))
+    );
+    assert!(up.logs().contains("authentication is off"), "{}", up.logs());
+}
