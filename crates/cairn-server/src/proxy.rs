@@ -95,6 +95,7 @@ pub async fn forward(
 
     let mut headers = parts.headers.clone();
     remove_hop_by_hop(&mut headers);
+    remove_cairn_credentials(&mut headers);
     // Our own server already answered any `Expect: 100-continue`.
     headers.remove(header::EXPECT);
     add_forwarded_headers(&mut headers, &parts, prefix);
@@ -189,6 +190,42 @@ fn header_has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     header_has_token(headers, &header::CONNECTION, "upgrade")
         && header_has_token(headers, &header::UPGRADE, "websocket")
+}
+
+/// Removes what signed the caller in to Cairn — a Cairn API token in
+/// `Authorization`, the session cookie — so that an application never
+/// holds the credentials of the people who use it. Its own cookies and
+/// other `Authorization` schemes go along.
+pub(crate) fn remove_cairn_credentials(headers: &mut HeaderMap) {
+    let is_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .get(7..)
+                .is_some_and(|t| t.starts_with(cairn_store::tokens::TOKEN_PREFIX))
+        });
+    if is_token {
+        headers.remove(header::AUTHORIZATION);
+    }
+    let cookies: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| {
+            let name = c.split_once('=').map_or(*c, |(name, _)| name);
+            !c.is_empty() && name.trim() != crate::auth::session::COOKIE
+        })
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !cookies.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&cookies.join("; "))
+    {
+        headers.insert(header::COOKIE, v);
+    }
 }
 
 /// Removes hop-by-hop headers, including any named in `Connection`.
@@ -289,6 +326,7 @@ async fn forward_websocket(
         // go along; tungstenite makes its own key, version and Connection.
         let mut headers = parts.headers.clone();
         remove_hop_by_hop(&mut headers);
+        remove_cairn_credentials(&mut headers);
         for name in [
             header::SEC_WEBSOCKET_KEY,
             header::SEC_WEBSOCKET_VERSION,
@@ -429,6 +467,34 @@ fn to_client(msg: tungstenite::Message) -> Option<ws::Message> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applications_never_see_cairn_credentials() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer cairn_tok_0123abcd_ffff"),
+        );
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; cairn_session=abc; app_sid=42"),
+        );
+        remove_cairn_credentials(&mut headers);
+        assert!(headers.get(header::AUTHORIZATION).is_none());
+        assert_eq!(headers[header::COOKIE], "theme=dark; app_sid=42");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dTpw"),
+        );
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("cairn_session=abc"),
+        );
+        remove_cairn_credentials(&mut headers);
+        assert_eq!(headers[header::AUTHORIZATION], "Basic dTpw");
+        assert!(headers.get(header::COOKIE).is_none());
+    }
 
     use axum::Router;
     use axum::extract::{Path, State};
