@@ -251,6 +251,27 @@ impl Quotas {
     }
 }
 
+/// The operator's directory of secrets: a file per secret, named like the
+/// variable (`CAIRN_SECRET_WAREHOUSE`), holding its value (a final newline
+/// is dropped). Mounted Kubernetes Secrets and Docker secrets look so.
+pub const SECRETS_DIR_VAR: &str = "CAIRN_SECRETS_DIR";
+
+/// The value of the operator's secret `name`: its variable, else its file
+/// in [`SECRETS_DIR_VAR`].
+fn secret_value(name: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(name) {
+        return Some(v);
+    }
+    let dir = std::env::var_os(SECRETS_DIR_VAR)?;
+    let text = std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()?;
+    Some(
+        text.strip_suffix('\n')
+            .map(|t| t.strip_suffix('\r').unwrap_or(t))
+            .unwrap_or(&text)
+            .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,25 +384,4 @@ mod tests {
             "pool `gpu` is not declared"
         );
     }
-}
-
-/// The operator's directory of secrets: a file per secret, named like the
-/// variable (`CAIRN_SECRET_WAREHOUSE`), holding its value (a final newline
-/// is dropped). Mounted Kubernetes Secrets and Docker secrets look so.
-pub const SECRETS_DIR_VAR: &str = "CAIRN_SECRETS_DIR";
-
-/// The value of the operator's secret `name`: its variable, else its file
-/// in [`SECRETS_DIR_VAR`].
-fn secret_value(name: &str) -> Option<String> {
-    if let Ok(v) = std::env::var(name) {
-        return Some(v);
-    }
-    let dir = std::env::var_os(SECRETS_DIR_VAR)?;
-    let text = std::fs::read_to_string(std::path::Path::new(&dir).join(name)).ok()?;
-    Some(
-        text.strip_suffix('\n')
-            .map(|t| t.strip_suffix('\r').unwrap_or(t))
-            .unwrap_or(&text)
-            .to_string(),
-    )
 }
