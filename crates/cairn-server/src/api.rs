@@ -126,12 +126,8 @@ impl Resolve for Resolver {
         let project = |k: &ResourceKey| k.project.as_ref().map(|p| p.to_string());
         match named {
             Named::Job => {
-                let jobs: Vec<ResourceKey> = match self.controller.store().applied() {
-                    Ok(applied) => applied
-                        .into_iter()
-                        .map(|a| a.key)
-                        .filter(|k| k.kind == Kind::Job)
-                        .collect(),
+                let jobs = match self.controller.store().applied_keys(Kind::Job) {
+                    Ok(jobs) => jobs,
                     Err(e) => {
                         tracing::warn!("resolving a job's project: {e}");
                         Vec::new()
@@ -312,14 +308,7 @@ fn find_job(s: &AppState, path: &NamePath, project: Option<String>) -> ApiResult
         project: path.project.clone().or(project),
         name: path.name.clone(),
     };
-    let jobs: Vec<ResourceKey> = s
-        .controller
-        .store()
-        .applied()?
-        .into_iter()
-        .map(|a| a.key)
-        .filter(|k| k.kind == Kind::Job)
-        .collect();
+    let jobs = s.controller.store().applied_keys(Kind::Job)?;
     let lookup = Lookup::among(&wanted, jobs.iter().map(|k| (k, k.clone())));
     resolved("job", "applied", &wanted, lookup, |p| {
         format!(

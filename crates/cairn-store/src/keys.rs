@@ -20,7 +20,6 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
@@ -312,9 +311,7 @@ fn hash(secret: &str) -> Hash {
 }
 
 fn read_urandom(buf: &mut [u8]) -> Result<()> {
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .map_err(KeyError::Random)
+    crate::tokens::read_urandom(buf).map_err(KeyError::Random)
 }
 
 #[cfg(test)]

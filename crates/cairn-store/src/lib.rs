@@ -386,6 +386,20 @@ impl Store {
         Ok(())
     }
 
+    /// The keys of the applied resources of `kind`, without their values
+    /// (for resolving a name on every request).
+    pub fn applied_keys(&self, kind: cairn_spec::Kind) -> Result<Vec<ResourceKey>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT key FROM applied WHERE kind = ?1 ORDER BY key")?;
+        let rows = stmt.query_map([kind.to_string()], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for id in rows {
+            out.extend(ResourceKey::from_id(&id?));
+        }
+        Ok(out)
+    }
+
     /// Everything applied.
     pub fn applied(&self) -> Result<Vec<Applied>> {
         let conn = self.conn();

@@ -201,6 +201,27 @@ impl TokenCache {
     }
 }
 
+/// The columns of a [`TokenInfo`], as [`token_info`] reads them.
+const TOKEN_COLUMNS: &str = "SELECT id, name, kind, project, role, prefix, created_by, created_at,
+        expires_at, revoked_at, last_used_at FROM api_tokens";
+
+/// A row of [`TOKEN_COLUMNS`].
+fn token_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenInfo> {
+    Ok(TokenInfo {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: TokenKind::parse(&r.get::<_, String>(2)?),
+        project: r.get(3)?,
+        role: r.get(4)?,
+        prefix: r.get(5)?,
+        created_by: r.get(6)?,
+        created_at: r.get(7)?,
+        expires_at: r.get(8)?,
+        revoked_at: r.get(9)?,
+        last_used_at: r.get(10)?,
+    })
+}
+
 /// The cache's key of the token `id`.
 fn cache_key(id: &str) -> &str {
     id.strip_prefix("tok_").unwrap_or(id)
@@ -231,10 +252,13 @@ fn hash(secret: &str) -> [u8; 32] {
 /// `bytes` random bytes from `/dev/urandom`, as hex.
 pub fn random_hex(bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(crate::StoreError::Random)?;
+    read_urandom(&mut buf).map_err(crate::StoreError::Random)?;
     Ok(hex::encode(buf))
+}
+
+/// Fills `buf` from `/dev/urandom` (access keys and tokens).
+pub(crate) fn read_urandom(buf: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf))
 }
 
 /// The id a secret names, if it is shaped like a token.
@@ -360,26 +384,10 @@ impl Store {
     ) -> Result<Vec<TokenInfo>> {
         self.flush_token_use()?;
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id, name, kind, project, role, prefix, created_by, created_at,
-                    expires_at, revoked_at, last_used_at
-             FROM api_tokens WHERE (?1 IS NULL OR project = ?1) ORDER BY created_at, id",
-        )?;
-        let rows = stmt.query_map([project], |r| {
-            Ok(TokenInfo {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                kind: TokenKind::parse(&r.get::<_, String>(2)?),
-                project: r.get(3)?,
-                role: r.get(4)?,
-                prefix: r.get(5)?,
-                created_by: r.get(6)?,
-                created_at: r.get(7)?,
-                expires_at: r.get(8)?,
-                revoked_at: r.get(9)?,
-                last_used_at: r.get(10)?,
-            })
-        })?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "{TOKEN_COLUMNS} WHERE (?1 IS NULL OR project = ?1) ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([project], token_info)?;
         let mut out = Vec::new();
         for row in rows {
             let info = row?;
@@ -392,13 +400,10 @@ impl Store {
 
     /// One token's info.
     pub fn token(&self, id: &str) -> Result<Option<TokenInfo>> {
-        Ok(self
-            .list_tokens(
-                None,
-                &[TokenKind::Admin, TokenKind::Api, TokenKind::Workload],
-            )?
-            .into_iter()
-            .find(|t| t.id == id))
+        self.flush_token_use()?;
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!("{TOKEN_COLUMNS} WHERE id = ?1"))?;
+        Ok(stmt.query_row([id], token_info).optional()?)
     }
 
     /// Revokes the token `id`. True if it exists (revoked now or before: a

@@ -174,6 +174,11 @@ impl Env {
 }
 
 fn start() -> Env {
+    start_with(&[])
+}
+
+/// The repository served by `cairn up ARGS`, synced, its application up.
+fn start_with(args: &[&str]) -> Env {
     let repo = TestRepo::new();
     let data = tempfile::tempdir().unwrap();
     let token_file = data.path().join("workload-token");
@@ -188,7 +193,7 @@ fn start() -> Env {
     )
     .write("app/index.html", "hello from web\n");
     let commit = repo.commit("specs");
-    let up = Up::start(repo.path(), &data.path().join("state"), &[], &[]);
+    let up = Up::start(repo.path(), &data.path().join("state"), args, &[]);
     up.wait_synced(&commit);
     up.wait_for(Duration::from_secs(60), "the application", || {
         let (s, _) = up.get_raw("/apps/web/").ok()?;
@@ -278,13 +283,28 @@ fn every_route_answers_only_the_roles_its_rule_names() {
     // Every operation of the OpenAPI document has a rule.
     let doc = call(up, None, "GET", "/api/v1/openapi.json", None).json();
     for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
+        for (method, op) in item.as_object().unwrap() {
             let method = method.to_ascii_uppercase();
-            assert!(
-                routes
-                    .iter()
-                    .any(|r| r["path"] == *path && r["method"] == method),
-                "{method} {path} is in the OpenAPI document but has no rule"
+            let row = routes
+                .iter()
+                .find(|r| r["path"] == *path && r["method"] == method)
+                .unwrap_or_else(|| {
+                    panic!("{method} {path} is in the OpenAPI document but has no rule")
+                });
+            // The document says what the table does: a token where the rule
+            // needs a caller, none (or a model's key) where it does not.
+            let open = matches!(row["rule"].as_str(), Some("public" | "gateway" | "webhook"));
+            let schemes: Vec<String> = op["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|r| r.as_object().unwrap().keys().cloned())
+                .collect();
+            assert_eq!(
+                !schemes.iter().any(|k| k == "token"),
+                open,
+                "{method} {path}: rule {} but security {schemes:?}",
+                row["rule"]
             );
         }
     }
@@ -617,28 +637,10 @@ fn the_local_command_line_finds_the_admin_token() {
 
 #[test]
 fn the_gateway_listener_serves_predictions_and_applications_only() {
-    let repo = TestRepo::new();
-    let data = tempfile::tempdir().unwrap();
-    repo.write(
-        "specs/all.yaml",
-        SPECS.replace("TOKEN_FILE_PATH", "/dev/null"),
-    )
-    .write("jobs/probe.py", PROBE_PY)
-    .write(
-        "models/classifier.onnx",
-        std::fs::read(CLASSIFIER).expect("the quickstart model"),
-    )
-    .write("app/index.html", "hello from web\n");
-    let commit = repo.commit("specs");
     let gateway_port = cairn_test_support::up::free_port();
     let listen = format!("127.0.0.1:{gateway_port}");
-    let up = Up::start(
-        repo.path(),
-        &data.path().join("state"),
-        &["--gateway-listen", &listen],
-        &[],
-    );
-    up.wait_synced(&commit);
+    let env = start_with(&["--gateway-listen", &listen]);
+    let up = &env.up;
     let admin = up.token.clone().unwrap();
     let gateway = |path: &str| format!("http://{listen}{path}");
     let agent = Up::agent_with(Some(&admin), Duration::from_secs(30));
