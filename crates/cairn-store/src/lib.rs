@@ -20,6 +20,7 @@ pub mod kube_objects;
 mod migrations;
 pub mod monitoring;
 pub mod tokens;
+pub mod tracking;
 pub use tokens::random_hex;
 
 use cairn_spec::ResourceKey;

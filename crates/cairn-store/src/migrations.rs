@@ -148,6 +148,103 @@ pub fn migrations() -> Migrations<'static> {
         CREATE INDEX kube_objects_resource ON kube_objects (resource);
         CREATE INDEX kube_objects_uid ON kube_objects (uid);",
         ),
+        // Experiment tracking (MLflow's model): experiments, runs, params,
+        // tags, metric histories with the latest value per key, dataset
+        // inputs, model outputs and logged models.
+        M::up(
+            "CREATE TABLE experiments (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            project TEXT,
+            job TEXT,
+            artifact_location TEXT NOT NULL,
+            lifecycle TEXT NOT NULL DEFAULT 'active',
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE experiment_tags (
+            experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (experiment_id, key)
+        );
+        CREATE TABLE tracked_runs (
+            id TEXT PRIMARY KEY NOT NULL,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            name TEXT NOT NULL,
+            user TEXT NOT NULL,
+            status TEXT NOT NULL,
+            start_ms INTEGER,
+            end_ms INTEGER,
+            lifecycle TEXT NOT NULL DEFAULT 'active',
+            artifact_uri TEXT NOT NULL,
+            job_run INTEGER UNIQUE
+        );
+        CREATE INDEX tracked_runs_experiment ON tracked_runs (experiment_id, start_ms);
+        CREATE TABLE run_params (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE run_tags (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE run_metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            timestamp_ms INTEGER NOT NULL,
+            value REAL,
+            is_nan INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX run_metrics_history ON run_metrics (run_id, key, timestamp_ms, step);
+        CREATE TABLE latest_metrics (
+            run_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            timestamp_ms INTEGER NOT NULL,
+            value REAL,
+            is_nan INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX latest_metrics_key ON latest_metrics (key, value);
+        CREATE TABLE run_inputs (
+            run_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            source_type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            schema TEXT,
+            profile TEXT,
+            tags TEXT NOT NULL,
+            PRIMARY KEY (run_id, name, digest)
+        ) WITHOUT ROWID;
+        CREATE TABLE run_outputs (
+            run_id TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            PRIMARY KEY (run_id, model_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE logged_models (
+            id TEXT PRIMARY KEY NOT NULL,
+            experiment_id INTEGER NOT NULL REFERENCES experiments (id),
+            name TEXT NOT NULL,
+            artifact_uri TEXT NOT NULL,
+            status TEXT NOT NULL,
+            model_type TEXT NOT NULL,
+            source_run_id TEXT,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            params TEXT NOT NULL,
+            tags TEXT NOT NULL
+        );
+        CREATE INDEX logged_models_experiment ON logged_models (experiment_id, name);",
+        ),
     ])
 }
 
