@@ -400,6 +400,23 @@ impl Context<'_> {
                         );
                     }
                 }
+                if let Some(metrics) = j.experiment.as_ref().and_then(|e| e.metrics.as_ref())
+                    && !j.outputs.iter().any(|o| o.name == *metrics)
+                {
+                    let outputs: Vec<&str> = j.outputs.iter().map(|o| o.name.as_str()).collect();
+                    err(
+                        "unknown-reference",
+                        &["spec", "experiment", "metrics"],
+                        format!("`experiment.metrics` names output `{metrics}`, which the job does not declare"),
+                        &match did_you_mean(metrics.as_str(), outputs.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "declare it under `outputs` (a JSON object of numbers, such as metrics.json)".into(),
+                        },
+                    );
+                }
+                if let Some(sweep) = &j.sweep {
+                    self.sweep(sweep, &j.params, &mut err);
+                }
                 self.gpus(
                     r,
                     j.pool.as_ref(),
@@ -701,6 +718,101 @@ impl Context<'_> {
     }
 
     /// A workload asking for GPUs must run in a pool that has enough.
+    /// A sweep sweeps something, within bounds, towards a named metric.
+    fn sweep(
+        &self,
+        sweep: &cairn_spec::SweepSpec,
+        params: &indexmap::IndexMap<String, serde_json::Value>,
+        err: &mut ErrorSink<'_>,
+    ) {
+        if sweep.grid.is_empty() && sweep.random.is_empty() {
+            err(
+                "missing-field",
+                &["spec", "sweep"],
+                "the sweep varies no parameter".into(),
+                "add `grid: {C: [0.1, 1, 10]}` or `random: {C: {min: 0.01, max: 100, log: true}}`",
+            );
+        }
+        for (name, values) in &sweep.grid {
+            if values.is_empty() {
+                err(
+                    "invalid-value",
+                    &["spec", "sweep", "grid", name],
+                    format!("`{name}` has no values to sweep"),
+                    "list at least one value",
+                );
+            }
+            if sweep.random.contains_key(name) {
+                err(
+                    "duplicate-name",
+                    &["spec", "sweep", "random", name],
+                    format!("`{name}` is both in the grid and drawn at random"),
+                    "keep it in one of them",
+                );
+            }
+        }
+        for (name, p) in &sweep.random {
+            match p {
+                cairn_spec::RandomParam::Choice(v) if v.is_empty() => err(
+                    "invalid-value",
+                    &["spec", "sweep", "random", name],
+                    format!("`{name}` has no values to choose from"),
+                    "list at least one value, or give `{min, max}`",
+                ),
+                cairn_spec::RandomParam::Range(r) if !(r.min < r.max) => err(
+                    "invalid-value",
+                    &["spec", "sweep", "random", name],
+                    format!("`{name}`: min {} is not below max {}", r.min, r.max),
+                    "",
+                ),
+                cairn_spec::RandomParam::Range(r) if r.log && r.min <= 0.0 => err(
+                    "invalid-value",
+                    &["spec", "sweep", "random", name, "min"],
+                    format!("`{name}` is drawn on a log scale, so min must be above zero"),
+                    "",
+                ),
+                _ => {}
+            }
+        }
+        for name in sweep.grid.keys().chain(sweep.random.keys()) {
+            if !params.contains_key(name) {
+                err(
+                    "unknown-reference",
+                    &["spec", "sweep"],
+                    format!("the sweep varies `{name}`, which is not one of the job's `params`"),
+                    &format!(
+                        "declare it with a default under `params` (a run sees it as CAIRN_PARAM_{})",
+                        name.to_ascii_uppercase().replace('-', "_")
+                    ),
+                );
+            }
+        }
+        if sweep.max_parallel == 0 {
+            err(
+                "invalid-value",
+                &["spec", "sweep", "maxParallel"],
+                "`maxParallel` must be at least 1".into(),
+                "",
+            );
+        }
+        if sweep.max_runs == Some(0) {
+            err(
+                "invalid-value",
+                &["spec", "sweep", "maxRuns"],
+                "`maxRuns` must be at least 1".into(),
+                "",
+            );
+        }
+        if sweep.objective.metric.trim().is_empty() {
+            err(
+                "missing-field",
+                &["spec", "sweep", "objective", "metric"],
+                "the objective names no metric".into(),
+                "name the metric the runs log, e.g. `accuracy`",
+            );
+        }
+    }
+
     fn gpus(
         &self,
         r: &Resource,

@@ -93,6 +93,11 @@ impl Environments {
         Ok(vars)
     }
 
+    /// The hash of the Python environment `key` last ran in, if any.
+    pub fn digest_of(&self, key: &ResourceKey) -> Option<String> {
+        self.state().env_users.get(key).cloned()
+    }
+
     /// Removes environments that no applied workload (`live`) uses any more.
     pub fn collect_environments(&self, live: &BTreeSet<ResourceKey>) {
         let keep: BTreeSet<String> = {

@@ -7,10 +7,13 @@ use crate::gpu::cuda_visible_devices;
 use crate::process::{self, ExitOutcome, ProcessHandle, ProcessSpec};
 use crate::quotas::{Admission, Quotas};
 use crate::shared::Shared;
+use crate::tracking;
+
+mod pipeline;
 use cairn_runtime::RunRequest;
 use cairn_runtime::RuntimeError;
 use cairn_spec::ResourceKey;
-use cairn_spec::{Command, JobSpec, Name};
+use cairn_spec::{Command, JobSpec};
 use cairn_store::{Phase, Run, RunState};
 use serde_json::Value;
 use sha2::Digest;
@@ -44,6 +47,8 @@ struct State {
     sync_runs: BTreeSet<ResourceKey>,
     /// Cancel switches of active runs, by run id.
     cancels: HashMap<i64, tokio::sync::watch::Sender<bool>>,
+    /// The MLflow parent run of each sweep in flight, by sweep id.
+    sweep_parents: HashMap<String, String>,
 }
 
 /// A job as applied.
@@ -275,17 +280,12 @@ impl Jobs {
         let targets: HashSet<&ResourceKey> = request.targets.iter().collect();
         let mut runs = Vec::new();
         for key in &order {
-            let (commit, mut params) = {
+            let (commit, spec) = {
                 let state = self.state();
                 let def = &state.jobs[key];
-                let params: serde_json::Map<String, Value> = def
-                    .spec
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                (def.commit.clone(), params)
+                (def.commit.clone(), def.spec.clone())
             };
+            let mut params = spec.params.clone();
             if targets.contains(key)
                 && let Some(overrides) = &request.params
             {
@@ -296,24 +296,70 @@ impl Jobs {
             } else {
                 "pipeline".to_string()
             };
+            // A target with a sweep becomes one run per parameter set.
+            let (sets, sweep) = match &spec.sweep {
+                Some(sweep) if targets.contains(key) => (
+                    cairn_runtime::sweep::expand(sweep, &params),
+                    Some(format!("{pipeline}/{}", key.name)),
+                ),
+                _ => (vec![params], None),
+            };
+            let parent = sweep.as_ref().and_then(|id| {
+                tracking::start_sweep(
+                    &self.shared.store,
+                    key,
+                    &spec,
+                    id,
+                    &commit,
+                    &request.actor,
+                    sets.len(),
+                )
+                .map_err(|e| tracing::warn!("tracking the sweep of {key}: {e}"))
+                .ok()
+            });
             let log_dir = self.shared.resource_dir("logs", key);
             std::fs::create_dir_all(&log_dir)?;
-            let run = self.shared.store.create_run(
-                key,
-                &trigger,
-                &pipeline,
-                &commit,
-                &Value::Object(params),
-                &log_dir,
-            )?;
-            let _ = self.shared.store.audit_as(
-                &request.actor,
-                Some(&commit),
-                Some(key),
-                "run",
-                &format!("run #{} created ({trigger})", run.number),
-            );
-            runs.push(run);
+            for set in sets {
+                let params: serde_json::Map<String, Value> = set.into_iter().collect();
+                let run = self.shared.store.create_run(
+                    key,
+                    &trigger,
+                    &pipeline,
+                    &commit,
+                    &Value::Object(params),
+                    &log_dir,
+                )?;
+                if let Some(id) = &sweep {
+                    self.shared.store.set_run_sweep(run.id, id)?;
+                }
+                if let Err(e) = tracking::start(
+                    &self.shared.store,
+                    key,
+                    &spec,
+                    &run,
+                    &request.actor,
+                    parent.as_deref(),
+                ) {
+                    tracing::warn!("tracking {key} run #{}: {e}", run.number);
+                }
+                let _ = self.shared.store.audit_as(
+                    &request.actor,
+                    Some(&commit),
+                    Some(key),
+                    "run",
+                    &match &sweep {
+                        Some(_) => format!("run #{} created ({trigger}, sweep)", run.number),
+                        None => format!("run #{} created ({trigger})", run.number),
+                    },
+                );
+                runs.push(match &sweep {
+                    Some(_) => self.shared.store.run_by_id(run.id)?.unwrap_or(run),
+                    None => run,
+                });
+            }
+            if let (Some(parent), Some(id)) = (&parent, &sweep) {
+                self.state().sweep_parents.insert(id.clone(), parent.clone());
+            }
         }
         let inner = self.clone();
         let pipeline_runs = runs.clone();
@@ -353,40 +399,8 @@ impl Jobs {
         order.push(key.clone());
     }
 
-    /// Executes runs in order; a run whose upstream (in this pipeline)
-    /// did not succeed is skipped. `adopted` are runs whose process
-    /// survived a controller restart.
-    async fn execute_pipeline(self: Arc<Self>, runs: Vec<Run>, adopted: HashSet<i64>) {
-        let mut outcome: BTreeMap<String, RunState> = BTreeMap::new();
-        for run in runs {
-            let deps: Vec<Name> = self
-                .state()
-                .jobs
-                .get(&run.job)
-                .map(|d| d.spec.depends_on.clone())
-                .unwrap_or_default();
-            let failed_upstream = deps.iter().find(|d| {
-                outcome
-                    .get(d.as_str())
-                    .is_some_and(|s| *s != RunState::Succeeded)
-            });
-            let state = if let Some(up) = failed_upstream {
-                let message = format!("skipped: upstream job `{up}` did not succeed");
-                let _ = self
-                    .shared
-                    .store
-                    .finish_run(run.id, RunState::Skipped, None, &message);
-                RunState::Skipped
-            } else {
-                self.execute_run(run.clone(), adopted.contains(&run.id))
-                    .await
-            };
-            outcome.insert(run.job.name.to_string(), state);
-        }
-    }
-
     /// Runs one job run to its end, with retries.
-    async fn execute_run(self: &Arc<Self>, run: Run, adopt: bool) -> RunState {
+    pub(super) async fn execute_run(self: &Arc<Self>, run: Run, adopt: bool) -> RunState {
         let key = run.job.clone();
         let Some((spec, checkout)) = self
             .state()
@@ -590,8 +604,21 @@ impl Jobs {
                 ),
             );
         };
-        let (state, code, message) = result;
+        let (state, code, mut message) = result;
         self.state().cancels.remove(&run.id);
+        if state == RunState::Succeeded
+            && let Some(output) = spec.experiment.as_ref().and_then(|e| e.metrics.as_ref())
+            && let Some(o) = spec.outputs.iter().find(|o| o.name == *output)
+        {
+            match tracking::final_metrics(&self.shared.store, run.id, &out_dir.join(o.path.as_str())) {
+                Ok(n) => message.push_str(&format!(", {n} metric(s) from `{output}`")),
+                Err(e) => {
+                    append_log(&run.log_path, &format!("=== metrics from `{output}`: {e}"));
+                    message.push_str(&format!("; metrics from `{output}` not recorded: {e}"));
+                }
+            }
+        }
+        tracking::finish(&self.shared.store, run.id, state);
         let _ = self.shared.store.finish_run(run.id, state, code, &message);
         self.shared
             .end_workload(&format!("run #{} ({})", run.number, run.id));
@@ -602,7 +629,9 @@ impl Jobs {
         };
         self.shared
             .set_status(&key, phase, &format!("run #{}: {message}", run.number));
+        // A sweep's run feeds nothing until the sweep chooses its best.
         if state == RunState::Succeeded
+            && run.sweep.is_none()
             && let Some(succeeded) = self.succeeded.get()
         {
             succeeded(&key);
@@ -669,11 +698,18 @@ impl Jobs {
             .timeout
             .map_or(WORKLOAD_TOKEN_TTL, |t| t.get() + Duration::from_secs(60))
             .min(WORKLOAD_TOKEN_TTL);
-        env.extend(self.shared.workload_token(
+        let token = self.shared.workload_token(
             key,
             &format!("run #{} ({})", run.number, run.id),
             ttl,
+        );
+        env.extend(tracking::env(
+            &self.shared.store,
+            run.id,
+            self.shared.server_url.get().map(String::as_str),
+            token.as_ref().map(|(_, secret)| secret.as_str()),
         ));
+        env.extend(token);
         env.push(("CAIRN_RUN".into(), run.number.to_string()));
         env.push(("CAIRN_RUN_ID".into(), run.id.to_string()));
         env.push(("CAIRN_ATTEMPT".into(), attempt.to_string()));
@@ -745,6 +781,11 @@ impl Jobs {
             exit_file: Some(exit_file.to_path_buf()),
         })
         .map_err(|e| format!("could not start `{program}`: {e}"))?;
+        tracking::running(
+            &self.shared.store,
+            run.id,
+            self.envs.digest_of(key).as_deref(),
+        );
         let gpus_text = (!gpus.is_empty()).then(|| cuda_visible_devices(gpus));
         let _ = self.shared.store.run_started(
             run.id,

@@ -59,6 +59,7 @@ pub mod process;
 mod quotas;
 mod retrain;
 mod shared;
+mod tracking;
 
 use crate::apps::Apps;
 use crate::environments::Environments;

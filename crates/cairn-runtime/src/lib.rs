@@ -8,6 +8,7 @@
 //! implements the same interface on a cluster.
 
 pub mod frameworks;
+pub mod sweep;
 pub mod workload_env;
 
 use cairn_plan::loader::{DesiredState, Resource, ResourceKey};

@@ -603,6 +603,118 @@ pub struct JobSpec {
     /// Events that start the job besides schedules and manual runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    /// How its runs are tracked: every run is an MLflow run in the job's
+    /// experiment (`PROJECT/JOB` unless named here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<ExperimentSpec>,
+    /// A hyper-parameter sweep: a manual or scheduled run becomes one run
+    /// per combination of `params`, in parallel up to `maxParallel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSpec>,
+}
+
+/// Where a job's runs are tracked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExperimentSpec {
+    /// The experiment's name (default `JOB`), always in the job's project:
+    /// its MLflow name is `PROJECT/NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Name>,
+    /// An output holding a JSON object whose numbers are logged as the
+    /// run's final metrics (a `metrics.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Name>,
+}
+
+/// A hyper-parameter sweep over a job's `params`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SweepSpec {
+    /// Every combination of these values.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Vec<serde_json::Value>>")]
+    pub grid: IndexMap<String, Vec<serde_json::Value>>,
+    /// Values drawn at random: a list to choose from, or a range.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, RandomParam>")]
+    pub random: IndexMap<String, RandomParam>,
+    /// The seed of the random draws (the same seed, the same runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// At most this many runs (a grid is cut; random draws this many; default 10 for random).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<u32>,
+    /// At most this many runs at once (default 1), within the pool's quotas.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub max_parallel: u32,
+    /// What makes a run the best.
+    pub objective: Objective,
+    /// Stop starting runs once this many in a row finished without
+    /// improving the objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<u32>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+/// A randomly drawn parameter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RandomParam {
+    /// One of these values.
+    Choice(Vec<serde_json::Value>),
+    /// A number in `[min, max)`.
+    Range(RandomRange),
+}
+
+/// A range to draw a number from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RandomRange {
+    /// The smallest value.
+    pub min: f64,
+    /// The bound above.
+    pub max: f64,
+    /// Drawn uniformly on a log scale (both bounds above zero).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log: bool,
+    /// Drawn as a whole number.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub integer: bool,
+}
+
+/// The metric a sweep optimizes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Objective {
+    /// The metric's name, as the runs log it.
+    pub metric: String,
+    /// `maximize` or `minimize`.
+    pub goal: Goal,
+}
+
+/// Which way a metric is better.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    /// Larger is better.
+    #[default]
+    Maximize,
+    /// Smaller is better.
+    Minimize,
+}
+
+impl Goal {
+    /// Whether `a` is better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Goal::Maximize => a > b,
+            Goal::Minimize => a < b,
+        }
+    }
 }
 
 /// A command line.

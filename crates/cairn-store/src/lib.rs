@@ -229,6 +229,11 @@ pub struct Run {
     pub gpus: Option<String>,
     /// Duration in seconds, once finished.
     pub duration_seconds: Option<f64>,
+    /// The sweep it is a run of (its pipeline's id), if any.
+    pub sweep: Option<String>,
+    /// Chosen as its sweep's best: only a sweep's best run feeds models
+    /// and downstream jobs.
+    pub best: bool,
 }
 
 /// A file produced by a run.
@@ -651,6 +656,8 @@ impl Store {
             log_path: r.get("log_path")?,
             gpus: r.get("gpus")?,
             duration_seconds,
+            sweep: r.get("sweep")?,
+            best: r.get::<_, i64>("best")? != 0,
         }))
     }
 
@@ -665,6 +672,28 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Marks a run as one of sweep `sweep`'s: it feeds nothing until
+    /// chosen as the best.
+    pub fn set_run_sweep(&self, id: i64, sweep: &str) -> Result<()> {
+        self.conn()
+            .execute("UPDATE runs SET sweep = ?2 WHERE id = ?1", params![id, sweep])?;
+        Ok(())
+    }
+
+    /// Chooses a sweep's best run.
+    pub fn set_sweep_best(&self, id: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE runs SET best = (id = ?1) WHERE sweep = (SELECT sweep FROM runs WHERE id = ?1)",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The runs of a sweep, in order of creation.
+    pub fn sweep_runs(&self, sweep: &str) -> Result<Vec<Run>> {
+        self.query_runs("SELECT * FROM runs WHERE sweep = ?1 ORDER BY id", [sweep])
     }
 
     /// A run by id.
@@ -709,7 +738,8 @@ impl Store {
     pub fn last_success(&self, job: &ResourceKey) -> Result<Option<Run>> {
         Ok(self
             .query_runs(
-                "SELECT * FROM runs WHERE job = ?1 AND state = 'succeeded' ORDER BY number DESC LIMIT 1",
+                "SELECT * FROM runs WHERE job = ?1 AND state = 'succeeded' AND (sweep IS NULL OR best = 1)
+                 ORDER BY number DESC LIMIT 1",
                 [job.id()],
             )?
             .pop())
@@ -750,7 +780,8 @@ impl Store {
             .query_row(
                 "SELECT a.id, a.run_id, a.output, a.path, a.sha256, a.size, a.created_at FROM artifacts a
                  JOIN runs r ON r.id = a.run_id
-                 WHERE a.job = ?1 AND a.output = ?2 AND r.state = 'succeeded' ORDER BY a.id DESC LIMIT 1",
+                 WHERE a.job = ?1 AND a.output = ?2 AND r.state = 'succeeded' AND (r.sweep IS NULL OR r.best = 1)
+                 ORDER BY a.id DESC LIMIT 1",
                 params![job.id(), output],
                 artifact_from_row,
             )

@@ -245,6 +245,12 @@ pub fn migrations() -> Migrations<'static> {
         );
         CREATE INDEX logged_models_experiment ON logged_models (experiment_id, name);",
         ),
+        // A sweep's runs feed models and downstream jobs only once one is chosen.
+        M::up(
+            "ALTER TABLE runs ADD COLUMN sweep TEXT;
+        ALTER TABLE runs ADD COLUMN best INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX runs_sweep ON runs (sweep);",
+        ),
     ])
 }
 
