@@ -7,16 +7,19 @@
 //! components of the OpenAPI document (`specs/openapi.json`). Field names
 //! are those on the wire: camelCase, except where a protocol says otherwise
 //! (the Open Inference Protocol's snake_case, a GPU's `memory_total_bytes`).
+//! [`mlflow`] holds MLflow's REST protocol, which Cairn also serves.
 
 pub mod audit;
 pub mod auth;
 pub mod drift;
 pub mod error;
+pub mod experiments;
 pub mod gateway;
 pub mod hooks;
 pub mod inference;
 pub mod keys;
 pub mod metrics;
+pub mod mlflow;
 pub mod monitoring;
 pub mod oip;
 pub mod registry;

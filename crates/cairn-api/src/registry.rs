@@ -93,6 +93,10 @@ pub struct RegistryVersion {
     pub sha256: String,
     /// The job run that produced the artifact, if any.
     pub run_id: Option<i64>,
+    /// That job run's MLflow run id.
+    pub tracked_run: Option<String>,
+    /// The experiment of that run.
+    pub experiment: Option<String>,
     /// When the version was first served, RFC 3339.
     pub created_at: String,
     /// `serving`, `canary`, `retired` or `rolled-back`.

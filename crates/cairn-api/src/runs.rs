@@ -81,6 +81,13 @@ pub struct Run {
     pub gpus: Option<String>,
     /// Duration in seconds, once finished.
     pub duration_seconds: Option<f64>,
+    /// The sweep it is a run of, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
+    /// Chosen as its sweep's best (only that run feeds models and
+    /// downstream jobs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub best: bool,
     /// The files it produced: only in the answer about one run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<Vec<Artifact>>,

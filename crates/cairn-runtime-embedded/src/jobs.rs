@@ -296,9 +296,10 @@ impl Jobs {
             } else {
                 "pipeline".to_string()
             };
-            // A target with a sweep becomes one run per parameter set.
+            // A job with a sweep runs as one run per parameter set, as a
+            // target or upstream of one.
             let (sets, sweep) = match &spec.sweep {
-                Some(sweep) if targets.contains(key) => (
+                Some(sweep) => (
                     cairn_runtime::sweep::expand(sweep, &params),
                     Some(format!("{pipeline}/{}", key.name)),
                 ),
@@ -358,7 +359,9 @@ impl Jobs {
                 });
             }
             if let (Some(parent), Some(id)) = (&parent, &sweep) {
-                self.state().sweep_parents.insert(id.clone(), parent.clone());
+                self.state()
+                    .sweep_parents
+                    .insert(id.clone(), parent.clone());
             }
         }
         let inner = self.clone();
@@ -610,7 +613,11 @@ impl Jobs {
             && let Some(output) = spec.experiment.as_ref().and_then(|e| e.metrics.as_ref())
             && let Some(o) = spec.outputs.iter().find(|o| o.name == *output)
         {
-            match tracking::final_metrics(&self.shared.store, run.id, &out_dir.join(o.path.as_str())) {
+            match tracking::final_metrics(
+                &self.shared.store,
+                run.id,
+                &out_dir.join(o.path.as_str()),
+            ) {
                 Ok(n) => message.push_str(&format!(", {n} metric(s) from `{output}`")),
                 Err(e) => {
                     append_log(&run.log_path, &format!("=== metrics from `{output}`: {e}"));
@@ -698,11 +705,9 @@ impl Jobs {
             .timeout
             .map_or(WORKLOAD_TOKEN_TTL, |t| t.get() + Duration::from_secs(60))
             .min(WORKLOAD_TOKEN_TTL);
-        let token = self.shared.workload_token(
-            key,
-            &format!("run #{} ({})", run.number, run.id),
-            ttl,
-        );
+        let token =
+            self.shared
+                .workload_token(key, &format!("run #{} ({})", run.number, run.id), ttl);
         env.extend(tracking::env(
             &self.shared.store,
             run.id,

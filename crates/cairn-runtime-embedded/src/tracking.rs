@@ -95,10 +95,7 @@ pub fn start(
                 name: d.to_string(),
                 digest: run.commit.chars().take(12).collect(),
                 source_type: "cairn".into(),
-                source: format!(
-                    "{{\"dataset\": \"{}\", \"commit\": \"{}\"}}",
-                    d, run.commit
-                ),
+                source: format!("{{\"dataset\": \"{}\", \"commit\": \"{}\"}}", d, run.commit),
                 schema: None,
                 profile: None,
             },
@@ -150,7 +147,11 @@ pub fn start_sweep(
     }
     let parent = t.create_run(&NewRun {
         experiment_id: experiment.id,
-        name: Some(format!("{}-sweep-{}", key.name, &sweep[sweep.len().saturating_sub(8)..])),
+        name: Some(format!(
+            "{}-sweep-{}",
+            key.name,
+            &sweep[sweep.len().saturating_sub(8)..]
+        )),
         user: actor.to_string(),
         start_ms: None,
         tags,
@@ -190,7 +191,12 @@ pub fn finish_sweep(
 }
 
 /// The variables that make the process's MLflow client log to its run.
-pub fn env(store: &Store, job_run: i64, server: Option<&str>, token: Option<&str>) -> Vec<(String, String)> {
+pub fn env(
+    store: &Store,
+    job_run: i64,
+    server: Option<&str>,
+    token: Option<&str>,
+) -> Vec<(String, String)> {
     let Ok(Some(run)) = store.tracking().run_of_job_run(job_run) else {
         return Vec::new();
     };
@@ -247,8 +253,8 @@ pub fn finish(store: &Store, job_run: i64, state: RunState) {
 pub fn final_metrics(store: &Store, job_run: i64, path: &Path) -> Result<usize, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
     let Value::Object(map) = value else {
         return Err(format!("{} is not a JSON object", path.display()));
     };

@@ -159,7 +159,7 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 /// The served model a route names (see [`crate::gateway::resolve_model`]).
-fn find_model(
+pub(crate) fn find_model(
     s: &AppState,
     wanted: &ScopedName,
 ) -> ApiResult<Arc<cairn_gateway::service::Endpoint>> {
@@ -225,7 +225,7 @@ impl<E: std::fmt::Display> From<E> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The last finished sync.
 #[utoipa::path(get, path = "/api/v1/sync", tag = "controller",
@@ -460,7 +460,7 @@ pub(crate) async fn start_run(
 }
 
 /// A rollback's promotion as the spec's.
-fn promotion(p: cairn_api::registry::Promotion) -> cairn_spec::Promotion {
+pub(crate) fn promotion(p: cairn_api::registry::Promotion) -> cairn_spec::Promotion {
     use cairn_api::registry::Promotion as P;
     match p {
         P::Commit => cairn_spec::Promotion::Commit,

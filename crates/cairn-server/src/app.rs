@@ -53,6 +53,19 @@ fn tables(app: &AppState, gateway: &GatewayState, listener: Listener) -> Table {
             gateway.clone(),
             listener,
         ))
+        .merge(crate::experiments::routes(app.clone(), listener))
+        .merge(crate::mlflow::routes(
+            crate::mlflow::MlflowState {
+                store: app.controller.store().clone(),
+                artifacts: app
+                    .controller
+                    .settings()
+                    .data_dir
+                    .join("tracking")
+                    .join("artifacts"),
+            },
+            listener,
+        ))
 }
 
 /// Builds the server.
@@ -89,7 +102,8 @@ pub fn build(app: AppState, gateway: GatewayState, settings: AuthSettings, guard
             .layer(axum::middleware::from_fn_with_state(
                 guard.clone(),
                 crate::guard::layer,
-            ));
+            ))
+            .layer(axum::middleware::from_fn(crate::mlflow::errors::refusals));
         if let Some(cors) = crate::guard::cors(&guard.origins) {
             router = router.layer(cors);
         }

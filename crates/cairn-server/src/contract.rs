@@ -153,6 +153,8 @@ impl ToApi for cairn_store::Run {
             pid: self.pid,
             gpus: self.gpus.clone(),
             duration_seconds: self.duration_seconds,
+            sweep: self.sweep.clone(),
+            best: self.best,
             artifacts: None,
         }
     }

@@ -686,11 +686,23 @@ pub fn registry(
                 None if current.number == v.version => 100,
                 _ => 0,
             };
+            let tracked = v
+                .run_id
+                .and_then(|id| s.store.tracking().run_of_job_run(id).ok().flatten());
+            let experiment = tracked.as_ref().and_then(|r| {
+                s.store
+                    .tracking()
+                    .experiment(r.info.experiment_id)
+                    .ok()
+                    .map(|e| e.name)
+            });
             RegistryVersion {
                 version: v.version,
                 commit: v.commit,
                 sha256: v.sha256,
                 run_id: v.run_id,
+                tracked_run: tracked.map(|r| r.info.id),
+                experiment,
                 created_at: v.created_at,
                 state: v.state,
                 traffic,

@@ -9,8 +9,10 @@
 //!   operator named (`--cors-origin`); `Origin: null` never passes.
 //! - A state-changing request with a body must say it is one of the types
 //!   its route reads ([`accepted_types`]): JSON for the API, CSV and JSON
-//!   lines too for feedback, the form encoding for webhooks. A "simple"
-//!   cross-site `text/plain` POST is refused with 415.
+//!   lines too for feedback, the form encoding for webhooks, anything for
+//!   MLflow's artifact uploads (a `PUT`, which no page may send cross-site
+//!   without a CORS preflight). A "simple" cross-site `text/plain` POST is
+//!   refused with 415.
 //!
 //! Applications behind `/apps/` get the `Host` check only: what their
 //! requests carry is theirs to judge. CORS answers (preflights, and the
@@ -94,8 +96,14 @@ impl Refusal {
     }
 }
 
+/// Any media type, for a route that stores what it is sent (MLflow's
+/// artifact uploads carry the type the client guesses from the file's
+/// name), with the origin check kept.
+pub const ANY: &[&str] = &["*/*"];
+
 /// The media types a state-changing request to `path` may carry (`None`:
-/// any, for applications behind the proxy).
+/// any, and no origin check, for applications behind the proxy; [`ANY`]:
+/// any, with the origin check).
 pub fn accepted_types(path: &str) -> Option<&'static [&'static str]> {
     const JSON: &[&str] = &["application/json"];
     const FEEDBACK: &[&str] = &["application/json", "text/csv", "application/x-ndjson"];
@@ -103,6 +111,10 @@ pub fn accepted_types(path: &str) -> Option<&'static [&'static str]> {
     const FORM: &[&str] = &["application/x-www-form-urlencoded"];
     if path.starts_with("/apps/") || is_scoped_app(path) {
         None
+    } else if path.starts_with("/api/2.0/mlflow-artifacts/")
+        || path.starts_with("/ajax-api/2.0/mlflow-artifacts/")
+    {
+        Some(ANY)
     } else if path == "/hooks/git" {
         Some(HOOKS)
     } else if path == "/login" || path == "/logout" {
@@ -198,7 +210,7 @@ pub fn check(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    if accepted.contains(&media.as_str()) {
+    if accepted == ANY || accepted.contains(&media.as_str()) {
         Ok(())
     } else {
         Err(Refusal::new(
@@ -430,6 +442,25 @@ mod tests {
                 &g,
                 Method::POST,
                 "/api/v1/models/clf/keys",
+                &typed("text/plain")
+            ),
+            415
+        );
+        // MLflow's artifact uploads carry the type guessed from the file name.
+        assert_eq!(
+            status(
+                &g,
+                Method::PUT,
+                "/api/2.0/mlflow-artifacts/artifacts/1/r/artifacts/a.png",
+                &typed("image/png")
+            ),
+            200
+        );
+        assert_eq!(
+            status(
+                &g,
+                Method::POST,
+                "/api/2.0/mlflow/runs/log-batch",
                 &typed("text/plain")
             ),
             415

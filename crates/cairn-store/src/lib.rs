@@ -677,8 +677,10 @@ impl Store {
     /// Marks a run as one of sweep `sweep`'s: it feeds nothing until
     /// chosen as the best.
     pub fn set_run_sweep(&self, id: i64, sweep: &str) -> Result<()> {
-        self.conn()
-            .execute("UPDATE runs SET sweep = ?2 WHERE id = ?1", params![id, sweep])?;
+        self.conn().execute(
+            "UPDATE runs SET sweep = ?2 WHERE id = ?1",
+            params![id, sweep],
+        )?;
         Ok(())
     }
 
@@ -904,6 +906,30 @@ impl Store {
         )?;
         let rows = stmt.query_map([model.id()], version_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The model versions served from artifacts of job run `run_id`:
+    /// (model, version, state).
+    pub fn versions_of_run(&self, run_id: i64) -> Result<Vec<(ResourceKey, i64, String)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT model, version, state FROM model_versions WHERE run_id = ?1 ORDER BY model, version",
+        )?;
+        let rows = stmt.query_map([run_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (model, version, state) = row?;
+            if let Some(key) = ResourceKey::from_id(&model) {
+                out.push((key, version, state));
+            }
+        }
+        Ok(out)
     }
 
     /// Marks a version `serving`, `canary`, `retired` or `rolled-back`;

@@ -13,6 +13,7 @@ pub mod kube_api;
 #[cfg(feature = "oidc-provider")]
 pub mod oidc_provider;
 mod paths;
+pub mod python;
 pub mod up;
 
 pub use golden::check_golden;

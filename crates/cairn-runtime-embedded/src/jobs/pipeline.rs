@@ -212,9 +212,12 @@ impl Jobs {
                         .flatten()
                         .map(|r| r.info.id)
                         .unwrap_or_default();
-                    if let Err(e) =
-                        tracking::finish_sweep(store, parent, &objective.metric, Some((&child, score)))
-                    {
+                    if let Err(e) = tracking::finish_sweep(
+                        store,
+                        parent,
+                        &objective.metric,
+                        Some((&child, score)),
+                    ) {
                         tracing::warn!("{key}: tracking the sweep: {e}");
                     }
                 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod credentials;
+mod experiments;
 mod kube;
 mod model_server;
 mod plan;
@@ -65,6 +66,8 @@ enum Command {
     Tokens(tokens::TokensArgs),
     /// Show who the server takes you for, and your roles.
     Whoami(tokens::WhoAmIArgs),
+    /// Tracked runs: list experiments and runs, compare, promote a run to a model.
+    Experiments(experiments::ExperimentsArgs),
     /// The model registry: a model's versions, and rollbacks through Git.
     Models(client::ModelsArgs),
     /// Show a model's monitoring aggregates: requests, label coverage,
@@ -168,6 +171,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keys(args) => client::keys(args),
         Command::Tokens(args) => tokens::tokens(args),
         Command::Whoami(args) => tokens::whoami(args),
+        Command::Experiments(args) => experiments::experiments(args),
         Command::Models(args) => client::models(args),
         Command::Metrics(args) => client::metrics(args),
         Command::ModelServer(args) => model_server::run(args),
