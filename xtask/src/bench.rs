@@ -108,6 +108,30 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// MLflow's tracking protocol through the real `mlflow` client: Cairn
+    /// against `mlflow server` (SQLite): `log_batch` throughput, single
+    /// `log_metric` calls, `search_runs` over 10,000 runs.
+    Tracking {
+        /// `log_batch` calls timed.
+        #[arg(long, default_value_t = 50)]
+        batches: usize,
+        /// Metrics per `log_batch` call (MLflow accepts at most 1,000).
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// `log_metric` calls timed.
+        #[arg(long, default_value_t = 200)]
+        singles: usize,
+        /// Runs searched over.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Searches timed (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        searches: usize,
+        /// Measure this build's `cairn` as it is instead of rebuilding in
+        /// release (the report names the profile).
+        #[arg(long)]
+        as_built: bool,
+    },
     /// `cairn validate` and `cairn plan` over a generated repository.
     Validate {
         /// Number of files (10 specs each).
@@ -142,6 +166,35 @@ pub fn run(which: Which) -> Result<()> {
             crate::rollout::run(&cairn, seconds, rounds)
         }
         Which::Validate { files, runs } => validate(files, runs),
+        Which::Tracking {
+            batches,
+            batch_size,
+            singles,
+            runs,
+            searches,
+            as_built,
+        } => {
+            if cfg!(debug_assertions) && !as_built {
+                return rerun_in_release();
+            }
+            let profile = if cfg!(debug_assertions) {
+                "dev profile (dependencies at opt-level 1, the workspace's crates at 0)"
+            } else {
+                release_binary()?;
+                "release build"
+            };
+            crate::tracking::run(
+                &cairn_test_support::cairn_binary(),
+                profile,
+                crate::tracking::Sizes {
+                    batches,
+                    batch_size,
+                    singles,
+                    runs,
+                    searches,
+                },
+            )
+        }
         Which::Build { other, runs } => crate::build_time::run(other.as_deref(), runs),
         Which::Plugins {
             calls,

@@ -12,6 +12,8 @@
 //! - `bench rollout`: what a canary's traffic split adds to a prediction;
 //! - `bench plugins`: the WebAssembly plugin host beside native Rust;
 //! - `bench build`: the rebuild after a one-line change in the planner;
+//! - `bench tracking`: MLflow's tracking protocol, Cairn against MLflow's
+//!   own server, through the real `mlflow` client;
 //! - `plugins [NAME...]`: build the WebAssembly plugins under `plugins/` into
 //!   components in `plugins/dist/`;
 //! - `plugin new NAME --world WORLD`: scaffold a plugin crate;
@@ -29,6 +31,7 @@ mod plugins;
 mod reconcile;
 mod rollout;
 mod tidy;
+mod tracking;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};

@@ -134,7 +134,7 @@ pub struct TrackedRun {
 /// Runs of an experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RunList {
+pub struct TrackedRunList {
     /// The experiment.
     pub experiment: Experiment,
     /// The runs, in the order asked.

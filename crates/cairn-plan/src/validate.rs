@@ -759,12 +759,16 @@ impl Context<'_> {
                     format!("`{name}` has no values to choose from"),
                     "list at least one value, or give `{min, max}`",
                 ),
-                cairn_spec::RandomParam::Range(r) if !(r.min < r.max) => err(
-                    "invalid-value",
-                    &["spec", "sweep", "random", name],
-                    format!("`{name}`: min {} is not below max {}", r.min, r.max),
-                    "",
-                ),
+                cairn_spec::RandomParam::Range(r)
+                    if r.min >= r.max || r.min.is_nan() || r.max.is_nan() =>
+                {
+                    err(
+                        "invalid-value",
+                        &["spec", "sweep", "random", name],
+                        format!("`{name}`: min {} is not below max {}", r.min, r.max),
+                        "",
+                    )
+                }
                 cairn_spec::RandomParam::Range(r) if r.log && r.min <= 0.0 => err(
                     "invalid-value",
                     &["spec", "sweep", "random", name, "min"],

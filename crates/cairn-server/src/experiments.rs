@@ -13,8 +13,8 @@ use axum::http::{Method, StatusCode};
 use cairn_api::ErrorBody;
 use cairn_api::experiments::{
     CompareQuery, Comparison, Experiment, ExperimentList, JobRunLink, MetricHistory, MetricPoint,
-    MetricRow, ParamRow, ProducedVersion, PromoteAnswer, PromoteRequest, RunArtifact, RunList,
-    RunListQuery, TrackedRun,
+    MetricRow, ParamRow, ProducedVersion, PromoteAnswer, PromoteRequest, RunArtifact, RunListQuery,
+    TrackedRun, TrackedRunList,
 };
 use cairn_controller::Trigger;
 use cairn_spec::ScopedName;
@@ -267,7 +267,7 @@ pub(crate) async fn get_experiment(
 #[utoipa::path(get, path = "/api/v1/experiments/{id}/runs", tag = "experiments",
     params(("id" = String, Path, description = "The experiment's id"), RunListQuery),
     responses(
-        (status = 200, description = "Its runs", body = RunList),
+        (status = 200, description = "Its runs", body = TrackedRunList),
         (status = 400, description = "A bad filter, order or page token", body = ErrorBody),
         (status = 403, description = "Not the caller's", body = ErrorBody),
         (status = 404, description = "No such experiment", body = ErrorBody),
@@ -277,7 +277,7 @@ pub(crate) async fn list_runs(
     caller: Caller,
     Path(id): Path<String>,
     Query(q): Query<RunListQuery>,
-) -> ApiResult<axum::Json<RunList>> {
+) -> ApiResult<axum::Json<TrackedRunList>> {
     let store = s.controller.store();
     let t = store.tracking();
     let e = t.experiment(experiment_id(&id)?).map_err(tracking_error)?;
@@ -311,7 +311,7 @@ pub(crate) async fn list_runs(
             page_token: q.page_token,
         })
         .map_err(tracking_error)?;
-    Ok(axum::Json(RunList {
+    Ok(axum::Json(TrackedRunList {
         runs: page
             .items
             .into_iter()

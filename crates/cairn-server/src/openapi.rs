@@ -57,6 +57,13 @@ use utoipa::openapi::{ObjectBuilder, Required, Type};
         crate::auth::tokens::create_token,
         crate::auth::tokens::revoke_token,
         crate::app::route_table,
+        crate::experiments::list_experiments,
+        crate::experiments::get_experiment,
+        crate::experiments::list_runs,
+        crate::experiments::get_run,
+        crate::experiments::metric_history,
+        crate::experiments::compare,
+        crate::experiments::promote,
     ),
     tags(
         (name = "controller", description = "The repository, syncs, resources, job runs and the audit log."),
@@ -66,6 +73,7 @@ use utoipa::openapi::{ObjectBuilder, Required, Type};
         (name = "hooks", description = "Git push webhooks."),
         (name = "operations", description = "Health and Prometheus metrics."),
         (name = "access", description = "Who the caller is, API tokens, and what each route needs."),
+        (name = "experiments", description = "Tracked runs (every job run is one; MLflow's client logs them through `/api/2.0/mlflow`, MLflow's own REST protocol, not described here): experiments, runs, metric histories, comparisons and promotion of a run's artifact through Git."),
     ),
 )]
 pub struct ApiDoc;

@@ -201,7 +201,7 @@ pub fn migrations() -> Migrations<'static> {
             value REAL,
             is_nan INTEGER NOT NULL DEFAULT 0
         );
-        CREATE INDEX run_metrics_history ON run_metrics (run_id, key, timestamp_ms, step);
+        CREATE UNIQUE INDEX run_metrics_history ON run_metrics (run_id, key, timestamp_ms, step, value, is_nan);
         CREATE TABLE latest_metrics (
             run_id TEXT NOT NULL,
             key TEXT NOT NULL,

@@ -179,6 +179,7 @@ pub(super) async fn run(
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .ok_or_else(|| (StatusCode::NOT_FOUND, format!("{key} has no run #{number}")))?;
         let artifacts = store.artifacts(run.id).unwrap_or_default();
+        let tracked = super::experiments::tracked_run_link(store, run.id);
         let log = state
             .app
             .controller
@@ -187,9 +188,9 @@ pub(super) async fn run(
             .ok()
             .and_then(|l| read_tail(&l.path).ok());
         let (run, artifacts): (Run, Vec<Artifact>) = (run.to_api(), artifacts.to_api());
-        Ok((run, artifacts, log))
+        Ok((run, artifacts, log, tracked))
     });
-    let (run, artifacts, log) = match found {
+    let (run, artifacts, log, tracked) = match found {
         Ok(f) => f,
         Err((status, message)) => return error_page(Section::Jobs, status, &message),
     };
@@ -214,7 +215,7 @@ pub(super) async fn run(
 <dt>Duration</dt><dd>{duration}</dd>
 <dt>Exit code</dt><dd>{exit}</dd>
 <dt>Message</dt><dd>{message}</dd>
-{params}</dl>"#,
+{tracked}{params}</dl>"#,
         state = badge(run.state.as_str()),
         trigger = escape(&run.trigger),
         commit = commit(&run.commit),
@@ -225,6 +226,9 @@ pub(super) async fn run(
         duration = run_duration(&run),
         exit = run.exit_code.map_or_else(|| "—".into(), |c| c.to_string()),
         message = escape(&run.message),
+        tracked = tracked.map_or_else(String::new, |link| format!(
+            "<dt>Tracked run</dt><dd>{link}</dd>\n"
+        )),
     );
     let artifact_rows: Vec<String> = artifacts
         .iter()

@@ -1,18 +1,21 @@
 //! The web dashboard of `cairn up`: server-rendered HTML pages at `/`,
-//! `/jobs`, `/models` and `/apps`, with the assets they need (a stylesheet,
-//! a small script and the uPlot chart library) bundled into the binary.
+//! `/jobs`, `/experiments`, `/models` and `/apps`, with the assets they
+//! need (a stylesheet, a small script and the uPlot chart library) bundled
+//! into the binary.
 //!
 //! Pages are rendered from the same data as the JSON API, through the
 //! types of its contract ([`cairn_api`]). Every five
 //! seconds the script fetches the page again and swaps the regions marked
 //! `data-live` in place; charts draw from `/api/v1/models/NAME/metrics` and
 //! `/api/v1/models/NAME/metrics/aggregate` (in the model's project,
-//! `/api/v1/projects/PROJECT/models/NAME/...`).
+//! `/api/v1/projects/PROJECT/models/NAME/...`), and an experiment's from
+//! `/api/v1/experiments/runs/RUN/metrics/KEY`.
 //!
 //! Links to models and applications take the bare route while one project
 //! uses the name, and the project's route when several do.
 
 mod apps;
+mod experiments;
 mod jobs;
 mod models;
 mod overview;
@@ -47,6 +50,13 @@ pub fn routes(app: AppState, gateway: GatewayState, listener: Listener) -> Table
             "/jobs/{name}/runs/{number}",
             Rule::Project(Job, Role::Viewer),
             jobs::run,
+        )
+        .route(Method::GET, "/experiments", Rule::Signed, experiments::list)
+        .route(
+            Method::GET,
+            "/experiments/{id}",
+            Rule::Found(Role::Viewer),
+            experiments::detail,
         )
         .route(Method::GET, "/models", Rule::Signed, models::list)
         .scoped(
@@ -188,6 +198,7 @@ fn url_segment(s: &str) -> String {
 enum Section {
     Overview,
     Jobs,
+    Experiments,
     Models,
     Apps,
 }
@@ -198,6 +209,7 @@ fn layout(section: Section, title: &str, body: &str) -> Html<String> {
     let nav = [
         (Section::Overview, "/", "Overview"),
         (Section::Jobs, "/jobs", "Jobs"),
+        (Section::Experiments, "/experiments", "Experiments"),
         (Section::Models, "/models", "Models"),
         (Section::Apps, "/apps", "Applications"),
     ]

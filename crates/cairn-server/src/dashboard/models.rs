@@ -282,31 +282,44 @@ pub(super) async fn detail(
         ),
     };
     let current = endpoint.current();
-    let versions =
-        match tokio::task::block_in_place(|| state.gateway.store.model_versions(&endpoint.key)) {
-            Ok(v) => v,
-            Err(e) => {
-                return error_page(
-                    Section::Models,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &e.to_string(),
-                );
-            }
-        };
+    let versions = match tokio::task::block_in_place(|| {
+        let store = &state.gateway.store;
+        store.model_versions(&endpoint.key).map(|versions| {
+            versions
+                .into_iter()
+                .map(|v| {
+                    let tracked = v
+                        .run_id
+                        .and_then(|id| super::experiments::tracked_run_link(store, id));
+                    (v, tracked)
+                })
+                .collect::<Vec<_>>()
+        })
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_page(
+                Section::Models,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+            );
+        }
+    };
     let summary = summary(&state, &endpoint, cairn_monitor::summary::PAGE_DAYS).await;
     let regression = endpoint.spec.task == Some(cairn_spec::ModelTask::Regression);
     let version_rows: Vec<String> = versions
         .iter()
-        .map(|v| {
+        .map(|(v, tracked)| {
             let number = v.version;
             let serving = if number == current.number {
                 " <span class=\"badge ok\">serving</span>"
             } else {
                 ""
             };
-            let run = match v.run_id {
-                Some(id) => format!("run {id}"),
-                None => dash(),
+            let run = match (tracked, v.run_id) {
+                (Some(link), _) => link.clone(),
+                (None, Some(id)) => format!("run {id}"),
+                (None, None) => dash(),
             };
             format!(
                 "<tr><td>v{number}{serving}</td><td>{}</td><td><code class=\"hash\">{}</code></td><td>{run}</td><td>{}</td></tr>",

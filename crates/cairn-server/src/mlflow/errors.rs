@@ -143,6 +143,13 @@ pub async fn refusals(request: Request, next: Next) -> Response {
     if !is_mlflow_path(request.uri().path()) {
         return next.run(request).await;
     }
+    let agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    if let Some(refused) = agent.and_then(unsupported_client) {
+        return refused.into_response();
+    }
     let response = next.run(request).await;
     let status = response.status();
     let json = response
@@ -169,9 +176,40 @@ pub async fn refusals(request: Request, next: Next) -> Response {
     answer
 }
 
+/// The oldest MLflow client whose REST protocol Cairn speaks.
+pub const OLDEST_CLIENT: u32 = 2;
+
+/// A refusal of an MLflow Python client older than [`OLDEST_CLIENT`]
+/// (`User-Agent: mlflow-python-client/X.Y.Z`), naming its version.
+pub fn unsupported_client(user_agent: &str) -> Option<MlError> {
+    let version = user_agent
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("mlflow-python-client/"))?;
+    let major: u32 = version.split('.').next()?.parse().ok()?;
+    (major < OLDEST_CLIENT).then(|| {
+        MlError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            format!(
+                "MLflow client {version} is not supported: Cairn speaks the REST protocol of MLflow {OLDEST_CLIENT}.x and 3.x (tested with 3.18); upgrade with `pip install 'mlflow-skinny>={OLDEST_CLIENT}'`"
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_clients_are_refused_naming_their_version() {
+        let e = unsupported_client("mlflow-python-client/1.30.1").unwrap();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.body.message.contains("1.30.1"), "{}", e.body.message);
+        assert!(unsupported_client("mlflow-python-client/3.18.0").is_none());
+        assert!(unsupported_client("mlflow-python-client/2.9.2").is_none());
+        assert!(unsupported_client("curl/8.0").is_none());
+    }
 
     #[test]
     fn store_refusals_map_to_mlflow_codes() {

@@ -84,10 +84,11 @@ pub fn routes(state: MlflowState, listener: Listener) -> Table {
                 read,
                 experiments::get_by_name,
             )
+            // Lists what the caller may see, as `GET /api/v1/experiments`.
             .route(
                 Method::POST,
                 &p("/experiments/search"),
-                read,
+                Rule::Signed,
                 experiments::search,
             )
             .route(

@@ -351,6 +351,23 @@ impl Tracking<'_> {
         Ok(value.flatten())
     }
 
+    /// Per experiment id: how many active runs it has, sweep parents (runs
+    /// tagged `cairn.sweep`) aside, and when the latest of them started
+    /// (ms since the epoch).
+    pub fn run_counts(&self) -> Result<std::collections::HashMap<i64, (i64, Option<i64>)>> {
+        let conn = self.store.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT r.experiment_id, COUNT(*), MAX(r.start_ms) FROM tracked_runs r
+             WHERE r.lifecycle = 'active' AND NOT EXISTS
+               (SELECT 1 FROM run_tags t WHERE t.run_id = r.id AND t.key = 'cairn.sweep')
+             GROUP BY r.experiment_id",
+        )?;
+        let counts = stmt
+            .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(counts)
+    }
+
     /// Updates a run's status, end time or name.
     pub fn update_run(
         &self,

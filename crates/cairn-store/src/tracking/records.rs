@@ -357,8 +357,9 @@ pub(crate) fn put_tag(conn: &Connection, run_id: &str, key: &str, value: &str) -
     Ok(())
 }
 
-/// Appends a point and keeps the latest value per key as MLflow orders
-/// them: by step, then timestamp, then value.
+/// Appends a point (the same point again is kept once, as MLflow keeps
+/// it) and keeps the latest value per key as MLflow orders them: by step,
+/// then timestamp, then value.
 pub(crate) fn put_metric(conn: &Connection, run_id: &str, m: &Metric) -> Result<()> {
     let (value, nan) = if m.value.is_nan() {
         (None, 1)
@@ -366,7 +367,7 @@ pub(crate) fn put_metric(conn: &Connection, run_id: &str, m: &Metric) -> Result<
         (Some(m.value), 0)
     };
     conn.prepare_cached(
-        "INSERT INTO run_metrics (run_id, key, step, timestamp_ms, value, is_nan)
+        "INSERT OR IGNORE INTO run_metrics (run_id, key, step, timestamp_ms, value, is_nan)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![run_id, m.key, m.step, m.timestamp_ms, value, nan])?;

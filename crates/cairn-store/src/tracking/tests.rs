@@ -96,6 +96,9 @@ fn runs_log_metrics_params_and_tags() {
         &[KeyValue::new("t", "v")],
     )
     .unwrap();
+    // The same point again (MLflow's log_model re-sends metrics) is kept once.
+    t.log_batch(id, &[metric("loss", 0.25, 2)], &[], &[])
+        .unwrap();
     // Logged late but at an earlier step: the latest stays at step 2.
     t.log_batch(id, &[metric("loss", 9.0, 0)], &[], &[])
         .unwrap();

@@ -5,7 +5,7 @@ use super::OutputFormat;
 use super::client::{Server, print_table, query_value};
 use anyhow::Result;
 use cairn_api::experiments::{
-    Comparison, ExperimentList, PromoteAnswer, PromoteRequest, RunList, TrackedRun,
+    Comparison, ExperimentList, PromoteAnswer, PromoteRequest, TrackedRun, TrackedRunList,
 };
 use cairn_api::registry::Promotion;
 use std::process::ExitCode;
@@ -108,7 +108,7 @@ pub(super) fn experiments(args: ExperimentsArgs) -> Result<ExitCode> {
             if !order_by.is_empty() {
                 path.push_str(&format!("&orderBy={}", query_value(&order_by.join(","))));
             }
-            let v: RunList = server.get(&path)?;
+            let v: TrackedRunList = server.get(&path)?;
             if output == OutputFormat::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(ExitCode::SUCCESS);

@@ -252,7 +252,7 @@ fn dashboard_pages() {
     }
 }
 
-fn assert_no_errors(dom: &str) {
+pub(super) fn assert_no_errors(dom: &str) {
     let start = dom
         .find("<div id=\"errors\" class=\"errors\">")
         .unwrap_or_else(|| panic!("no errors box: {dom}"));
@@ -265,7 +265,7 @@ fn assert_no_errors(dom: &str) {
 }
 
 /// The `data-points` of the element with id `id`.
-fn data_points(dom: &str, id: &str) -> u64 {
+pub(super) fn data_points(dom: &str, id: &str) -> u64 {
     let start = dom
         .find(&format!("id=\"{id}\""))
         .unwrap_or_else(|| panic!("no #{id}"));
@@ -279,7 +279,7 @@ fn data_points(dom: &str, id: &str) -> u64 {
 }
 
 /// The workspace's `target/` directory.
-fn target_dir() -> PathBuf {
+pub(super) fn target_dir() -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| cairn_test_support::workspace_root().join("target"));
@@ -287,7 +287,7 @@ fn target_dir() -> PathBuf {
     dir
 }
 
-fn chromium() -> Option<PathBuf> {
+pub(super) fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     ["chromium", "chromium-browser"].iter().find_map(|name| {
         std::env::split_paths(&path)
@@ -296,9 +296,9 @@ fn chromium() -> Option<PathBuf> {
     })
 }
 
-struct Browser {
-    binary: PathBuf,
-    profile: PathBuf,
+pub(super) struct Browser {
+    pub(super) binary: PathBuf,
+    pub(super) profile: PathBuf,
 }
 
 impl Browser {
@@ -352,13 +352,13 @@ impl Browser {
         }
     }
 
-    fn dump_dom(&self, url: &str) -> String {
+    pub(super) fn dump_dom(&self, url: &str) -> String {
         let mut cmd = self.command();
         cmd.args(["--dump-dom", url]);
         Self::run(cmd)
     }
 
-    fn screenshot(&self, url: &str, file: &std::path::Path) {
+    pub(super) fn screenshot(&self, url: &str, file: &std::path::Path) {
         let mut cmd = self.command();
         cmd.arg(format!("--screenshot={}", file.display()))
             .arg("--window-size=1280,900")

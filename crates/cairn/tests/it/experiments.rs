@@ -315,6 +315,15 @@ fn bad_tracking_requests_are_refused_as_mlflow_refuses_them() {
     assert_eq!(response.status().as_u16(), 400);
     assert!(!data.path().join("state/tracking/escape.txt").exists());
 
+    // A client too old for the protocol is told so, by its version.
+    let mut old = agent
+        .get(&up.url("/api/2.0/mlflow/experiments/get-by-name?experiment_name=lab%2Fbad"))
+        .header("user-agent", "mlflow-python-client/1.30.0")
+        .call()
+        .unwrap();
+    assert_eq!(old.status().as_u16(), 400);
+    assert!(old.body_mut().read_to_string().unwrap().contains("1.30.0"));
+
     // Who may do what: no token, and a viewer of the project.
     let (status, _) = mlflow_post(
         &up,

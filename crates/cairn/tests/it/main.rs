@@ -13,6 +13,7 @@ mod bad_input;
 mod browser_safety;
 mod cli_validate_plan;
 mod dashboard;
+mod dashboard_experiments;
 mod experiments;
 mod kube_e2e;
 mod kube_plan;

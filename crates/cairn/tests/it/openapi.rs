@@ -357,6 +357,64 @@ fn the_servers_answers_fit_the_document() {
         400
     );
 
+    // Experiments: the job's run is an MLflow run of `lab/train`.
+    let experiments = api.get("/api/v1/experiments", "/api/v1/experiments").body;
+    assert_eq!(
+        experiments["experiments"][0]["name"], "lab/train",
+        "{experiments}"
+    );
+    let exp = experiments["experiments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = "/api/v1/experiments/{id}";
+    api.get(one, &format!("/api/v1/experiments/{exp}"));
+    assert_eq!(api.get(one, "/api/v1/experiments/999").status, 404);
+    assert_eq!(api.get(one, "/api/v1/experiments/x").status, 400);
+    let runs = "/api/v1/experiments/{id}/runs";
+    let listed = api
+        .get(
+            runs,
+            &format!("/api/v1/experiments/{exp}/runs?orderBy=params.epochs%20DESC"),
+        )
+        .body;
+    let tracked = listed["runs"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(listed["runs"][0]["params"]["epochs"], "5", "{listed}");
+    assert_eq!(
+        api.get(
+            runs,
+            &format!("/api/v1/experiments/{exp}/runs?filter=metrics.a%20%3E")
+        )
+        .status,
+        400
+    );
+    let run = "/api/v1/experiments/runs/{run}";
+    api.get(run, &format!("/api/v1/experiments/runs/{tracked}"));
+    assert_eq!(api.get(run, "/api/v1/experiments/runs/nope").status, 404);
+    api.get(
+        "/api/v1/experiments/runs/{run}/metrics/{key}",
+        &format!("/api/v1/experiments/runs/{tracked}/metrics/loss"),
+    );
+    let compare = "/api/v1/experiments/compare";
+    api.get(compare, &format!("{compare}?runs={tracked},{tracked}"));
+    assert_eq!(
+        api.get(compare, &format!("{compare}?runs={tracked}"))
+            .status,
+        400
+    );
+    let promote = "/api/v1/experiments/runs/{run}/promote";
+    let path = format!("/api/v1/experiments/runs/{tracked}/promote");
+    // `clf` is served from a committed file, not from the job's output.
+    assert_eq!(
+        api.post(promote, &path, &json!({"model": "clf"})).status,
+        422
+    );
+    assert_eq!(
+        api.post(promote, &path, &json!({"model": "nope"})).status,
+        404
+    );
+    assert_eq!(api.post(promote, &path, &json!({"nope": 1})).status, 400);
+
     // The model registry.
     let models = api.get("/api/v1/models", "/api/v1/models").body;
     assert_eq!(models["models"][0]["name"], "clf");

@@ -109,7 +109,7 @@
       el.setAttribute("data-points", "0");
       return;
     }
-    var key = JSON.stringify(series.map(function (s) { return s.label; }));
+    var key = JSON.stringify(series.map(function (s) { return s.label; })) + ((opts && opts.key) || "");
     var chart = charts[id];
     if (chart && chart.key === key) {
       chart.plot.setData(data);
@@ -127,7 +127,7 @@
       };
       charts[id] = { key: key, plot: new uPlot(options, data, el) };
     }
-    charts[id].plot.setScale("x", xRange(data[0], opts && opts.span));
+    charts[id].plot.setScale("x", opts && opts.xRange ? opts.xRange(data[0]) : xRange(data[0], opts && opts.span));
     el.setAttribute("data-points", String(points));
   }
 
@@ -293,11 +293,142 @@
     });
   }
 
+  // ------------------------------------------------------ experiments --
+
+  // The runs checked in the runs table: [{id, name}].
+  function selectedRuns() {
+    var boxes = document.querySelectorAll("input.run-select:checked");
+    var out = [];
+    for (var i = 0; i < boxes.length; i++) {
+      out.push({ id: boxes[i].value, name: boxes[i].getAttribute("data-name") || boxes[i].value });
+    }
+    return out;
+  }
+
+  // The steps' range, padded (a lone step is not drawn at the edge).
+  function stepRange(xs) {
+    var lo = xs[0];
+    var hi = xs[xs.length - 1];
+    var pad = Math.max(1, (hi - lo) * 0.03);
+    return { min: lo - pad, max: hi + pad };
+  }
+
+  function clearChart(id, text) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    if (charts[id]) {
+      charts[id].plot.destroy();
+      delete charts[id];
+    }
+    el.innerHTML = "";
+    var p = document.createElement("p");
+    p.className = "placeholder";
+    p.textContent = text;
+    el.appendChild(p);
+    el.setAttribute("data-points", "0");
+    el.setAttribute("data-series", "0");
+  }
+
+  // The chosen metric's history in each selected run, by step.
+  function drawHistory() {
+    var select = document.getElementById("metric-select");
+    var metric = select ? select.value : "";
+    var runs = selectedRuns();
+    if (!metric || !runs.length) {
+      clearChart("chart-history", "Select runs and a metric.");
+      return Promise.resolve();
+    }
+    return Promise.all(runs.map(function (r) {
+      return getJSON("/api/v1/experiments/runs/" + encodeURIComponent(r.id) +
+        "/metrics/" + encodeURIComponent(metric));
+    })).then(function (histories) {
+      var steps = {};
+      histories.forEach(function (h) {
+        h.points.forEach(function (p) { steps[p.step] = true; });
+      });
+      var xs = Object.keys(steps).map(Number).sort(function (a, b) { return a - b; });
+      if (!xs.length) {
+        clearChart("chart-history", "The selected runs have no " + metric + ".");
+        return;
+      }
+      var index = {};
+      xs.forEach(function (x, i) { index[x] = i; });
+      var series = [];
+      var data = [xs];
+      histories.forEach(function (h, n) {
+        var ys = xs.map(function () { return null; });
+        // Oldest first: a step logged twice shows its latest value.
+        h.points.forEach(function (p) { ys[index[p.step]] = p.value; });
+        series.push(line(runs[n].name, PALETTE[n % PALETTE.length], { spanGaps: true, value: fmt(4) }));
+        data.push(ys);
+      });
+      draw("chart-history", series, data, {
+        key: metric,
+        xRange: stepRange,
+        scales: { x: { time: false } },
+        // Steps are whole numbers.
+        axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 1e5, 1e6] },
+               { size: 64, label: metric }],
+      });
+      var el = document.getElementById("chart-history");
+      if (el) el.setAttribute("data-series", String(series.length));
+    });
+  }
+
+  // Keeps the selection and the metric in the URL (so that reloads and
+  // the live refresh keep them), in the filter form and the sort links,
+  // and marks the selected runs' lines in the sweeps' views.
+  function syncSelection() {
+    var ids = selectedRuns().map(function (r) { return r.id; }).join(",");
+    var select = document.getElementById("metric-select");
+    var metric = select ? select.value : "";
+    var withSelection = function (href) {
+      var u = new URL(href, location.href);
+      u.searchParams.set("runs", ids);
+      if (metric) u.searchParams.set("metric", metric);
+      return u.pathname + u.search + u.hash;
+    };
+    history.replaceState(null, "", withSelection(location.href));
+    var hidden = document.getElementById("selected-runs");
+    if (hidden) hidden.value = ids;
+    var chosenMetric = document.getElementById("selected-metric");
+    if (chosenMetric) chosenMetric.value = metric;
+    var links = document.querySelectorAll("a.sort");
+    for (var i = 0; i < links.length; i++) {
+      links[i].setAttribute("href", withSelection(links[i].getAttribute("href")));
+    }
+    var chosen = {};
+    ids.split(",").forEach(function (id) { chosen[id] = true; });
+    var lines = document.querySelectorAll("svg.pcoords polyline[data-run]");
+    for (var j = 0; j < lines.length; j++) {
+      lines[j].classList.toggle("selected", chosen[lines[j].getAttribute("data-run")] === true);
+    }
+  }
+
+  // A sweep line clicked: its run's checkbox toggled.
+  function toggleRunOf(lineEl) {
+    var id = lineEl.getAttribute("data-run");
+    var boxes = document.querySelectorAll("input.run-select");
+    for (var i = 0; i < boxes.length; i++) {
+      if (boxes[i].value === id) {
+        boxes[i].checked = !boxes[i].checked;
+        boxes[i].dispatchEvent(new Event("change", { bubbles: true }));
+        return;
+      }
+    }
+  }
+
   function drawCharts() {
+    if (typeof uPlot === "undefined") return Promise.resolve();
     var page = document.getElementById("model-page");
-    if (!page || typeof uPlot === "undefined") return Promise.resolve();
-    var api = page.getAttribute("data-api");
-    return Promise.all([drawTraffic(api), drawQuality(api), drawDrift(api)]).then(
+    var jobs = [];
+    if (page) {
+      var api = page.getAttribute("data-api");
+      jobs.push(drawTraffic(api), drawQuality(api), drawDrift(api));
+    }
+    if (document.getElementById("experiment-page")) jobs.push(drawHistory());
+    if (!jobs.length) return Promise.resolve();
+    return Promise.all(jobs).then(
       function () { setLive(true); },
       function (e) {
         // A model that went away or a server that restarted: not a bug.
@@ -366,6 +497,18 @@
         drawQuality(document.getElementById("model-page").getAttribute("data-api"));
       });
     }
+    // The experiment page: delegated, as the live refresh replaces the table.
+    document.addEventListener("change", function (e) {
+      var t = e.target;
+      if (t && t.matches && (t.matches("input.run-select") || t.id === "metric-select")) {
+        syncSelection();
+        drawHistory().catch(function (err) { reportError(String(err && err.message || err)); });
+      }
+    });
+    document.addEventListener("click", function (e) {
+      var t = e.target;
+      if (t && t.matches && t.matches("svg.pcoords polyline[data-run]")) toggleRunOf(t);
+    });
     window.addEventListener("resize", resizeCharts);
     setInterval(tick, REFRESH_MS);
   });
