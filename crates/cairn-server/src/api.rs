@@ -460,6 +460,43 @@ pub(crate) async fn start_run(
 }
 
 /// A rollback's promotion as the spec's.
+/// Pins `model` to the artifact `sha256` through Git (a commit on the
+/// followed branch, or a branch for review) and, when the followed branch
+/// moved, asks for a sync: rollbacks and promotions of runs alike.
+pub(crate) async fn pin_and_sync(
+    s: &AppState,
+    model: &cairn_spec::ResourceKey,
+    sha256: &str,
+    message: String,
+    promotion: cairn_spec::Promotion,
+) -> ApiResult<cairn_controller::Pinned> {
+    let controller = s.controller.clone();
+    let key = model.clone();
+    let sha = sha256.to_string();
+    let pinned =
+        tokio::task::spawn_blocking(move || controller.pin_model(&key, &sha, &message, promotion))
+            .await?
+            .map_err(|e| match e {
+                cairn_controller::PinError::Unknown(m) => ApiError(StatusCode::NOT_FOUND, m),
+                cairn_controller::PinError::Unsupported(m) => {
+                    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)
+                }
+                cairn_controller::PinError::Writeback(
+                    w @ cairn_source::writeback::WritebackError::NotPinnable(_),
+                ) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, w.to_string()),
+                other => ApiError(StatusCode::CONFLICT, other.to_string()),
+            })?;
+    if pinned.on_followed_branch {
+        let _ = s
+            .trigger
+            .send(Trigger::Changed {
+                detected_at: cairn_store::now(),
+            })
+            .await;
+    }
+    Ok(pinned)
+}
+
 pub(crate) fn promotion(p: cairn_api::registry::Promotion) -> cairn_spec::Promotion {
     use cairn_api::registry::Promotion as P;
     match p {
@@ -528,25 +565,10 @@ pub(crate) async fn rollback_model(
         target.run_id.map_or("-".into(), |r| r.to_string()),
         &target.commit[..target.commit.len().min(12)],
     ) + &format!("\n\nRequested-by: {}", caller.actor());
-    let controller = s.controller.clone();
-    let key = endpoint.key.clone();
-    let sha = target.sha256.clone();
     let promotion = request
         .promote
         .map_or(cairn_spec::Promotion::Commit, promotion);
-    let pinned =
-        tokio::task::spawn_blocking(move || controller.pin_model(&key, &sha, &message, promotion))
-            .await?
-            .map_err(|e| match e {
-                cairn_controller::PinError::Unknown(m) => ApiError(StatusCode::NOT_FOUND, m),
-                cairn_controller::PinError::Unsupported(m) => {
-                    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)
-                }
-                cairn_controller::PinError::Writeback(
-                    w @ cairn_source::writeback::WritebackError::NotPinnable(_),
-                ) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, w.to_string()),
-                other => ApiError(StatusCode::CONFLICT, other.to_string()),
-            })?;
+    let pinned = pin_and_sync(&s, &endpoint.key, &target.sha256, message, promotion).await?;
     let _ = s.controller.store().audit_as(
         &caller.actor(),
         Some(&pinned.commit),
@@ -558,14 +580,6 @@ pub(crate) async fn rollback_model(
             &pinned.commit[..12]
         ),
     );
-    if pinned.on_followed_branch {
-        let _ = s
-            .trigger
-            .send(Trigger::Changed {
-                detected_at: cairn_store::now(),
-            })
-            .await;
-    }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(RollbackAnswer {

@@ -3,7 +3,7 @@
 //! metric histories, comparisons, and the promotion of a run's artifact to
 //! a model through Git. Every answer holds only what the caller may see.
 
-use crate::api::{ApiError, ApiResult, AppState, find_model, promotion};
+use crate::api::{ApiError, ApiResult, AppState, find_model, pin_and_sync, promotion};
 use crate::auth::rules::{Listener, Routes, Rule, Table};
 use crate::auth::{Caller, Role};
 use crate::contract::ToApi;
@@ -16,7 +16,6 @@ use cairn_api::experiments::{
     MetricRow, ParamRow, ProducedVersion, PromoteAnswer, PromoteRequest, RunArtifact, RunListQuery,
     TrackedRun, TrackedRunList,
 };
-use cairn_controller::Trigger;
 use cairn_spec::ScopedName;
 use cairn_store::Store;
 use cairn_store::tracking::{self, RunQuery, TrackingError, ViewType};
@@ -555,25 +554,10 @@ pub(crate) async fn promote(
         job_run.number,
         run.info.id,
     ) + &format!("\n\nRequested-by: {}", caller.actor());
-    let controller = s.controller.clone();
-    let sha = artifact.sha256.clone();
-    let pin_key = key.clone();
     let mode = request
         .promote
         .map_or(cairn_spec::Promotion::Commit, promotion);
-    let pinned =
-        tokio::task::spawn_blocking(move || controller.pin_model(&pin_key, &sha, &message, mode))
-            .await?
-            .map_err(|e| match e {
-                cairn_controller::PinError::Unknown(m) => ApiError(StatusCode::NOT_FOUND, m),
-                cairn_controller::PinError::Unsupported(m) => {
-                    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m)
-                }
-                cairn_controller::PinError::Writeback(
-                    w @ cairn_source::writeback::WritebackError::NotPinnable(_),
-                ) => ApiError(StatusCode::UNPROCESSABLE_ENTITY, w.to_string()),
-                other => ApiError(StatusCode::CONFLICT, other.to_string()),
-            })?;
+    let pinned = pin_and_sync(&s, &key, &artifact.sha256, message, mode).await?;
     let _ = store.audit_as(
         &caller.actor(),
         Some(&pinned.commit),
@@ -595,14 +579,6 @@ pub(crate) async fn promote(
             format!("{}@{}", key.qualified_name(), &pinned.commit[..12]),
         )],
     );
-    if pinned.on_followed_branch {
-        let _ = s
-            .trigger
-            .send(Trigger::Changed {
-                detected_at: cairn_store::now(),
-            })
-            .await;
-    }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(PromoteAnswer {
